@@ -1,0 +1,105 @@
+// Node-side helpers for the vitest configs: test secrets (fresh per run, shared by every
+// worker in the run) and auxiliary workers built from the real bundles and wrangler configs.
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import path from "node:path";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { ROOT, WORKERS } from "./workers.mjs";
+
+const b64u = (buf) => buf.toString("base64url");
+
+function es256(kid) {
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  return { ...privateKey.export({ format: "jwk" }), kid, alg: "ES256" };
+}
+
+/** One set of secrets per test run (module state: evaluated once in vitest's main process). */
+const current = es256("test-current");
+const previous = es256("test-previous");
+export const TEST_SECRETS = {
+  GATEWAY_HMAC_KEY: b64u(randomBytes(32)),
+  // Rotation in progress: `test-current` signs, `test-previous` still verifies.
+  JWT_PRIVATE_KEYS: JSON.stringify([current, previous]),
+  JWT_SIGNING_KID: "test-current",
+  BOOTSTRAP_CLIENT_ID: "test-bootstrap",
+  BOOTSTRAP_CLIENT_SECRET: b64u(randomBytes(32)),
+  PHI_ENCRYPTION_KEYS: `k2:${b64u(randomBytes(32))},k1:${b64u(randomBytes(32))}`,
+  PHI_INDEX_KEY: b64u(randomBytes(32)),
+  CARD_ENCRYPTION_KEYS: `k1:${b64u(randomBytes(32))}`,
+  CARD_FINGERPRINT_KEY: b64u(randomBytes(32)),
+};
+
+/** The keys only tests see: the private JWK of the previous key (to sign rotation cases). */
+export const TEST_ONLY = { PREVIOUS_KEY: JSON.stringify(previous), CURRENT_KEY: JSON.stringify(current) };
+
+export const BUILD_DIR = path.join(ROOT, ".tmp", "build", "local");
+
+export function workerInfo(name) {
+  const w = WORKERS.find((x) => x.name === name);
+  if (!w) throw new Error(`unknown worker ${name}`);
+  return w;
+}
+
+/** Secrets a worker reads, chosen from TEST_SECRETS by what its .dev.vars generator declares. */
+export function secretsFor(name) {
+  const common = { GATEWAY_HMAC_KEY: TEST_SECRETS.GATEWAY_HMAC_KEY, ENVIRONMENT: "test" };
+  switch (name) {
+    case "auth":
+      return {
+        ...common,
+        JWT_PRIVATE_KEYS: TEST_SECRETS.JWT_PRIVATE_KEYS,
+        JWT_SIGNING_KID: TEST_SECRETS.JWT_SIGNING_KID,
+        BOOTSTRAP_CLIENT_ID: TEST_SECRETS.BOOTSTRAP_CLIENT_ID,
+        BOOTSTRAP_CLIENT_SECRET: TEST_SECRETS.BOOTSTRAP_CLIENT_SECRET,
+      };
+    case "phi":
+      return { ...common, PHI_ENCRYPTION_KEYS: TEST_SECRETS.PHI_ENCRYPTION_KEYS, PHI_INDEX_KEY: TEST_SECRETS.PHI_INDEX_KEY };
+    case "payments":
+      return {
+        ...common,
+        CARD_ENCRYPTION_KEYS: TEST_SECRETS.CARD_ENCRYPTION_KEYS,
+        CARD_FINGERPRINT_KEY: TEST_SECRETS.CARD_FINGERPRINT_KEY,
+      };
+    default:
+      return common;
+  }
+}
+
+/**
+ * Miniflare options for running `name` as an auxiliary worker from its built bundle
+ * (built by the root globalSetup), with the bindings of its own wrangler config.
+ */
+export function auxWorker(name, { extraBindings = {}, mainProject, dropServices = [] } = {}) {
+  const w = workerInfo(name);
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
+  const outdir = path.join(BUILD_DIR, name);
+  // The worker under test runs inside the pool's runner, named after its project:
+  // bindings to it must point there.
+  const serviceBindings = Object.fromEntries(
+    Object.entries(workerOptions.serviceBindings ?? {})
+      .filter(([k]) => !dropServices.includes(k))
+      .map(([k, v]) => [
+      k,
+      mainProject && typeof v === "object" && v.name === mainProject ? { ...v, name: runnerName(mainProject) } : v,
+    ]),
+  );
+  return {
+    ...workerOptions,
+    serviceBindings,
+    name,
+    modules: true,
+    scriptPath: path.join(outdir, "index.js"),
+    modulesRoot: outdir,
+    bindings: { ...workerOptions.bindings, ...secretsFor(name), ...extraBindings },
+  };
+}
+
+/** The name the vitest pool gives the worker under test in project `project`. */
+export function runnerName(project) {
+  return `vitest-pool-workers-runner-${project.replace(/[^a-z0-9-]/gi, "_")}`;
+}
+
+/** D1 database id of a worker's local database (tests share storage by using the same id). */
+export function d1Id(name) {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, workerInfo(name).config));
+  return workerOptions.d1Databases.DB.id;
+}

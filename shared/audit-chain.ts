@@ -1,0 +1,141 @@
+import { integer, text } from "drizzle-orm/sqlite-core";
+import { sha256Hex } from "./crypto";
+import { ApiError } from "./errors";
+import { logger } from "./logger";
+
+/**
+ * Append-only, hash-chained audit trail on D1, shared by phi, payments and
+ * devices (HIPAA 164.312(b) audit controls, SOX, 21 CFR 11.10(e)).
+ *
+ * Each row: `seq` (1, 2, 3 ... no gaps), its data columns, `prev_hash` (the hash
+ * of row seq-1, or GENESIS) and `hash` = SHA-256(prev_hash "\n" canonical JSON
+ * of {seq, ...columns}). Writers append optimistically: read the last row,
+ * insert seq+1 in one batch with the data statements it records; a concurrent
+ * writer that took seq+1 first makes the batch fail on the primary key, so the
+ * whole batch (data included) rolls back and is retried. The chain therefore
+ * never forks or skips, and data never commits without its record.
+ */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** Drizzle columns every chained table starts with. */
+export function chainColumns() {
+  return {
+    seq: integer("seq").primaryKey(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  };
+}
+
+export type ChainValue = string | number | null;
+export type ChainColumns = Record<string, ChainValue>;
+
+const IDENT = /^[a-z_][a-z0-9_]*$/;
+
+function ident(name: string): string {
+  if (!IDENT.test(name)) throw new Error(`unsafe SQL identifier: ${name}`);
+  return name;
+}
+
+/** JSON with sorted keys, so the hash does not depend on property order. */
+export function canonicalJson(row: ChainColumns): string {
+  const keys = Object.keys(row).sort();
+  return "{" + keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(row[k] ?? null)}`).join(",") + "}";
+}
+
+export function chainHash(prevHash: string, seq: number, columns: ChainColumns): Promise<string> {
+  return sha256Hex(`${prevHash}\n${canonicalJson({ ...columns, seq })}`);
+}
+
+export interface AppendOptions {
+  table: string;
+  columns: ChainColumns;
+  /** Statements committed in the same batch, before the audit row (all or nothing). */
+  statements?: D1PreparedStatement[];
+  maxAttempts?: number;
+}
+
+export interface AppendResult {
+  seq: number;
+  hash: string;
+  /** Results of `statements`, in order. */
+  results: D1Result[];
+}
+
+function isConflict(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /UNIQUE constraint failed|SQLITE_CONSTRAINT/i.test(msg) && /seq|PRIMARYKEY|PRIMARY KEY/i.test(msg);
+}
+
+/**
+ * Appends one record (and commits `statements` with it). Throws ApiError 503
+ * `audit_unavailable` when the record cannot be written: the caller must then
+ * answer without the data (no access without a record).
+ */
+export async function appendChained(db: D1Database, opts: AppendOptions): Promise<AppendResult> {
+  const table = ident(opts.table);
+  const names = Object.keys(opts.columns).map(ident);
+  const maxAttempts = opts.maxAttempts ?? 50;
+  const insertSql =
+    `INSERT INTO ${table} (seq, prev_hash, hash${names.map((n) => ", " + n).join("")}) ` +
+    `VALUES (?, ?, ?${names.map(() => ", ?").join("")})`;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    try {
+      const last = await db
+        .prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`)
+        .first<{ seq: number; hash: string }>();
+      const seq = (last?.seq ?? 0) + 1;
+      const prevHash = last?.hash ?? GENESIS_HASH;
+      const hash = await chainHash(prevHash, seq, opts.columns);
+      const insert = db.prepare(insertSql).bind(seq, prevHash, hash, ...names.map((n) => opts.columns[n] ?? null));
+      const results = await db.batch([...(opts.statements ?? []), insert]);
+      return { seq, hash, results: results.slice(0, -1) };
+    } catch (err) {
+      lastError = err;
+      if (!isConflict(err)) break;
+      // Back off a little with jitter so many writers do not collide again in lockstep.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * (attempt + 1))));
+    }
+  }
+  logger.error("audit_write_failed", {
+    table,
+    error_class: lastError instanceof Error ? lastError.name : typeof lastError,
+  });
+  throw new ApiError(503, "audit_unavailable", "The audit trail could not be written; nothing was done.");
+}
+
+export type VerifyResult =
+  | { ok: true; records: number; head: string }
+  | { ok: false; records: number; broken_at: number; reason: "hash_mismatch" | "prev_hash_mismatch" | "gap" };
+
+/**
+ * Recomputes the whole chain in pages; reports the first broken link. Linear
+ * in the number of records.
+ */
+export async function verifyChain(db: D1Database, tableName: string, pageSize = 1000): Promise<VerifyResult> {
+  const table = ident(tableName);
+  let prevHash = GENESIS_HASH;
+  let expected = 1;
+  let count = 0;
+  for (;;) {
+    const { results } = await db
+      .prepare(`SELECT * FROM ${table} WHERE seq >= ? ORDER BY seq LIMIT ?`)
+      .bind(expected, pageSize)
+      .all<Record<string, ChainValue>>();
+    if (results.length === 0) break;
+    for (const row of results) {
+      const { seq, prev_hash, hash, ...columns } = row;
+      const n = Number(seq);
+      if (n !== expected) return { ok: false, records: count, broken_at: expected, reason: "gap" };
+      if (prev_hash !== prevHash) return { ok: false, records: count, broken_at: n, reason: "prev_hash_mismatch" };
+      if ((await chainHash(prevHash, n, columns)) !== hash) {
+        return { ok: false, records: count, broken_at: n, reason: "hash_mismatch" };
+      }
+      prevHash = String(hash);
+      expected = n + 1;
+      count++;
+    }
+    if (results.length < pageSize) break;
+  }
+  return { ok: true, records: count, head: prevHash };
+}

@@ -1,0 +1,43 @@
+import { z } from "zod";
+
+/**
+ * Config parsing: env vars and secrets arrive as strings; each worker declares a
+ * zod schema for what it needs and reads a typed, validated config. The result
+ * is cached per env object, so parsing happens once per isolate, not per request.
+ */
+const cache = new WeakMap<object, unknown>();
+
+export class ConfigError extends Error {
+  constructor(issues: string[]) {
+    // Names the settings only, never their values (they may be secrets).
+    super(`invalid configuration: ${issues.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function parseConfig<T extends z.ZodType>(schema: T, env: object): z.infer<T> {
+  const hit = cache.get(env);
+  if (hit !== undefined) return hit as z.infer<T>;
+  const r = schema.safeParse(env);
+  if (!r.success) throw new ConfigError(r.error.issues.map((i) => `${i.path.join(".")}: ${i.code}`));
+  cache.set(env, r.data);
+  return r.data;
+}
+
+/** Common coercions for string env vars. */
+export const envInt = (def: number) =>
+  z
+    .string()
+    .regex(/^\d+$/)
+    .transform(Number)
+    .optional()
+    .transform((v) => v ?? def);
+
+export const envBool = (def: boolean) =>
+  z
+    .enum(["true", "false", "1", "0"])
+    .optional()
+    .transform((v) => (v === undefined ? def : v === "true" || v === "1"));
+
+export const EnvironmentName = z.enum(["local", "test", "staging", "production"]);
+export type EnvironmentName = z.infer<typeof EnvironmentName>;

@@ -1,0 +1,85 @@
+import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { fromBase64Url, hmacSha256, hmacVerify, toBase64Url } from "./crypto";
+import { ApiError } from "./errors";
+import { hasAllScopes } from "./scopes";
+
+/**
+ * The verified caller, as the gateway attaches it to a forwarded request.
+ * Internal workers trust only this (DESIGN.md, "Request flow" step 4).
+ */
+export const PrincipalSchema = z.object({
+  sub: z.string(),
+  clientId: z.string(),
+  roles: z.array(z.string()),
+  scopes: z.array(z.string()),
+  /** The access token's `jti` (never the token itself). */
+  tokenId: z.string(),
+  /** Set for device credentials: the one device this client may act as. */
+  deviceId: z.string().optional(),
+  /** The client's address as the gateway saw it. */
+  ip: z.string(),
+  /** Unix seconds when the gateway attached it. */
+  iat: z.number().int(),
+});
+export type Principal = z.infer<typeof PrincipalSchema>;
+
+export const PRINCIPAL_HEADER = "x-gateway-principal";
+
+/** How long an attached principal is accepted: it only has to cross one service binding. */
+const MAX_AGE_SECONDS = 60;
+
+/** `<base64url(json)>.<base64url(hmac)>`, HMAC-SHA256 under the shared gateway key. */
+export async function signPrincipal(key: string, p: Principal): Promise<string> {
+  const payload = toBase64Url(new TextEncoder().encode(JSON.stringify(p)));
+  return `${payload}.${toBase64Url(await hmacSha256(key, payload))}`;
+}
+
+export type PrincipalResult = { ok: true; principal: Principal } | { ok: false; reason: string };
+
+/** Pure check of an attached principal header against the key and `now` (unix seconds). */
+export async function verifyPrincipal(key: string, header: string | undefined, now: number): Promise<PrincipalResult> {
+  if (!header) return { ok: false, reason: "missing" };
+  if (header.length > 8192) return { ok: false, reason: "oversized" };
+  const [payload, mac, extra] = header.split(".");
+  if (!payload || !mac || extra !== undefined) return { ok: false, reason: "malformed" };
+  let macBytes: Uint8Array;
+  try {
+    macBytes = fromBase64Url(mac);
+  } catch {
+    return { ok: false, reason: "malformed" };
+  }
+  if (!(await hmacVerify(key, payload, macBytes))) return { ok: false, reason: "bad_signature" };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(fromBase64Url(payload)));
+  } catch {
+    return { ok: false, reason: "malformed" };
+  }
+  const r = PrincipalSchema.safeParse(parsed);
+  if (!r.success) return { ok: false, reason: "malformed" };
+  if (Math.abs(now - r.data.iat) > MAX_AGE_SECONDS) return { ok: false, reason: "stale" };
+  return { ok: true, principal: r.data };
+}
+
+export type PrincipalVariables = { principal: Principal };
+
+/**
+ * Middleware for internal workers: refuses (401) any request that did not come
+ * through the gateway with a valid principal, and exposes it as `c.var.principal`.
+ */
+export function requirePrincipal(getKey: (env: unknown) => string): MiddlewareHandler<{ Variables: PrincipalVariables }> {
+  return async (c, next) => {
+    const r = await verifyPrincipal(getKey(c.env), c.req.header(PRINCIPAL_HEADER), Math.floor(Date.now() / 1000));
+    if (!r.ok) throw new ApiError(401, "unauthenticated", "This service is reachable only through the gateway.");
+    c.set("principal", r.principal);
+    await next();
+  };
+}
+
+/** Defense in depth inside a worker: the gateway already checked scopes per route. */
+export function assertScopes(p: Principal, ...wanted: string[]): void {
+  if (!hasAllScopes(p.scopes, wanted)) {
+    throw new ApiError(403, "insufficient_scope", `This operation needs the scope ${wanted.join(" ")}.`);
+  }
+}

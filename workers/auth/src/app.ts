@@ -1,0 +1,46 @@
+import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
+import { createApp, routeTemplate } from "../../../shared/http";
+import { activeRequests, requestDuration } from "./metrics";
+import { gatewayRoutes } from "./gateway/gateway";
+import adminRoutes from "./routes/admin";
+import oauthRoutes from "./routes/oauth";
+import wellKnownRoutes from "./routes/well-known";
+
+export function buildApp() {
+  const app = createApp<Env>({ service: "auth", maxBodyBytes: 1024 * 1024 });
+
+  app.use(async (c, next) => {
+    const start = performance.now();
+    activeRequests.add(1);
+    try {
+      await next();
+    } finally {
+      activeRequests.add(-1);
+      requestDuration.record((performance.now() - start) / 1000, {
+        endpoint: routeTemplate(c),
+        method: c.req.method,
+        status: String(c.res.status),
+      });
+    }
+  });
+
+  app.route(
+    "/",
+    healthRoutes<Env>({
+      name: "auth",
+      environment: (env) => env.ENVIRONMENT,
+      checks: (env) => ({
+        db: d1Check(env.DB),
+        phi: serviceCheck(env.PHI),
+        payments: serviceCheck(env.PAYMENTS),
+        synthetic: serviceCheck(env.SYNTHETIC),
+        devices: serviceCheck(env.DEVICES),
+      }),
+    }),
+  );
+  app.route("/", wellKnownRoutes);
+  app.route("/", oauthRoutes);
+  app.route("/", adminRoutes);
+  app.route("/", gatewayRoutes());
+  return app;
+}

@@ -1,0 +1,127 @@
+import type { AuthEnv } from "./types";
+import type { Context } from "hono";
+import { ApiError } from "../../../shared/errors";
+import { hasAllScopes, parseScopeString } from "../../../shared/scopes";
+import { authConfig, MAX_TOKEN_LENGTH } from "./config";
+import { loadKeySet } from "./tokens/keys";
+import { verifyAccessToken, type AccessClaims, type TokenFailure } from "./tokens/verify";
+import { securityEvents, tokensValidated } from "./metrics";
+import { recordSecurityEvent, severityOf, type SecurityEventType } from "./security-events";
+import { routeTemplate } from "../../../shared/http";
+
+export const REALM = "health-platform";
+
+export function clientIp(c: Context): string {
+  return c.req.header("cf-connecting-ip") ?? "unknown";
+}
+
+const EVENT_FOR: Record<TokenFailure | "revoked" | "client_disabled", SecurityEventType> = {
+  oversized: "token_malformed",
+  malformed: "token_malformed",
+  unsupported_header: "token_malformed",
+  wrong_algorithm: "token_invalid_signature",
+  wrong_type: "token_malformed",
+  unknown_key: "token_invalid_signature",
+  bad_signature: "token_invalid_signature",
+  expired: "token_expired",
+  not_yet_valid: "token_invalid_claims",
+  issued_in_future: "token_invalid_claims",
+  wrong_issuer: "token_invalid_claims",
+  wrong_audience: "token_invalid_claims",
+  invalid_claims: "token_invalid_claims",
+  revoked: "token_revoked",
+  client_disabled: "token_client_disabled",
+};
+
+export function securityEvent(
+  c: Context<AuthEnv>,
+  type: SecurityEventType,
+  fields: { clientId?: string | null; reason?: string | null } = {},
+): void {
+  securityEvents.add(1, { event_type: type, severity: severityOf(type) });
+  recordSecurityEvent(c.env.DB, c.executionCtx, {
+    type,
+    clientId: fields.clientId,
+    reason: fields.reason,
+    ip: clientIp(c),
+    requestId: c.var.requestId,
+    route: routeTemplate(c),
+  });
+}
+
+/** RFC 6750 3.1: the same generic answer whatever check failed. */
+export function invalidToken(): ApiError {
+  return new ApiError(401, "invalid_token", "The access token is missing, invalid, expired or revoked.", {
+    headers: { "www-authenticate": `Bearer realm="${REALM}", error="invalid_token"` },
+  });
+}
+
+/** Extracts the bearer token (RFC 6750 2.1); undefined when absent. */
+export function bearerToken(c: Context): string | undefined {
+  const h = c.req.header("authorization");
+  if (!h) return undefined;
+  const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(h);
+  return m?.[1] ?? "";
+}
+
+/**
+ * Verifies a token completely: signature and claims (pure), then revocation
+ * and the client's state in D1 (one query). Returns a reason instead of throwing.
+ */
+export async function checkToken(
+  env: Env,
+  token: string,
+  now: number,
+): Promise<{ ok: true; claims: AccessClaims } | { ok: false; reason: TokenFailure | "revoked" | "client_disabled" }> {
+  const cfg = authConfig(env);
+  const ks = await loadKeySet(cfg);
+  const r = await verifyAccessToken(token, ks, {
+    issuer: cfg.JWT_ISSUER,
+    audience: cfg.JWT_AUDIENCE,
+    now,
+    maxLength: MAX_TOKEN_LENGTH,
+  });
+  if (!r.ok) return r;
+  const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
+  const row = await env.DB.prepare(
+    "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked, (SELECT disabled FROM clients WHERE id = ?2) AS disabled",
+  )
+    .bind(r.claims.jti, r.claims.client_id)
+    .first<{ revoked: number; disabled: number | null }>();
+  if (row?.revoked) return { ok: false, reason: "revoked" };
+  // A deleted or disabled client's tokens stop working at once, not at expiry.
+  if (!isBootstrap && (row?.disabled === null || row?.disabled === undefined || row.disabled)) {
+    return { ok: false, reason: "client_disabled" };
+  }
+  return r;
+}
+
+/** Authenticates the request's bearer token and checks `scopes`; throws 401 / 403. */
+export async function requireBearer(c: Context<AuthEnv>, scopes: readonly string[]): Promise<AccessClaims> {
+  const token = bearerToken(c);
+  if (token === undefined) {
+    securityEvent(c, "token_missing");
+    tokensValidated.add(1, { result: "missing", scope: scopes.join(" ") });
+    throw new ApiError(401, "unauthenticated", "An access token is required.", {
+      headers: { "www-authenticate": `Bearer realm="${REALM}"` },
+    });
+  }
+  const r = await checkToken(c.env, token, Math.floor(Date.now() / 1000));
+  if (!r.ok) {
+    securityEvent(c, EVENT_FOR[r.reason], { reason: r.reason });
+    tokensValidated.add(1, { result: "invalid", scope: scopes.join(" ") });
+    throw invalidToken();
+  }
+  const granted = parseScopeString(r.claims.scope);
+  if (!hasAllScopes(granted, scopes)) {
+    securityEvent(c, "scope_denied", { clientId: r.claims.client_id, reason: `needs ${scopes.join(" ")}` });
+    tokensValidated.add(1, { result: "insufficient_scope", scope: scopes.join(" ") });
+    throw new ApiError(403, "insufficient_scope", `This operation needs the scope ${scopes.join(" ")}.`, {
+      headers: {
+        "www-authenticate": `Bearer realm="${REALM}", error="insufficient_scope", scope="${scopes.join(" ")}"`,
+      },
+    });
+  }
+  tokensValidated.add(1, { result: "valid", scope: scopes.join(" ") });
+  return r.claims;
+}

@@ -1,0 +1,32 @@
+import { WorkerEntrypoint } from "cloudflare:workers";
+import { ClientStore } from "./clients";
+import { authConfig } from "./config";
+
+export interface DeviceCredentials {
+  client_id: string;
+  client_secret: string;
+}
+
+/**
+ * RPC entrypoint for internal callers (the devices worker, over its service
+ * binding): device credentials have no HTTP meaning, so no public route exists.
+ */
+export class ClientRegistry extends WorkerEntrypoint<Env> {
+  /** A client with role `device`, bound to one device id. The secret is returned once. */
+  async createDeviceClient(input: { deviceId: string; name: string; createdBy: string }): Promise<DeviceCredentials> {
+    if (!/^[A-Za-z0-9_-]{1,100}$/.test(input.deviceId)) throw new Error("invalid device id");
+    const { client, secret } = await new ClientStore(this.env.DB, authConfig(this.env)).create({
+      name: input.name.slice(0, 100),
+      roles: ["device"],
+      scopes: [],
+      deviceId: input.deviceId,
+      createdBy: input.createdBy.slice(0, 200),
+    });
+    return { client_id: client.id, client_secret: secret };
+  }
+
+  /** Disables every client bound to the device; their tokens are refused from then on. */
+  async disableDeviceClients(deviceId: string): Promise<number> {
+    return new ClientStore(this.env.DB, authConfig(this.env)).disableByDevice(deviceId);
+  }
+}

@@ -1,0 +1,166 @@
+import { and, asc, eq, gt } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { randomToken, sha256Hex, timingSafeEqualStr } from "../../../shared/crypto";
+import { ApiError } from "../../../shared/errors";
+import { allowedScopes } from "../../../shared/scopes";
+import type { AuthConfig } from "./config";
+import { clients } from "./db/schema";
+
+export interface Client {
+  id: string;
+  name: string;
+  roles: string[];
+  scopes: string[];
+  deviceId: string | null;
+  disabled: boolean;
+  createdAt: string;
+  createdBy: string;
+  disabledAt: string | null;
+  /** Not stored: the bootstrap client defined by configuration. */
+  bootstrap?: boolean;
+}
+
+export type ClientRow = typeof clients.$inferSelect;
+
+function fromRow(r: ClientRow): Client {
+  return {
+    id: r.id,
+    name: r.name,
+    roles: JSON.parse(r.roles) as string[],
+    scopes: JSON.parse(r.scopes) as string[],
+    deviceId: r.deviceId,
+    disabled: r.disabled,
+    createdAt: r.createdAt,
+    createdBy: r.createdBy,
+    disabledAt: r.disabledAt,
+  };
+}
+
+/** Public view of a client: never the secret or its hash. */
+export function clientView(c: Client) {
+  return {
+    client_id: c.id,
+    name: c.name,
+    roles: c.roles,
+    scopes: c.scopes,
+    allowed_scopes: allowedScopes(c.roles, c.scopes).sort(),
+    device_id: c.deviceId,
+    disabled: c.disabled,
+    created_at: c.createdAt,
+    created_by: c.createdBy,
+    disabled_at: c.disabledAt,
+  };
+}
+
+function bootstrapClient(cfg: AuthConfig): Client | undefined {
+  if (!cfg.BOOTSTRAP_CLIENT_ID || !cfg.BOOTSTRAP_CLIENT_SECRET) return undefined;
+  return {
+    id: cfg.BOOTSTRAP_CLIENT_ID,
+    name: "bootstrap admin (from configuration)",
+    roles: ["admin"],
+    scopes: cfg.bootstrapScopes,
+    deviceId: null,
+    disabled: false,
+    createdAt: "1970-01-01T00:00:00.000Z",
+    createdBy: "configuration",
+    disabledAt: null,
+    bootstrap: true,
+  };
+}
+
+export class ClientStore {
+  private readonly orm;
+  constructor(
+    private readonly db: D1Database,
+    private readonly cfg: AuthConfig,
+  ) {
+    this.orm = drizzle(db);
+  }
+
+  async get(id: string): Promise<Client | undefined> {
+    const boot = bootstrapClient(this.cfg);
+    if (boot && id === boot.id) return boot;
+    const row = await this.orm.select().from(clients).where(eq(clients.id, id)).get();
+    return row ? fromRow(row) : undefined;
+  }
+
+  /**
+   * Checks a client's credentials. Always does the same hashing work, whether
+   * the client exists or not, so timing tells nothing about which ids exist.
+   */
+  async authenticate(id: string, secret: string): Promise<Client | undefined> {
+    const boot = bootstrapClient(this.cfg);
+    if (boot && this.cfg.BOOTSTRAP_CLIENT_SECRET && id === boot.id) {
+      return (await timingSafeEqualStr(secret, this.cfg.BOOTSTRAP_CLIENT_SECRET)) ? boot : undefined;
+    }
+    const row = await this.orm.select().from(clients).where(eq(clients.id, id)).get();
+    const given = await sha256Hex(secret);
+    const ok = await timingSafeEqualStr(given, row?.secretHash ?? "0".repeat(64));
+    if (!row || !ok || row.disabled) return undefined;
+    return fromRow(row);
+  }
+
+  async create(input: {
+    name: string;
+    roles: string[];
+    scopes: string[];
+    deviceId?: string | null;
+    createdBy: string;
+  }): Promise<{ client: Client; secret: string }> {
+    const id = randomToken(12, "cli_");
+    // RFC 6749 10.10: credentials must be unguessable; 256 bits from the CSPRNG.
+    const secret = randomToken(32, "cs_");
+    const row: ClientRow = {
+      id,
+      name: input.name,
+      secretHash: await sha256Hex(secret),
+      roles: JSON.stringify(input.roles),
+      scopes: JSON.stringify(input.scopes),
+      deviceId: input.deviceId ?? null,
+      disabled: false,
+      createdAt: new Date().toISOString(),
+      createdBy: input.createdBy,
+      disabledAt: null,
+    };
+    await this.orm.insert(clients).values(row);
+    return { client: fromRow(row), secret };
+  }
+
+  async list(limit: number, after?: string): Promise<Client[]> {
+    const rows = await this.orm
+      .select()
+      .from(clients)
+      .where(after ? gt(clients.id, after) : undefined)
+      .orderBy(asc(clients.id))
+      .limit(limit)
+      .all();
+    return rows.map(fromRow);
+  }
+
+  async disable(id: string): Promise<Client> {
+    const boot = bootstrapClient(this.cfg);
+    if (boot && id === boot.id) {
+      throw new ApiError(409, "bootstrap_client", "The bootstrap client is defined by configuration; remove its secret to disable it.");
+    }
+    const row = await this.orm
+      .update(clients)
+      .set({ disabled: true, disabledAt: new Date().toISOString() })
+      .where(and(eq(clients.id, id), eq(clients.disabled, false)))
+      .returning()
+      .get();
+    if (row) return fromRow(row);
+    const existing = await this.get(id);
+    if (!existing) throw new ApiError(404, "client_not_found", "No client has this id.");
+    return existing;
+  }
+
+  async disableByDevice(deviceId: string): Promise<number> {
+    const rows = await this.orm
+      .update(clients)
+      .set({ disabled: true, disabledAt: new Date().toISOString() })
+      .where(and(eq(clients.deviceId, deviceId), eq(clients.disabled, false)))
+      .returning({ id: clients.id })
+      .all();
+    return rows.length;
+  }
+}

@@ -1,0 +1,60 @@
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** OAuth clients (RFC 6749 section 2). The secret is kept only as a SHA-256 hash. */
+export const clients = sqliteTable(
+  "clients",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    /** SHA-256 hex of the 256-bit generated secret (high entropy: a slow hash adds nothing). */
+    secretHash: text("secret_hash").notNull(),
+    /** JSON array of role names. */
+    roles: text("roles").notNull(),
+    /** JSON array of scopes granted beyond the roles'. */
+    scopes: text("scopes").notNull(),
+    /** Device credentials are bound to one device (devices worker). */
+    deviceId: text("device_id"),
+    disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
+    createdAt: text("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    disabledAt: text("disabled_at"),
+  },
+  (t) => [index("clients_device_id").on(t.deviceId)],
+);
+
+/** Revoked access tokens by `jti` (RFC 7009), kept until the token would have expired. */
+export const revokedTokens = sqliteTable(
+  "revoked_tokens",
+  {
+    jti: text("jti").primaryKey(),
+    clientId: text("client_id").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    revokedAt: text("revoked_at").notNull(),
+    revokedBy: text("revoked_by").notNull(),
+  },
+  (t) => [index("revoked_tokens_expires_at").on(t.expiresAt)],
+);
+
+/** Failed client authentications per key (`client:<id>` / `ip:<addr>`) in a fixed window. */
+export const authFailures = sqliteTable("auth_failures", {
+  key: text("key").primaryKey(),
+  windowStart: integer("window_start").notNull(),
+  failures: integer("failures").notNull(),
+});
+
+/** Security events: failed auth, bad tokens, scope denials, lockouts. Never a token or secret. */
+export const securityEvents = sqliteTable(
+  "security_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    time: text("time").notNull(),
+    eventType: text("event_type").notNull(),
+    severity: text("severity").notNull(),
+    clientId: text("client_id"),
+    ip: text("ip"),
+    requestId: text("request_id"),
+    route: text("route"),
+    reason: text("reason"),
+  },
+  (t) => [index("security_events_time").on(t.time), index("security_events_type").on(t.eventType, t.time)],
+);

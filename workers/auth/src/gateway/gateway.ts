@@ -1,0 +1,72 @@
+import { Hono, type Context } from "hono";
+import { ApiError } from "../../../../shared/errors";
+import type { AppVariables } from "../../../../shared/http";
+import { logger } from "../../../../shared/logger";
+import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../../shared/principal";
+import { parseScopeString } from "../../../../shared/scopes";
+import { clientIp, requireBearer, securityEvent } from "../bearer";
+import { authConfig } from "../config";
+import { fullPath, SERVICES, type Service } from "./route-table";
+
+type Ctx = Context<{ Bindings: Env; Variables: AppVariables }>;
+
+/** Headers a client must never be able to pass through to an internal worker. */
+const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host"];
+
+async function forward(c: Ctx, svc: Service, principal: Principal): Promise<Response> {
+  const cfg = authConfig(c.env);
+  const url = new URL(c.req.url);
+  const headers = new Headers(c.req.raw.headers);
+  if (headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal.clientId });
+  for (const h of STRIPPED) headers.delete(h);
+  headers.set(PRINCIPAL_HEADER, await signPrincipal(cfg.GATEWAY_HMAC_KEY, principal));
+  headers.set("x-request-id", c.var.requestId);
+  const method = c.req.method;
+  const init: RequestInit = { method, headers, redirect: "manual" };
+  if (method !== "GET" && method !== "HEAD") init.body = c.req.raw.body;
+  let res: Response;
+  try {
+    res = await c.env[svc.binding].fetch(new Request(`https://${svc.binding.toLowerCase()}.internal${url.pathname}${url.search}`, init));
+  } catch (err) {
+    logger.error("upstream_unreachable", {
+      request_id: c.var.requestId,
+      service: svc.binding,
+      error_class: err instanceof Error ? err.name : typeof err,
+    });
+    throw new ApiError(502, "bad_gateway", "The service behind this route did not answer.");
+  }
+  // A WebSocket upgrade is handed back untouched (headers of a 101 cannot be rewritten).
+  if (res.status === 101) return new Response(null, { status: 101, webSocket: res.webSocket, headers: res.headers });
+  // Copy so the security-header middleware can set headers on it.
+  return new Response(res.body, res);
+}
+
+/**
+ * The gateway: one route per table entry. Each verifies the bearer token and
+ * the route's scopes, then forwards with the verified principal attached.
+ */
+export function gatewayRoutes() {
+  const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
+  for (const svc of SERVICES) {
+    // Static segments before parameters so `/refunds/:id` never loses to `/:id`.
+    const routes = [...svc.routes].sort((a, b) => (a.path.match(/:/g)?.length ?? 0) - (b.path.match(/:/g)?.length ?? 0));
+    for (const route of routes) {
+      app.on(route.method, fullPath(svc.prefix, route.path), async (c) => {
+        const claims = await requireBearer(c, route.scopes);
+        const principal: Principal = {
+          sub: claims.sub,
+          clientId: claims.client_id,
+          roles: claims.roles,
+          scopes: parseScopeString(claims.scope),
+          tokenId: claims.jti,
+          ...(claims.device_id ? { deviceId: claims.device_id } : {}),
+          ip: clientIp(c),
+          iat: Math.floor(Date.now() / 1000),
+        };
+        c.set("principal", principal);
+        return forward(c, svc, principal);
+      });
+    }
+  }
+  return app;
+}

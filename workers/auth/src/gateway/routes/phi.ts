@@ -1,0 +1,20 @@
+import type { RouteScope } from "./types";
+
+/** `/v1/phi` routes (FHIR R4). */
+export const PHI_ROUTES: readonly RouteScope[] = [
+  { method: "POST", path: "/Patient", scopes: ["phi:write"] },
+  { method: "GET", path: "/Patient", scopes: ["phi:read"] },
+  { method: "POST", path: "/Patient/_search", scopes: ["phi:read"] },
+  { method: "GET", path: "/Patient/:id", scopes: ["phi:read"] },
+  { method: "PUT", path: "/Patient/:id", scopes: ["phi:write"] },
+  { method: "DELETE", path: "/Patient/:id", scopes: ["phi:write"] },
+  { method: "GET", path: "/Patient/:id/_history", scopes: ["phi:read"] },
+  { method: "GET", path: "/Patient/:id/_history/:vid", scopes: ["phi:read"] },
+  { method: "GET", path: "/Patient/:id/$access-log", scopes: ["audit:read"] },
+  { method: "POST", path: "/Observation", scopes: ["phi:write"] },
+  { method: "GET", path: "/Observation", scopes: ["phi:read"] },
+  { method: "POST", path: "/Observation/_search", scopes: ["phi:read"] },
+  { method: "GET", path: "/Observation/:id", scopes: ["phi:read"] },
+  { method: "GET", path: "/audit", scopes: ["audit:read"] },
+  { method: "GET", path: "/audit/verify", scopes: ["audit:read"] },
+];

@@ -1,0 +1,5 @@
+import { buildApp } from "./app";
+
+export { ClientRegistry } from "./client-registry";
+
+export default buildApp();

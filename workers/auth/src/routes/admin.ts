@@ -1,0 +1,124 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { ApiError } from "../../../../shared/errors";
+import type { AppVariables } from "../../../../shared/http";
+import { isScopeToken, ROLES } from "../../../../shared/scopes";
+import { requireBearer } from "../bearer";
+import { ClientStore, clientView } from "../clients";
+import { authConfig } from "../config";
+import { loadKeySet } from "../tokens/keys";
+
+const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
+
+const CreateClient = z
+  .object({
+    name: z.string().trim().min(1).max(100),
+    roles: z.array(z.enum(ROLES)).max(ROLES.length).default([]),
+    scopes: z
+      .array(z.string().max(40).refine(isScopeToken, { message: "not a valid scope" }))
+      .max(30)
+      .default([]),
+  })
+  .strict()
+  .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" });
+
+const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(100).optional(),
+});
+
+const EventsQuery = ListQuery.extend({
+  event_type: z.string().regex(/^[a-z_]{1,40}$/).optional(),
+  since: z.iso.datetime().optional(),
+  cursor: z.coerce.number().int().min(1).optional(),
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    throw new ApiError(400, "invalid_request", "The request is not valid.", {
+      extra: { errors: r.error.issues.slice(0, 20).map((i) => ({ path: i.path.join("."), message: i.message })) },
+    });
+  }
+  return r.data;
+}
+
+async function jsonBody(c: { req: { header(n: string): string | undefined; json(): Promise<unknown> } }): Promise<unknown> {
+  if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("application/json")) {
+    throw new ApiError(415, "unsupported_media_type", "Send application/json.");
+  }
+  try {
+    return await c.req.json();
+  } catch {
+    throw new ApiError(400, "invalid_json", "The body is not valid JSON.");
+  }
+}
+
+app.post("/admin/clients", async (c) => {
+  const caller = await requireBearer(c, ["admin"]);
+  const input = parse(CreateClient, await jsonBody(c));
+  const { client, secret } = await new ClientStore(c.env.DB, authConfig(c.env)).create({
+    ...input,
+    createdBy: caller.sub,
+  });
+  // The secret is shown this once; only its hash is stored.
+  return c.json({ ...clientView(client), client_secret: secret }, 201, { location: `/admin/clients/${client.id}` });
+});
+
+app.get("/admin/clients", async (c) => {
+  await requireBearer(c, ["admin"]);
+  const q = parse(ListQuery, c.req.query());
+  const rows = await new ClientStore(c.env.DB, authConfig(c.env)).list(q.limit + 1, q.cursor);
+  const page = rows.slice(0, q.limit);
+  return c.json({ data: page.map(clientView), next_cursor: rows.length > q.limit ? page.at(-1)?.id : null });
+});
+
+app.get("/admin/clients/:id", async (c) => {
+  await requireBearer(c, ["admin"]);
+  const client = await new ClientStore(c.env.DB, authConfig(c.env)).get(c.req.param("id"));
+  if (!client) throw new ApiError(404, "client_not_found", "No client has this id.");
+  return c.json(clientView(client));
+});
+
+/** Disables the client: its credentials stop working and its tokens are refused at once. */
+app.delete("/admin/clients/:id", async (c) => {
+  await requireBearer(c, ["admin"]);
+  const client = await new ClientStore(c.env.DB, authConfig(c.env)).disable(c.req.param("id"));
+  return c.json(clientView(client));
+});
+
+/** Key ids and which one signs (rotation is done by configuration; see README). */
+app.get("/admin/keys", async (c) => {
+  await requireBearer(c, ["admin"]);
+  const ks = await loadKeySet(authConfig(c.env));
+  return c.json({ alg: ks.alg, signing_kid: ks.signingKid, verification_kids: [...ks.verify.keys()] });
+});
+
+app.get("/admin/security-events", async (c) => {
+  await requireBearer(c, ["audit:read"]);
+  const q = parse(EventsQuery, c.req.query());
+  const where: string[] = [];
+  const binds: (string | number)[] = [];
+  if (q.cursor) {
+    where.push("id < ?");
+    binds.push(q.cursor);
+  }
+  if (q.event_type) {
+    where.push("event_type = ?");
+    binds.push(q.event_type);
+  }
+  if (q.since) {
+    where.push("time >= ?");
+    binds.push(q.since);
+  }
+  const { results } = await c.env.DB.prepare(
+    `SELECT id, time, event_type, severity, client_id, ip, request_id, route, reason FROM security_events
+     ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`,
+  )
+    .bind(...binds, q.limit + 1)
+    .all<{ id: number }>();
+  const page = results.slice(0, q.limit);
+  return c.json({ data: page, next_cursor: results.length > q.limit ? page.at(-1)?.id : null });
+});
+
+export default app;

@@ -1,0 +1,121 @@
+import { Hono } from "hono";
+import { ApiError } from "../../../../shared/errors";
+import type { AppVariables } from "../../../../shared/http";
+import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWithin } from "../../../../shared/scopes";
+import { bearerToken, checkToken, REALM } from "../bearer";
+import { authenticateClient, oauthError, readOAuthParams } from "../client-auth";
+import { authConfig, MAX_TOKEN_LENGTH } from "../config";
+import { issueAccessToken } from "../tokens/issue";
+import { loadKeySet } from "../tokens/keys";
+import { verifyAccessToken, type AccessClaims } from "../tokens/verify";
+
+const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
+
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
+
+/** RFC 6749 4.4: client credentials grant. `POST /token` is the original service's path. */
+app.on("POST", ["/oauth/token", "/token"], async (c) => {
+  const params = await readOAuthParams(c);
+  const client = await authenticateClient(c, params);
+  const grant = params.get("grant_type");
+  if (!grant) throw oauthError(400, "invalid_request", "grant_type is required.");
+  if (grant !== "client_credentials") {
+    throw oauthError(400, "unsupported_grant_type", "Only the client_credentials grant is supported.");
+  }
+  const allowed = allowedScopes(client.roles, client.scopes);
+  const requested = parseScopeString(params.get("scope"));
+  for (const s of requested) {
+    if (!isScopeToken(s) || !requestWithin(allowed, s)) {
+      throw oauthError(400, "invalid_scope", "The requested scope is invalid, unknown, or exceeds what this client is allowed.");
+    }
+  }
+  // RFC 6749 3.3: with no scope requested, the client's allowed scopes are the default.
+  const scopes = requested.length > 0 ? requested : allowed.sort();
+  if (scopes.length === 0) throw oauthError(400, "invalid_scope", "This client is allowed no scope.");
+  const cfg = authConfig(c.env);
+  const issued = await issueAccessToken(await loadKeySet(cfg), {
+    issuer: cfg.JWT_ISSUER,
+    audience: cfg.JWT_AUDIENCE,
+    clientId: client.id,
+    scopes,
+    roles: client.roles,
+    deviceId: client.deviceId,
+    ttlSeconds: cfg.ACCESS_TOKEN_TTL_SECONDS,
+    now: Math.floor(Date.now() / 1000),
+  });
+  return c.json(
+    { access_token: issued.token, token_type: "Bearer", expires_in: issued.expiresIn, scope: scopes.join(" ") },
+    200,
+    NO_STORE,
+  );
+});
+
+function introspection(claims: AccessClaims) {
+  return {
+    active: true,
+    scope: claims.scope,
+    client_id: claims.client_id,
+    sub: claims.sub,
+    token_type: "Bearer",
+    exp: claims.exp,
+    iat: claims.iat,
+    nbf: claims.nbf,
+    iss: claims.iss,
+    aud: claims.aud,
+    jti: claims.jti,
+    roles: claims.roles,
+    ...(claims.device_id ? { device_id: claims.device_id } : {}),
+  };
+}
+
+/** RFC 7662: the caller authenticates as a client; anything not valid is `{active:false}`. */
+app.post("/oauth/introspect", async (c) => {
+  const params = await readOAuthParams(c);
+  await authenticateClient(c, params);
+  const t = params.get("token");
+  if (!t) throw oauthError(400, "invalid_request", "token is required.");
+  const r = await checkToken(c.env, t, Math.floor(Date.now() / 1000));
+  return c.json(r.ok ? introspection(r.claims) : { active: false }, 200, NO_STORE);
+});
+
+/** The original service's endpoint: introspects the bearer token the request carries. */
+app.get("/introspect", async (c) => {
+  const t = bearerToken(c);
+  if (t === undefined) {
+    throw new ApiError(401, "unauthenticated", "An access token is required.", {
+      headers: { "www-authenticate": `Bearer realm="${REALM}"` },
+    });
+  }
+  const r = await checkToken(c.env, t, Math.floor(Date.now() / 1000));
+  return c.json(r.ok ? introspection(r.claims) : { active: false }, 200, NO_STORE);
+});
+
+/**
+ * RFC 7009: a client revokes its own tokens (an `admin` client any token).
+ * Invalid or unknown tokens also answer 200, as section 2.2 requires.
+ */
+app.post("/oauth/revoke", async (c) => {
+  const params = await readOAuthParams(c);
+  const caller = await authenticateClient(c, params);
+  const t = params.get("token");
+  if (!t) throw oauthError(400, "invalid_request", "token is required.");
+  const cfg = authConfig(c.env);
+  const now = Math.floor(Date.now() / 1000);
+  const r = await verifyAccessToken(t, await loadKeySet(cfg), {
+    issuer: cfg.JWT_ISSUER,
+    audience: cfg.JWT_AUDIENCE,
+    now,
+    maxLength: MAX_TOKEN_LENGTH,
+  });
+  const isAdmin = hasAllScopes(allowedScopes(caller.roles, caller.scopes), ["admin"]);
+  if (r.ok && (r.claims.client_id === caller.id || isAdmin)) {
+    await c.env.DB.prepare(
+      "INSERT OR IGNORE INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)",
+    )
+      .bind(r.claims.jti, r.claims.client_id, r.claims.exp, new Date().toISOString(), caller.id)
+      .run();
+  }
+  return c.body(null, 200, NO_STORE);
+});
+
+export default app;

@@ -1,0 +1,25 @@
+import { d1Check, healthRoutes } from "../../../shared/health";
+import { createApp } from "../../../shared/http";
+import { requirePrincipal } from "../../../shared/principal";
+
+export { DeviceSession } from "./device-session";
+
+const app = createApp<Env>({ service: "devices" });
+
+app.route(
+  "/",
+  healthRoutes<Env>({
+    name: "devices",
+    environment: (env) => env.ENVIRONMENT,
+    checks: (env) => ({
+      db: d1Check(env.DB),
+      sessions: async () => {
+        await env.SESSIONS.get(env.SESSIONS.idFromName("readiness-probe")).ping();
+      },
+    }),
+  }),
+);
+// Everything under /v1 comes only through the gateway, with its signed principal.
+app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
+
+export default app;

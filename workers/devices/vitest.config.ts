@@ -1,0 +1,33 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+import { auxWorker, d1Id, secretsFor } from "../../scripts/test-support.mjs";
+
+const here = import.meta.dirname;
+const migrations = path.resolve(here, "../../migrations/devices");
+
+export default defineConfig(async () => ({
+  plugins: [
+    cloudflareTest({
+      main: path.join(here, "src/index.ts"),
+      wrangler: { configPath: path.join(here, "wrangler.toml") },
+      miniflare: {
+        bindings: {
+          ...secretsFor("devices"),
+          TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
+          AUTH_MIGRATIONS: await readD1Migrations(path.resolve(here, "../../migrations/auth")),
+        },
+        // The auth worker runs beside it (device credentials); its database is shared with the test.
+        d1Databases: { AUTH_DB: d1Id("auth") },
+        workers: [auxWorker("auth", { mainProject: "devices", dropServices: ["PHI", "PAYMENTS", "SYNTHETIC"] })],
+      },
+    }),
+  ],
+  test: {
+    name: "devices",
+    include: ["test/**/*.test.ts"],
+    silent: "passed-only",
+    setupFiles: ["./test/setup.ts"],
+  },
+}));

@@ -1,0 +1,29 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+import { secretsFor } from "../../scripts/test-support.mjs";
+
+const here = import.meta.dirname;
+const migrations = path.resolve(here, "../../migrations/payments");
+
+export default defineConfig(async () => ({
+  plugins: [
+    cloudflareTest({
+      main: path.join(here, "src/index.ts"),
+      wrangler: { configPath: path.join(here, "wrangler.toml") },
+      miniflare: {
+        bindings: {
+          ...secretsFor("payments"),
+          TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
+        },
+      },
+    }),
+  ],
+  test: {
+    name: "payments",
+    include: ["test/**/*.test.ts"],
+    silent: "passed-only",
+    setupFiles: ["./test/setup.ts"],
+  },
+}));

@@ -1,0 +1,10 @@
+import type { D1Migration } from "cloudflare:test";
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      PHI_DB: D1Database;
+      PHI_MIGRATIONS: D1Migration[];
+    }
+  }
+}
