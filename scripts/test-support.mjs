@@ -68,6 +68,10 @@ export function secretsFor(name) {
  * Miniflare options for running `name` as an auxiliary worker from its built bundle
  * (built by the root globalSetup), with the bindings of its own wrangler config.
  */
+/**
+ * @param {string} name
+ * @param {{ extraBindings?: Record<string, unknown>, mainProject?: string, dropServices?: string[] }} [opts]
+ */
 export function auxWorker(name, { extraBindings = {}, mainProject, dropServices = [] } = {}) {
   const w = workerInfo(name);
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));

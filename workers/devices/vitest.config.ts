@@ -27,7 +27,7 @@ export default defineConfig(async () => ({
   test: {
     name: "devices",
     include: ["test/**/*.test.ts"],
-    silent: "passed-only",
+    silent: "passed-only" as const,
     setupFiles: ["./test/setup.ts"],
   },
 }));

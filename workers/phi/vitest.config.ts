@@ -23,7 +23,7 @@ export default defineConfig(async () => ({
   test: {
     name: "phi",
     include: ["test/**/*.test.ts"],
-    silent: "passed-only",
+    silent: "passed-only" as const,
     setupFiles: ["./test/setup.ts"],
   },
 }));

@@ -26,7 +26,7 @@ export default defineConfig(async () => ({
   test: {
     name: "synthetic-phi",
     include: ["test/**/*.test.ts"],
-    silent: "passed-only",
+    silent: "passed-only" as const,
     setupFiles: ["./test/setup.ts"],
   },
 }));
