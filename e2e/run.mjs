@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// End-to-end run: starts the whole platform with `npm run dev` (wrangler dev, local D1) on
+// 127.0.0.1, drives every flow in e2e/flows/ over real HTTP and WebSocket, then stops it.
+// Each flow module exports `name` and a default `async (ctx) => void`.
+import { spawn } from "node:child_process";
+import { readdirSync, rmSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import assert from "node:assert/strict";
+import { ensureDevSecrets } from "../scripts/dev-secrets.mjs";
+import { ROOT } from "../scripts/workers.mjs";
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+async function waitReady(base, child, timeoutMs = 90_000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`dev server exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(`${base}/readiness`);
+      if (res.status === 200) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error("dev server did not become ready in time");
+}
+
+export function makeContext(base, creds) {
+  const tokens = new Map();
+  const ctx = {
+    base,
+    assert,
+    log: (...a) => console.log("   ", ...a),
+    /** fetch relative to the gateway. */
+    fetch: (p, init) => fetch(base + p, init),
+    /** JSON request helper: returns { status, headers, body }. */
+    async json(p, { method = "GET", token, body, headers = {} } = {}) {
+      const res = await fetch(base + p, {
+        method,
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+          ...headers,
+        },
+        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = text;
+      }
+      return { status: res.status, headers: res.headers, body: parsed };
+    },
+    /** A token for a client id and secret (client_credentials, HTTP Basic). */
+    async clientToken(id, secret, scope) {
+      const form = new URLSearchParams({ grant_type: "client_credentials" });
+      if (scope) form.set("scope", scope);
+      const res = await fetch(`${base}/oauth/token`, {
+        method: "POST",
+        headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`, "content-type": "application/x-www-form-urlencoded" },
+        body: form,
+      });
+      const body = await res.json();
+      assert.equal(res.status, 200, `token request failed: ${JSON.stringify(body)}`);
+      return body.access_token;
+    },
+    /** A bootstrap-admin token with exactly `scope` (cached per scope string). */
+    async token(scope) {
+      if (!tokens.has(scope)) tokens.set(scope, await ctx.clientToken(creds.id, creds.secret, scope));
+      return tokens.get(scope);
+    },
+    /** Creates a client through the admin API: { client_id, client_secret, ... }. */
+    async createClient({ name, roles = [], scopes = [] }) {
+      const r = await ctx.json("/admin/clients", { method: "POST", token: await ctx.token("admin"), body: { name, roles, scopes } });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return r.body;
+    },
+  };
+  return ctx;
+}
+
+async function main() {
+  const only = process.argv.slice(2);
+  const port = String(await freePort());
+  const base = `http://127.0.0.1:${port}`;
+  const vars = ensureDevSecrets({ quiet: true });
+  // A fresh local state per run, so flows start from empty databases.
+  const persistDir = path.join(ROOT, ".wrangler", "state");
+  if (process.env.E2E_KEEP_STATE !== "1") rmSync(persistDir, { recursive: true, force: true });
+  const child = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs"), "--port", port, "--log-level", "warn"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env: { ...process.env, E2E: "1" },
+  });
+  let devLog = "";
+  child.stdout.on("data", (d) => (devLog += d));
+  child.stderr.on("data", (d) => (devLog += d));
+  const stop = () => {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+  };
+  process.on("exit", stop);
+  let passed = 0;
+  let failed = 0;
+  const started = Date.now();
+  try {
+    await waitReady(base, child);
+    console.log(`e2e: platform ready on ${base} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    const ctx = makeContext(base, { id: vars.BOOTSTRAP_CLIENT_ID, secret: vars.BOOTSTRAP_CLIENT_SECRET });
+    const files = readdirSync(path.join(ROOT, "e2e", "flows")).filter((f) => f.endsWith(".mjs")).sort();
+    for (const f of files) {
+      const mod = await import(path.join(ROOT, "e2e", "flows", f));
+      const name = mod.name ?? f;
+      if (only.length && !only.some((o) => f.includes(o))) continue;
+      const t0 = Date.now();
+      try {
+        await mod.default(ctx);
+        passed++;
+        console.log(`  ok   ${name} (${Date.now() - t0} ms)`);
+      } catch (err) {
+        failed++;
+        console.log(`  FAIL ${name}: ${err?.stack ?? err}`);
+      }
+    }
+  } catch (err) {
+    failed++;
+    console.log(`e2e: ${err?.message ?? err}\n--- dev server output ---\n${devLog.slice(-5000)}`);
+  } finally {
+    stop();
+  }
+  console.log(`\ne2e: ${passed} passed, ${failed} failed`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
