@@ -95,6 +95,11 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
   const render = opts.render ?? renderProblem;
   const app = new OpenAPIHono<{ Bindings: E; Variables: AppVariables }>({ defaultHook: validationHook });
   app.use(requestId({ generator: () => crypto.randomUUID() }));
+  // Hono adds the header only to responses it builds; forwarded and error responses need it too.
+  app.use(async (c, next) => {
+    await next();
+    c.res.headers.set("x-request-id", c.var.requestId);
+  });
   app.use(requestLog());
   app.use(securityHeaders());
   app.use(

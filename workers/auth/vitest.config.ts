@@ -24,6 +24,8 @@ export default defineConfig(async () => ({
     name: "auth",
     include: ["test/**/*.test.ts"],
     silent: "passed-only" as const,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     setupFiles: ["./test/setup.ts"],
   },
 }));

@@ -1,0 +1,217 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { appendChained, canonicalJson, GENESIS_HASH, verifyChain } from "../../../shared/audit-chain";
+import { ConfigError, envBool, envInt, parseConfig } from "../../../shared/config";
+import {
+  blindIndex,
+  decryptField,
+  encryptField,
+  fromBase64Url,
+  normalizeForIndex,
+  parseKeyring,
+  randomToken,
+  sealedKid,
+  timingSafeEqualStr,
+  toBase64Url,
+} from "../../../shared/crypto";
+import { ApiError } from "../../../shared/errors";
+import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
+import { counter, histogram, snapshot, upDownCounter } from "../../../shared/metrics";
+import { assertScopes, signPrincipal, verifyPrincipal, type Principal } from "../../../shared/principal";
+import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWithin, scopeCovers } from "../../../shared/scopes";
+import { z } from "zod";
+
+const key32 = () => toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+
+describe("scopes", () => {
+  it("matches exact scopes and resource wildcards, nothing else", () => {
+    expect(scopeCovers(["phi:*"], "phi:read")).toBe(true);
+    expect(scopeCovers(["phi:*"], "payment:read")).toBe(false);
+    expect(scopeCovers(["phi:read"], "phi:write")).toBe(false);
+    expect(scopeCovers(["admin"], "admin")).toBe(true);
+    expect(scopeCovers(["*"], "admin")).toBe(false);
+    expect(hasAllScopes(["phi:*", "synthetic:generate"], ["phi:write", "synthetic:generate"])).toBe(true);
+    expect(hasAllScopes(["phi:*"], ["phi:write", "synthetic:generate"])).toBe(false);
+    expect(parseScopeString("a:b  a:b c:d")).toEqual(["a:b", "c:d"]);
+    expect(parseScopeString(undefined)).toEqual([]);
+    for (const ok of ["phi:read", "phi:*", "admin"]) expect(isScopeToken(ok)).toBe(true);
+    for (const bad of ["PHI:read", "phi", "*", "phi:read:x", "phi:", ":read", "a b"]) expect(isScopeToken(bad)).toBe(false);
+    expect(allowedScopes(["billing", "nonexistent"], ["audit:read"]).sort()).toEqual(["audit:read", "payment:read", "payment:refund", "payment:write"]);
+    expect(requestWithin(["phi:*"], "phi:*")).toBe(true);
+    expect(requestWithin(["phi:read", "phi:write"], "phi:*")).toBe(false);
+  });
+});
+
+describe("crypto", () => {
+  it("encrypts with the current key, decrypts with any key of the ring, binds the AAD", async () => {
+    const old = `k1:${key32()}`;
+    const ringOld = await parseKeyring(old);
+    const sealedOld = await encryptField(ringOld, "Jane Doe", "patient.name");
+    const ring = await parseKeyring(`k2:${key32()},${old}`);
+    const sealedNew = await encryptField(ring, "Jane Doe", "patient.name");
+    expect(sealedKid(sealedOld)).toBe("k1");
+    expect(sealedKid(sealedNew)).toBe("k2");
+    expect(sealedNew).not.toContain("Jane");
+    expect(await decryptField(ring, sealedOld, "patient.name")).toBe("Jane Doe");
+    expect(await decryptField(ring, sealedNew, "patient.name")).toBe("Jane Doe");
+    await expect(decryptField(ring, sealedNew, "patient.address")).rejects.toThrow();
+    await expect(decryptField(ringOld, sealedNew, "patient.name")).rejects.toThrow(/no key/);
+    await expect(decryptField(ring, "v2.k1.a.b")).rejects.toThrow(/malformed/);
+    for (const bad of ["", "k1", `k1:${toBase64Url(new Uint8Array(16))}`, "bad kid!:abc"]) {
+      await expect(parseKeyring(bad)).rejects.toThrow();
+    }
+  });
+
+  it("makes blind indexes that ignore case and spacing but not the field", async () => {
+    const k = key32();
+    expect(normalizeForIndex("  Jane   DOE ")).toBe("jane doe");
+    expect(await blindIndex(k, "family", "Doe")).toBe(await blindIndex(k, "family", " doe "));
+    expect(await blindIndex(k, "family", "Doe")).not.toBe(await blindIndex(k, "given", "Doe"));
+    expect(await blindIndex(k, "family", "Doe")).not.toBe(await blindIndex(key32(), "family", "Doe"));
+  });
+
+  it("compares in constant time and encodes base64url both ways", async () => {
+    expect(await timingSafeEqualStr("abc", "abc")).toBe(true);
+    expect(await timingSafeEqualStr("abc", "abd")).toBe(false);
+    expect(await timingSafeEqualStr("abc", "abcd")).toBe(false);
+    const bytes = crypto.getRandomValues(new Uint8Array(33));
+    expect(fromBase64Url(toBase64Url(bytes))).toEqual(bytes);
+    expect(() => fromBase64Url("a+b/")).toThrow();
+    expect(randomToken(32, "x_")).toMatch(/^x_[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe("principal hand-off", () => {
+  const p: Principal = { sub: "cli_a", clientId: "cli_a", roles: [], scopes: ["phi:read"], tokenId: "j", ip: "1.2.3.4", iat: 1000 };
+  it("verifies what the gateway signed and refuses anything else", async () => {
+    const k = key32();
+    const h = await signPrincipal(k, p);
+    expect(await verifyPrincipal(k, h, 1010)).toEqual({ ok: true, principal: p });
+    expect(await verifyPrincipal(k, h, 1100)).toEqual({ ok: false, reason: "stale" });
+    expect(await verifyPrincipal(key32(), h, 1010)).toEqual({ ok: false, reason: "bad_signature" });
+    expect(await verifyPrincipal(k, undefined, 1010)).toEqual({ ok: false, reason: "missing" });
+    expect(await verifyPrincipal(k, "a.b.c", 1010)).toEqual({ ok: false, reason: "malformed" });
+    expect(await verifyPrincipal(k, "a.!!", 1010)).toEqual({ ok: false, reason: "malformed" });
+    expect(await verifyPrincipal(k, "x".repeat(9000), 1010)).toEqual({ ok: false, reason: "oversized" });
+    const [payload] = h.split(".");
+    const tampered = toBase64Url(new TextEncoder().encode(JSON.stringify({ ...p, scopes: ["admin"] })));
+    expect((await verifyPrincipal(k, `${tampered}.${h.split(".")[1] ?? ""}`, 1010)).ok).toBe(false);
+    expect(payload).toBeTruthy();
+    // Signed but not a principal.
+    const notJson = toBase64Url(new TextEncoder().encode("nope"));
+    const { hmacSha256 } = await import("../../../shared/crypto");
+    expect(await verifyPrincipal(k, `${notJson}.${toBase64Url(await hmacSha256(k, notJson))}`, 1010)).toEqual({ ok: false, reason: "malformed" });
+    const wrongShape = toBase64Url(new TextEncoder().encode(JSON.stringify({ sub: 1 })));
+    expect(await verifyPrincipal(k, `${wrongShape}.${toBase64Url(await hmacSha256(k, wrongShape))}`, 1010)).toEqual({ ok: false, reason: "malformed" });
+    expect(() => assertScopes(p, "phi:write")).toThrow(ApiError);
+    expect(() => assertScopes(p, "phi:read")).not.toThrow();
+  });
+});
+
+describe("audit chain", () => {
+  it("appends gap-free under concurrency, verifies, and finds the first tampered row", async () => {
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_audit (seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, actor TEXT, n INTEGER)");
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_data (id INTEGER PRIMARY KEY)");
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        appendChained(env.DB, {
+          table: "test_audit",
+          columns: { actor: `a${i}`, n: i },
+          statements: [env.DB.prepare("INSERT INTO test_data (id) VALUES (?)").bind(i)],
+        }),
+      ),
+    );
+    expect(new Set(results.map((r) => r.seq)).size).toBe(40);
+    const v = await verifyChain(env.DB, "test_audit", 7);
+    expect(v).toMatchObject({ ok: true, records: 40 });
+    const data = await env.DB.prepare("SELECT COUNT(*) AS n FROM test_data").first<{ n: number }>();
+    expect(data?.n).toBe(40);
+    const first = await env.DB.prepare("SELECT prev_hash FROM test_audit WHERE seq = 1").first<{ prev_hash: string }>();
+    expect(first?.prev_hash).toBe(GENESIS_HASH);
+
+    const original = await env.DB.prepare("SELECT actor FROM test_audit WHERE seq = 17").first<{ actor: string }>();
+    await env.DB.prepare("UPDATE test_audit SET actor = 'mallory' WHERE seq = 17").run();
+    expect(await verifyChain(env.DB, "test_audit")).toMatchObject({ ok: false, broken_at: 17, reason: "hash_mismatch" });
+    await env.DB.prepare("UPDATE test_audit SET actor = ? WHERE seq = 17").bind(original?.actor ?? null).run();
+    expect((await verifyChain(env.DB, "test_audit")).ok).toBe(true);
+    await env.DB.prepare("UPDATE test_audit SET prev_hash = ? WHERE seq = 5").bind(GENESIS_HASH).run();
+    expect(await verifyChain(env.DB, "test_audit")).toMatchObject({ ok: false, broken_at: 5, reason: "prev_hash_mismatch" });
+    await env.DB.prepare("DELETE FROM test_audit WHERE seq = 3").run();
+    expect(await verifyChain(env.DB, "test_audit")).toMatchObject({ ok: false, broken_at: 3, reason: "gap" });
+  });
+
+  it("rolls the data back and answers 503 when the record cannot be written", async () => {
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_data2 (id INTEGER PRIMARY KEY)");
+    await expect(
+      appendChained(env.DB, {
+        table: "no_such_table",
+        columns: { actor: "x" },
+        statements: [env.DB.prepare("INSERT INTO test_data2 (id) VALUES (1)")],
+      }),
+    ).rejects.toMatchObject({ status: 503, code: "audit_unavailable" });
+    const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM test_data2").first<{ n: number }>();
+    expect(n?.n).toBe(0);
+    expect(() => canonicalJson({ b: 1, a: "x" })).not.toThrow();
+    expect(canonicalJson({ b: 1, a: "x" })).toBe('{"a":"x","b":1}');
+    await expect(appendChained(env.DB, { table: "bad name", columns: {} })).rejects.toThrow(/unsafe/);
+  });
+});
+
+describe("config, health, metrics", () => {
+  it("parses config once per env object and names bad settings without values", () => {
+    const schema = z.object({ A: envInt(5), B: envBool(false), S: z.string().min(3) });
+    expect(parseConfig(schema, { S: "abc" })).toEqual({ A: 5, B: false, S: "abc" });
+    expect(parseConfig(schema, { S: "abc", A: "7", B: "true" })).toEqual({ A: 7, B: true, S: "abc" });
+    try {
+      parseConfig(schema, { S: "ab" });
+      throw new Error("should fail");
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as Error).message).toContain("S");
+      expect((e as Error).message).not.toContain("ab");
+    }
+  });
+
+  it("readiness answers 503 naming the dependency that is down", async () => {
+    const app = healthRoutes<{ DB?: D1Database }>({
+      name: "x",
+      environment: () => "test",
+      timeoutMs: 50,
+      checks: (e) => ({
+        db: d1Check(e.DB),
+        missing: d1Check(undefined),
+        svc: serviceCheck(undefined),
+        slow: () => new Promise((r) => setTimeout(r, 500)),
+        broken: () => Promise.reject(new Error("down")),
+      }),
+    });
+    const res = await app.request("/readiness", {}, { DB: env.DB });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      status: "unavailable",
+      checks: { db: "ok", missing: "unavailable", svc: "unavailable", slow: "unavailable", broken: "unavailable" },
+    });
+    const down = await healthRoutes({ name: "x", environment: () => "t", checks: () => ({ s: serviceCheck({ fetch: () => Promise.resolve(new Response("no", { status: 500 })) } as unknown as Fetcher) }) }).request("/readiness");
+    expect(down.status).toBe(503);
+  });
+
+  it("aggregates counters, up-down counters and histograms by label set", () => {
+    const c = counter("test_counter_total");
+    c.add(1, { a: "x" });
+    c.add(2, { a: "x" });
+    c.add(-5, { a: "x" });
+    c.add(1, { a: "y" });
+    const u = upDownCounter("test_inflight");
+    u.add(1);
+    u.add(-1);
+    const h = histogram("test_seconds", "", "s", [0.1, 1]);
+    h.record(0.05, { r: "/x" });
+    h.record(0.5, { r: "/x" });
+    h.record(5, { r: "/x" });
+    const snap = snapshot();
+    const cs = snap.find((m) => m.name === "test_counter_total");
+    expect(cs?.points).toEqual(expect.arrayContaining([{ labels: { a: "x" }, value: 3 }, { labels: { a: "y" }, value: 1 }]));
+    expect(snap.find((m) => m.name === "test_inflight")?.points).toEqual([{ labels: {}, value: 0 }]);
+    expect(snap.find((m) => m.name === "test_seconds")?.points[0]).toMatchObject({ count: 3, sum: 5.55, min: 0.05, max: 5, buckets: [1, 1, 1] });
+  });
+});
