@@ -27,6 +27,8 @@ export default defineConfig(async () => ({
     name: "synthetic-phi",
     include: ["test/**/*.test.ts"],
     silent: "passed-only" as const,
+    // Our JSON log lines are for operators; errors still show.
+    onConsoleLog: (log: string) => !/^\{"time":"[^"]*","level":"(debug|info|warn)"/.test(log),
     testTimeout: 120_000,
     hookTimeout: 120_000,
     setupFiles: ["./test/setup.ts"],

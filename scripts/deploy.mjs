@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// `npm run deploy -- --env staging|production`: applies remote D1 migrations, then deploys the five
+// workers in dependency order (internal workers first, the gateway last), stopping at the first failure.
+// Needs a Cloudflare login (`wrangler login` or CLOUDFLARE_API_TOKEN) and the one-time setup in the README.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { ROOT, WORKERS, WRANGLER_BIN } from "./workers.mjs";
+
+const argv = process.argv.slice(2);
+const i = argv.indexOf("--env");
+const env = i >= 0 ? argv[i + 1] : undefined;
+const dryRun = argv.includes("--dry-run");
+if (env !== "staging" && env !== "production") {
+  console.error("usage: npm run deploy -- --env staging|production [--dry-run]");
+  process.exit(2);
+}
+
+function run(label, args) {
+  console.log(`\n== ${label}\n$ wrangler ${args.join(" ")}`);
+  if (dryRun && args[0] !== "deploy") return;
+  const r = spawnSync(WRANGLER_BIN, args, { cwd: ROOT, stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  if (r.status !== 0) {
+    console.error(`\ndeploy stopped: "${label}" failed (exit ${r.status ?? r.signal}). Nothing after it was deployed.`);
+    process.exit(1);
+  }
+}
+
+// Migrations first: new code may need the new schema; our migrations only add, so old code keeps working.
+for (const w of WORKERS) {
+  if (!w.db || !existsSync(path.join(ROOT, "migrations", w.db))) continue;
+  run(`migrations: ${w.db} (${env})`, ["d1", "migrations", "apply", `${w.db}-${env}`, "--remote", "-c", w.config, "--env", env]);
+}
+for (const w of WORKERS) {
+  run(`deploy: ${w.name} (${env})`, ["deploy", "-c", w.config, "--env", env, ...(dryRun ? ["--dry-run"] : [])]);
+}
+console.log(dryRun ? `\nDry run: all five bundles built for ${env}; nothing was deployed.` : `\nAll five workers deployed to ${env}.`);
