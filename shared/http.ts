@@ -7,6 +7,9 @@ import { routePath } from "hono/route";
 import { secureHeaders } from "hono/secure-headers";
 import { ApiError, createNotFound, createOnError, renderProblem, type ErrorRenderer } from "./errors";
 import { logger, setLogContext } from "./logger";
+import { histogram } from "./metrics";
+import { scheduleMetricsFlush } from "./metrics-export";
+import type { TelemetryEnv } from "./telemetry";
 import type { PrincipalVariables } from "./principal";
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -37,20 +40,38 @@ export function securityHeaders(): MiddlewareHandler {
   };
 }
 
-/** One JSON line per request: route template (never the raw path), status, duration, principal `sub`. */
-export function requestLog(): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> }> {
+const requestDuration = histogram("http_server_request_duration_seconds", "Request duration by route template", "s");
+
+/**
+ * One JSON line per request (route template, never the raw path; status;
+ * duration; principal `sub`), the request-duration histogram, and a metrics
+ * export scheduled after the response when one is due.
+ */
+export function requestLog(service: string): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> }> {
   return async (c, next) => {
     const start = performance.now();
     await next();
     const status = c.res.status;
+    const route = routeTemplate(c);
+    const seconds = (performance.now() - start) / 1000;
+    const traceparent = c.req.header("traceparent")?.split("-");
     logger[status >= 500 ? "error" : "info"]("request", {
       request_id: c.var.requestId,
+      trace_id: traceparent?.[1],
       method: c.req.method,
-      route: routeTemplate(c),
+      route,
       status,
-      duration_ms: Math.round((performance.now() - start) * 100) / 100,
+      duration_ms: Math.round(seconds * 100_000) / 100,
       sub: c.var.principal?.sub,
     });
+    requestDuration.record(seconds, { route, method: c.req.method, status: String(status) });
+    let ctx: ExecutionContext | undefined;
+    try {
+      ctx = c.executionCtx;
+    } catch {
+      ctx = undefined; // app.request() in unit tests has no execution context
+    }
+    if (ctx) scheduleMetricsFlush(c.env as TelemetryEnv, ctx, service);
   };
 }
 
@@ -100,7 +121,7 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
     await next();
     c.res.headers.set("x-request-id", c.var.requestId);
   });
-  app.use(requestLog());
+  app.use(requestLog(opts.service));
   app.use(securityHeaders());
   app.use(
     bodyLimit({

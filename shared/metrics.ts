@@ -2,8 +2,7 @@
  * In-isolate metric aggregation: counters, up-down counters and histograms
  * keyed by name and label set. Labels must be bounded, safe values (route
  * templates, outcomes), never identifiers, PHI, card data or tokens.
- * Export over OTLP is added by the telemetry work (issue 7); until then the
- * aggregates are readable with `snapshot()`.
+ * `metrics-export.ts` sends the deltas over OTLP/HTTP.
  */
 export type Labels = Record<string, string>;
 
@@ -96,7 +95,24 @@ export interface MetricSnapshot {
   points: (SumPoint | HistPoint)[];
 }
 
-/** A copy of every aggregate (cumulative since the isolate started). */
+/** Number of distinct label sets held (the size bound of the export policy). */
+export function pointCount(): number {
+  let n = 0;
+  for (const inst of registry.values()) n += inst.points.size;
+  return n;
+}
+
+/**
+ * Takes every aggregate and resets them: what is returned is the delta since
+ * the previous drain (OTLP delta temporality).
+ */
+export function drain(): MetricSnapshot[] {
+  const out = snapshot().filter((m) => m.points.length > 0);
+  for (const inst of registry.values()) inst.points.clear();
+  return out;
+}
+
+/** A copy of every aggregate since the last drain. */
 export function snapshot(): MetricSnapshot[] {
   return [...registry.entries()].map(([name, inst]) => ({
     name,

@@ -215,3 +215,44 @@ describe("config, health, metrics", () => {
     expect(snap.find((m) => m.name === "test_seconds")?.points[0]).toMatchObject({ count: 3, sum: 5.55, min: 0.05, max: 5, buckets: [1, 1, 1] });
   });
 });
+
+describe("metrics export", () => {
+  it("flushes on the interval or the size bound, never when empty", async () => {
+    const { flushDue } = await import("../../../shared/metrics-export");
+    const policy = { intervalMs: 10_000, maxPoints: 100 };
+    expect(flushDue(policy, 0, 5_000, 0)).toBe(false);
+    expect(flushDue(policy, 0, 5_000, 10)).toBe(false);
+    expect(flushDue(policy, 0, 10_000, 1)).toBe(true);
+    expect(flushDue(policy, 0, 1_000, 100)).toBe(true);
+  });
+
+  it("serializes deltas as OTLP JSON with the original metric names, then starts again from zero", async () => {
+    const { toResourceMetrics } = await import("../../../shared/metrics-export");
+    const { drain, counter: mkCounter, histogram: mkHist } = await import("../../../shared/metrics");
+    const { JsonMetricsSerializer } = await import("@opentelemetry/otlp-transformer");
+    drain();
+    mkCounter("auth_security_events_total").add(2, { event_type: "token_expired", severity: "low" });
+    mkHist("auth_request_duration_seconds").record(0.02, { endpoint: "/oauth/token", method: "POST", status: "200" });
+    const batch = drain();
+    expect(drain()).toEqual([]);
+    const bytes = JsonMetricsSerializer.serializeRequest(toResourceMetrics(batch, "auth", "test", 1_000, 11_000));
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as {
+      resourceMetrics: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeMetrics: { metrics: { name: string; sum?: { aggregationTemporality: number; isMonotonic: boolean; dataPoints: { asDouble: number }[] }; histogram?: { dataPoints: { count: number; bucketCounts: number[] }[] } }[] }[] }[];
+    };
+    const rm = doc.resourceMetrics[0];
+    expect(rm?.resource.attributes).toEqual(expect.arrayContaining([{ key: "service.name", value: { stringValue: "auth" } }, { key: "deployment.environment", value: { stringValue: "test" } }]));
+    const metrics = rm?.scopeMetrics[0]?.metrics ?? [];
+    const events = metrics.find((m) => m.name === "auth_security_events_total");
+    expect(events?.sum).toMatchObject({ aggregationTemporality: 1, isMonotonic: true });
+    expect(events?.sum?.dataPoints[0]?.asDouble).toBe(2);
+    expect(metrics.find((m) => m.name === "auth_request_duration_seconds")?.histogram?.dataPoints[0]?.count).toBe(1);
+  });
+
+  it("redacts identifiers and query values from URLs and drops sensitive attributes", async () => {
+    const { redactAttribute, redactUrl } = await import("../../../shared/redact");
+    expect(redactUrl("https://gw/v1/phi/Patient/pat_123/_history/2?family=Smith&_count=5")).toBe("https://gw/v1/phi/Patient/{id}/_history/{id}?family=REDACTED&_count=REDACTED");
+    expect(redactAttribute("url.path", "/v1/payments/pay_9/capture")).toBe("/v1/payments/{id}/capture");
+    expect(redactAttribute("http.request.header.authorization", "Bearer x")).toBeUndefined();
+    expect(redactAttribute("db.statement", "SELECT 1")).toBe("SELECT 1");
+  });
+});
