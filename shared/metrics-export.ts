@@ -22,6 +22,11 @@ export interface ExportPolicy {
 
 export const DEFAULT_POLICY: ExportPolicy = { intervalMs: 10_000, maxPoints: 500 };
 
+export function policyFrom(env: TelemetryEnv): ExportPolicy {
+  const ms = Number(env.OTEL_METRIC_EXPORT_INTERVAL);
+  return Number.isInteger(ms) && ms >= 100 ? { ...DEFAULT_POLICY, intervalMs: ms } : DEFAULT_POLICY;
+}
+
 /** Pure: is an export due? */
 export function flushDue(policy: ExportPolicy, lastFlushMs: number, nowMs: number, points: number): boolean {
   if (points === 0) return false;
@@ -93,7 +98,7 @@ export function scheduleMetricsFlush(
   env: TelemetryEnv,
   ctx: { waitUntil(p: Promise<unknown>): void },
   service: string,
-  policy: ExportPolicy = DEFAULT_POLICY,
+  policy: ExportPolicy = policyFrom(env),
   nowMs = Date.now(),
 ): boolean {
   if (!flushDue(policy, lastFlush, nowMs, pointCount())) return false;

@@ -11,6 +11,8 @@ export interface TelemetryEnv {
   OTEL_EXPORTER_OTLP_ENDPOINT?: string;
   /** Extra headers, `k1=v1,k2=v2` as in the OpenTelemetry spec (e.g. an API key): a secret. */
   OTEL_EXPORTER_OTLP_HEADERS?: string;
+  /** Milliseconds between metric exports per isolate (OpenTelemetry's name; default 10000). */
+  OTEL_METRIC_EXPORT_INTERVAL?: string;
 }
 
 export function parseOtlpHeaders(raw: string | undefined): Record<string, string> {
