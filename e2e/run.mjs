@@ -3,12 +3,31 @@
 // 127.0.0.1, drives every flow in e2e/flows/ over real HTTP and WebSocket, then stops it.
 // Each flow module exports `name` and a default `async (ctx) => void`.
 import { spawn } from "node:child_process";
-import { readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import assert from "node:assert/strict";
-import { ensureDevSecrets } from "../scripts/dev-secrets.mjs";
+import { ensureDevSecrets, SECRETS } from "../scripts/dev-secrets.mjs";
 import { ROOT } from "../scripts/workers.mjs";
+import { startReceiver } from "./otlp-receiver.mjs";
+
+/**
+ * Points every worker at the run's OTLP receiver by appending to its .dev.vars
+ * (wrangler dev reads one per worker); returns a function that restores them.
+ */
+function pointTelemetryAt(url) {
+  const saved = [];
+  for (const file of Object.keys(SECRETS)) {
+    const full = path.join(ROOT, file);
+    const before = existsSync(full) ? readFileSync(full, "utf8") : "";
+    saved.push([full, before]);
+    const kept = before.split("\n").filter((l) => !/^OTEL_(EXPORTER_OTLP_ENDPOINT|METRIC_EXPORT_INTERVAL)=/.test(l)).join("\n");
+    writeFileSync(full, `${kept.replace(/\n*$/, "\n")}OTEL_EXPORTER_OTLP_ENDPOINT='${url}'\nOTEL_METRIC_EXPORT_INTERVAL='1000'\n`, { mode: 0o600 });
+  }
+  return () => {
+    for (const [full, before] of saved) writeFileSync(full, before, { mode: 0o600 });
+  };
+}
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -36,9 +55,10 @@ async function waitReady(base, child, timeoutMs = 90_000) {
   throw new Error("dev server did not become ready in time");
 }
 
-export function makeContext(base, creds) {
+export function makeContext(base, creds, extra = {}) {
   const tokens = new Map();
   const ctx = {
+    ...extra,
     base,
     assert,
     log: (...a) => console.log("   ", ...a),
@@ -97,10 +117,13 @@ async function main() {
   const port = String(await freePort());
   const base = `http://127.0.0.1:${port}`;
   const vars = ensureDevSecrets({ quiet: true });
+  const receiver = await startReceiver();
+  const restoreVars = pointTelemetryAt(receiver.url);
   // A fresh local state per run, so flows start from empty databases.
   const persistDir = path.join(ROOT, ".wrangler", "state");
   if (process.env.E2E_KEEP_STATE !== "1") rmSync(persistDir, { recursive: true, force: true });
-  const child = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs"), "--port", port, "--log-level", "warn"], {
+  // Log level "log": the workers' JSON lines are kept, so flows can check what was (not) logged.
+  const child = spawn(process.execPath, [path.join(ROOT, "scripts/dev.mjs"), "--port", port, "--log-level", "log"], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -123,7 +146,7 @@ async function main() {
   try {
     await waitReady(base, child);
     console.log(`e2e: platform ready on ${base} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-    const ctx = makeContext(base, { id: vars.BOOTSTRAP_CLIENT_ID, secret: vars.BOOTSTRAP_CLIENT_SECRET });
+    const ctx = makeContext(base, { id: vars.BOOTSTRAP_CLIENT_ID, secret: vars.BOOTSTRAP_CLIENT_SECRET }, { receiver, devLog: () => devLog });
     const files = readdirSync(path.join(ROOT, "e2e", "flows")).filter((f) => f.endsWith(".mjs")).sort();
     for (const f of files) {
       const mod = await import(path.join(ROOT, "e2e", "flows", f));
@@ -144,6 +167,8 @@ async function main() {
     console.log(`e2e: ${err?.message ?? err}\n--- dev server output ---\n${devLog.slice(-5000)}`);
   } finally {
     stop();
+    restoreVars();
+    await receiver.close();
   }
   console.log(`\ne2e: ${passed} passed, ${failed} failed`);
   process.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,90 @@
+// A small OTLP/HTTP receiver on 127.0.0.1 for the end-to-end run: it keeps what the workers export
+// and decodes it with the official OTLP protobuf definitions shipped in @opentelemetry/otlp-transformer.
+// Modes: "ok" (200), "refuse" (503), "slow" (answers after 3 s), to show a collector never slows requests.
+import http from "node:http";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const root = require("@opentelemetry/otlp-transformer/build/src/generated/root.js");
+const TraceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+const MetricsRequest = root.opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest;
+
+const hexToB64 = (h) => (typeof h === "string" && /^[0-9a-f]*$/i.test(h) ? Buffer.from(h, "hex").toString("base64") : h);
+
+/** OTLP/JSON writes ids in hex; the protobuf JSON mapping wants base64 for bytes. */
+function normalizeTraceJson(obj) {
+  for (const rs of obj.resourceSpans ?? []) {
+    for (const ss of rs.scopeSpans ?? []) {
+      for (const s of ss.spans ?? []) {
+        s.traceId = hexToB64(s.traceId);
+        s.spanId = hexToB64(s.spanId);
+        if (s.parentSpanId) s.parentSpanId = hexToB64(s.parentSpanId);
+        for (const l of s.links ?? []) {
+          l.traceId = hexToB64(l.traceId);
+          l.spanId = hexToB64(l.spanId);
+        }
+      }
+    }
+  }
+  return obj;
+}
+
+function decode(Type, body, contentType, normalize) {
+  const msg = contentType.includes("protobuf") ? Type.decode(body) : Type.fromObject(normalize(JSON.parse(body.toString("utf8"))));
+  const err = Type.verify(msg);
+  if (err) throw new Error(`OTLP message does not verify: ${err}`);
+  return msg;
+}
+
+const hex = (b) => Buffer.from(b ?? []).toString("hex");
+const attrs = (list) => Object.fromEntries((list ?? []).map((a) => [a.key, a.value?.stringValue ?? a.value?.intValue?.toString() ?? a.value?.doubleValue ?? a.value?.boolValue]));
+
+export async function startReceiver() {
+  const state = { mode: "ok", raw: [], spans: [], metrics: [], errors: [] };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      state.raw.push(body.toString("utf8"));
+      try {
+        const type = req.headers["content-type"] ?? "";
+        if (req.url === "/v1/traces") {
+          const msg = decode(TraceRequest, body, type, normalizeTraceJson);
+          for (const rs of msg.resourceSpans) {
+            const resource = attrs(rs.resource?.attributes);
+            for (const ss of rs.scopeSpans) {
+              for (const s of ss.spans) {
+                state.spans.push({ service: resource["service.name"], resource, name: s.name, traceId: hex(s.traceId), spanId: hex(s.spanId), parentSpanId: hex(s.parentSpanId), attributes: attrs(s.attributes) });
+              }
+            }
+          }
+        } else if (req.url === "/v1/metrics") {
+          const msg = decode(MetricsRequest, body, type, (o) => o);
+          for (const rm of msg.resourceMetrics) {
+            const resource = attrs(rm.resource?.attributes);
+            for (const sm of rm.scopeMetrics) {
+              for (const m of sm.metrics) {
+                const points = m.sum?.dataPoints ?? m.histogram?.dataPoints ?? m.gauge?.dataPoints ?? [];
+                for (const p of points) {
+                  state.metrics.push({ service: resource["service.name"], name: m.name, labels: attrs(p.attributes), value: p.asDouble ?? p.count?.toNumber?.() ?? p.count, kind: m.sum ? "sum" : m.histogram ? "histogram" : "gauge" });
+                }
+              }
+            }
+          }
+        }
+      } catch (e) {
+        state.errors.push(String(e));
+      }
+      const answer = () => {
+        res.writeHead(state.mode === "refuse" ? 503 : 200, { "content-type": "application/json" });
+        res.end("{}");
+      };
+      if (state.mode === "slow") setTimeout(answer, 3000);
+      else answer();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}`, state, close: () => new Promise((r) => server.close(r)) };
+}
