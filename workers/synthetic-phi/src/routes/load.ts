@@ -13,7 +13,7 @@ import { LoadReport, LoadRequest, Problem } from "../schemas/load";
 const app = new OpenAPIHono<{ Bindings: Env; Variables: AppVariables }>({ defaultHook: validationHook });
 
 /** 415 before validation: the body must be JSON (RFC 9110 15.5.16). */
-const requireJson: MiddlewareHandler = async (c, next) => {
+const requireJson: MiddlewareHandler<{ Bindings: Env; Variables: AppVariables }> = async (c, next) => {
   const type = (c.req.header("content-type") ?? "").toLowerCase();
   if (!type.startsWith("application/json")) throw new ApiError(415, "unsupported_media_type", "Send application/json.");
   await next();
