@@ -6,6 +6,7 @@ import { gatewayHeaders } from "../../../shared/testing/principal";
 import { LIMITS } from "../src/config";
 import { BundleSchema, ResourceSchema, type Bundle } from "../src/fhir/bundle";
 import { GENERATOR } from "../src/generator/constants";
+import { app } from "../src/index";
 import { ndjsonStream } from "../src/output/ndjson";
 
 const BASE = "https://synthetic.internal/v1/synthetic/patients";
@@ -180,5 +181,19 @@ describe("access", () => {
   it("answers 405 for a wrong method", async () => {
     const res = await SELF.fetch(BASE, { method: "DELETE", headers: await tester() });
     expect(res.status).toBe(405);
+  });
+});
+
+describe("OpenAPI", () => {
+  it("documents both routes from their schemas", () => {
+    const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "synthetic-phi", version: "test" } });
+    expect(Object.keys(doc.paths ?? {}).sort()).toEqual(["/v1/synthetic/load", "/v1/synthetic/patients"]);
+    const get = doc.paths?.["/v1/synthetic/patients"]?.get;
+    expect(get?.parameters?.map((p) => ("name" in p ? p.name : "")).sort()).toEqual(
+      ["count", "format", "observations", "offset", "reference_date", "seed"],
+    );
+    const ok = JSON.stringify(get?.responses?.["200"]);
+    expect(ok).toContain('"application/fhir+json"');
+    expect(ok).toContain('"application/fhir+ndjson"');
   });
 });
