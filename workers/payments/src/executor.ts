@@ -54,6 +54,17 @@ async function commit(c: Ctx, info: RequestInfo, plan: Plan, claim: Claim): Prom
   }
 }
 
+/** The id of what a stored answer is about, for the replay's audit record. */
+function replayedResourceId(body: string): string | null {
+  try {
+    const v = JSON.parse(body) as { id?: unknown; payment?: { id?: unknown } };
+    const id = v.id ?? v.payment?.id;
+    return typeof id === "string" ? id : null;
+  } catch {
+    return null;
+  }
+}
+
 function answer(status: number, body: string, replayed: boolean): Response {
   const headers = new Headers({ "content-type": status >= 400 ? "application/problem+json" : "application/json" });
   if (replayed) headers.set("idempotent-replayed", "true");
@@ -69,7 +80,11 @@ export async function runIdempotent(c: Ctx, input: unknown, work: (info: Request
   const key = c.req.header("idempotency-key") ?? "";
   const hash = await requestHash(info.config.CARD_FINGERPRINT_KEY, c.req.method, c.req.path, input);
   const claimed = await claimKey(info.db, info.principal.clientId, key, hash, info.now.getTime());
-  if (claimed.kind === "replay") return answer(claimed.status, claimed.body, true);
+  if (claimed.kind === "replay") {
+    const state = c.get("audit");
+    if (state && !state.resourceId) state.resourceId = replayedResourceId(claimed.body);
+    return answer(claimed.status, claimed.body, true);
+  }
   const claim = claimed.claim;
   try {
     const plan = await work(info);
