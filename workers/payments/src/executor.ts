@@ -2,7 +2,7 @@ import { ApiError, problemBody } from "../../../shared/errors";
 import { commitAudited, type Outcome } from "./audit";
 import type { AuditSubject, Ctx, RequestInfo } from "./context";
 import { requestInfo } from "./context";
-import { claimKey, completeStatement, releaseKey, requestHash, type Claim } from "./idempotency";
+import { claimKey, completeStatement, releaseKey, requestHash, storedKey, type Claim } from "./idempotency";
 
 /**
  * What a write operation decided, before anything is committed: the answer,
@@ -77,7 +77,7 @@ function answer(status: number, body: string, replayed: boolean): Response {
  */
 export async function runIdempotent(c: Ctx, input: unknown, work: (info: RequestInfo) => Promise<Plan>): Promise<Response> {
   const info = requestInfo(c);
-  const key = c.req.header("idempotency-key") ?? "";
+  const key = await storedKey(info.config.CARD_FINGERPRINT_KEY, c.req.header("idempotency-key") ?? "");
   const hash = await requestHash(info.config.CARD_FINGERPRINT_KEY, c.req.method, c.req.path, input);
   const claimed = await claimKey(info.db, info.principal.clientId, key, hash, info.now.getTime());
   if (claimed.kind === "replay") {

@@ -42,6 +42,14 @@ function canonicalValue(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
+/**
+ * The key as stored: keyed hash of what the client sent. Clients choose keys
+ * freely, so a key could carry anything (even a card number); it is never kept as sent.
+ */
+export function storedKey(secret: string, key: string): Promise<string> {
+  return hmacHex(secret, `idempotency-key\u0000${key}`);
+}
+
 export async function claimKey(db: D1Database, clientId: string, key: string, hash: string, now: number): Promise<ClaimResult> {
   // One statement: insert, or take over a key whose 24 h are over or whose claim was abandoned.
   // The WHERE runs under SQLite's write lock, so two requests can never both claim (never check-then-insert).

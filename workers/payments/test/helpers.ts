@@ -44,7 +44,7 @@ export async function call(
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
-  return (await res.json()) as T;
+  return res.json<T>();
 }
 
 export const card = (number: string = CARDS.visa, extra: Record<string, unknown> = {}) => ({

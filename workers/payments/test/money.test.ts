@@ -191,13 +191,16 @@ describe("audit trail", () => {
   });
 
   it("fails closed: no answer without a record when the trail cannot be written", async () => {
+    const keys = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM idempotency_keys").first<{ n: number }>())?.n ?? 0;
+    const payments = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM payments").first<{ n: number }>())?.n ?? 0;
+    const before = { keys: await keys(), payments: await payments() };
     await env.DB.prepare("ALTER TABLE audit_events RENAME TO audit_events_gone").run();
     try {
       const res = await call("POST", "/v1/payments", { body: { amount: 100, currency: "usd", card: card() }, key: "no-audit" });
       expect(res.status).toBe(503);
       expect((await json(res)).code).toBe("audit_unavailable");
-      const made = await env.DB.prepare("SELECT COUNT(*) AS n FROM idempotency_keys WHERE key = 'no-audit'").first<{ n: number }>();
-      expect(made?.n).toBe(0);
+      // Nothing committed, and the key was released for a retry.
+      expect({ keys: await keys(), payments: await payments() }).toEqual(before);
       const read = await call("GET", "/v1/payments?limit=1");
       expect(read.status).toBe(503);
     } finally {

@@ -152,6 +152,24 @@ describe("payments: transitions over HTTP", () => {
     expect((await call("POST", `/v1/payments/${payment.id}/void`)).status).toBe(409);
   });
 
+  it("lets exactly one of many concurrent transitions win; the others get 409", async () => {
+    const p = await pay(1000, "manual");
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => call("POST", `/v1/payments/${p.id}/${i % 2 ? "void" : "capture"}`)),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(9);
+    const codes = new Set(await Promise.all(results.filter((r) => r.status === 409).map(async (r) => (await json(r)).code)));
+    for (const code of codes) expect(["invalid_state_transition", "concurrent_update"]).toContain(code);
+    const entries = await env.DB.prepare("SELECT COUNT(DISTINCT entry_id) AS n FROM ledger_lines WHERE payment_id = ? AND kind != 'authorization'")
+      .bind(p.id)
+      .first<{ n: number }>();
+    expect(entries?.n).toBe(1);
+    const transitions = await env.DB.prepare("SELECT COUNT(*) AS n FROM payment_transitions WHERE payment_id = ?").bind(p.id).first<{ n: number }>();
+    expect(transitions?.n).toBe(2);
+  });
+
   it("404s transitions of unknown payments", async () => {
     expect((await call("POST", "/v1/payments/pi_doesnotexist12/capture")).status).toBe(404);
     expect((await call("GET", "/v1/payments/pi_doesnotexist12")).status).toBe(404);

@@ -1,11 +1,13 @@
 import { z } from "@hono/zod-openapi";
+import { containsPan } from "../domain/card";
 import { PAYMENT_STATUSES } from "../domain/state-machine";
 import { MinorUnits, safeText, Timestamp } from "./common";
 import { CardInput } from "./payment-method";
 
 const Metadata = z
   .record(z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/), safeText(500))
-  .refine((m) => Object.keys(m).length <= 20, { message: "at most 20 keys" });
+  .refine((m) => Object.keys(m).length <= 20, { message: "at most 20 keys" })
+  .refine((m) => !Object.keys(m).some(containsPan), { message: "keys must not contain a card number" });
 
 export const CreatePaymentBody = z
   .object({
