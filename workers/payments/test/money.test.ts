@@ -87,7 +87,8 @@ describe("ledger", () => {
   it("writes balanced entries with actor, request id and reason for every movement", async () => {
     const p = await pay(900, "manual");
     await call("POST", `/v1/payments/${p.id}/capture`, { body: { amount: 500 } });
-    await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: 200, reason: "damaged" } });
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: 200, reason: "damaged" }, headers: { traceparent } });
     const v = await pay(300, "manual");
     await call("POST", `/v1/payments/${v.id}/void`);
     const { results } = await env.DB.prepare("SELECT * FROM ledger_lines WHERE payment_id IN (?, ?) ORDER BY id").bind(p.id, v.id).all<Record<string, unknown>>();
@@ -99,7 +100,11 @@ describe("ledger", () => {
       expect(r.actor).toBe("cli_maker");
       expect(r.request_id).toMatch(/^[0-9a-f-]{36}$/);
     }
-    expect(results.find((r) => r.kind === "refund")?.reason).toBe("damaged");
+    const refundLine = results.find((r) => r.kind === "refund");
+    expect(refundLine?.reason).toBe("damaged");
+    expect(refundLine?.trace_id).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    const rec = await env.DB.prepare("SELECT trace_id, request_id FROM audit_events WHERE action = 'refund.create' ORDER BY seq DESC LIMIT 1").first();
+    expect(rec).toEqual({ trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", request_id: refundLine?.request_id });
     expect((await ledgerTotals()).every((s) => s === 0)).toBe(true);
   });
 

@@ -1,5 +1,11 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { appendChained } from "../../../shared/audit-chain";
+import { auditColumns } from "../src/audit";
+import { paymentsConfig } from "../src/config";
+import type { RequestInfo } from "../src/context";
+import { SimulatedProcessor } from "../src/processor/simulated";
+import { capturePayment, voidPayment } from "../src/services/payments";
 import { call, card, CARDS, json, pay, type PaymentBody } from "./helpers";
 
 const opCount = async (op: string) =>
@@ -168,6 +174,31 @@ describe("payments: transitions over HTTP", () => {
     expect(entries?.n).toBe(1);
     const transitions = await env.DB.prepare("SELECT COUNT(*) AS n FROM payment_transitions WHERE payment_id = ?").bind(p.id).first<{ n: number }>();
     expect(transitions?.n).toBe(2);
+  });
+
+  it("rolls back a transition planned from a stale version as a whole (the version guard), and reports the lost race", async () => {
+    const p = await pay(1000, "manual");
+    const info: RequestInfo = {
+      db: env.DB,
+      config: paymentsConfig(env),
+      principal: { sub: "cli_race", clientId: "cli_race", roles: [], scopes: ["payment:*"], tokenId: "t", ip: "127.0.0.1", iat: 0 },
+      requestId: crypto.randomUUID(),
+      traceId: null,
+      now: new Date(),
+    };
+    const processor = new SimulatedProcessor(env.DB);
+    // Both planned from version 1, as two concurrent requests would.
+    const capture = await capturePayment(info, p.id, undefined, processor);
+    const cancel = await voidPayment(info, p.id, "race", processor);
+    const commit = (plan: typeof capture) =>
+      appendChained(env.DB, { table: "audit_events", columns: auditColumns(info, plan.subject, "allowed", null), statements: plan.statements, maxAttempts: 2 });
+    expect(await capture.lostRace?.()).toBe(false);
+    await commit(capture);
+    await expect(commit(cancel)).rejects.toMatchObject({ status: 503 });
+    expect(await cancel.lostRace?.()).toBe(true);
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ status: "succeeded", amount_captured: 1000 });
+    const voids = await env.DB.prepare("SELECT COUNT(*) AS n FROM ledger_lines WHERE payment_id = ? AND kind = 'void'").bind(p.id).first<{ n: number }>();
+    expect(voids?.n).toBe(0);
   });
 
   it("404s transitions of unknown payments", async () => {
