@@ -47,6 +47,7 @@ async function commit(c: Ctx, info: RequestInfo, plan: Plan, claim: Claim): Prom
     if (plan.compensate) await plan.compensate();
     if (plan.lostRace && (await plan.lostRace())) {
       throw new ApiError(409, "concurrent_update", "The payment changed while this request ran; retry it.", {
+        headers: { "retry-after": "1" },
         extra: { retryable: true },
       });
     }

@@ -3,7 +3,7 @@ import { ApiError, problemBody } from "../../../../shared/errors";
 import { counter } from "../../../../shared/metrics";
 import type { RequestInfo } from "../context";
 import { checkCard } from "../domain/card";
-import { transition, type PaymentEvent } from "../domain/state-machine";
+import { transition, type PaymentEvent, type TransitionError } from "../domain/state-machine";
 import type { Plan } from "../executor";
 import { ProcessorError, type CardProcessor } from "../processor/types";
 import type { CreatePaymentInput } from "../schemas/payment";
@@ -107,6 +107,14 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
   return { status: 402, body: problemBody(err, info.requestId), subject, outcome: "declined", code: auth.declineCode, statements: all };
 }
 
+const TRANSITION_DETAIL: Record<TransitionError["code"], string> = {
+  invalid_state_transition: "A payment in state {state} cannot do this.",
+  authorization_expired: "The authorization is older than 7 days and can no longer be captured.",
+  amount_exceeds_authorized: "The amount is more than was authorized.",
+  refund_exceeds_captured: "The refunds would exceed what was captured.",
+  invalid_amount: "The amount must be a positive integer in minor units.",
+};
+
 export async function loadForTransition(info: RequestInfo, id: string): Promise<PaymentRow> {
   const row = await getPayment(info.db, id);
   if (!row) throw notFound("payment");
@@ -115,7 +123,7 @@ export async function loadForTransition(info: RequestInfo, id: string): Promise<
 
 export function apply(info: RequestInfo, row: PaymentRow, event: PaymentEvent): PaymentRow {
   const r = transition(stateOf(row), event, info.now);
-  if (!r.ok) throw new ApiError(r.status, r.code, `This payment cannot take "${event.type}" in state ${row.status}.`);
+  if (!r.ok) throw new ApiError(r.status, r.code, TRANSITION_DETAIL[r.code].replace("{state}", row.status));
   return withState(row, r.next, info.now);
 }
 
