@@ -1,0 +1,98 @@
+import { hmacHex } from "../../../shared/crypto";
+import { ApiError } from "../../../shared/errors";
+
+/**
+ * Idempotency keys, the Stripe rules: scoped to the client; the first request
+ * claims the key with one atomic INSERT; same key and same request replays the
+ * stored answer; same key and another request is 422; a duplicate while the
+ * first is running is 409 (retryable). Kept 24 h.
+ */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+/** A claim not completed within this is treated as abandoned (its worker died) and can be taken over. */
+export const IN_FLIGHT_LOCK_MS = 60 * 1000;
+
+export interface Claim {
+  clientId: string;
+  key: string;
+  requestHash: string;
+}
+
+export type ClaimResult = { kind: "claimed"; claim: Claim } | { kind: "replay"; status: number; body: string };
+
+/**
+ * Keyed hash of the request (method, path, canonical body). Keyed because
+ * bodies can hold card numbers and an unkeyed hash of a PAN is reversible by
+ * enumeration (PCI-DSS 3.5.1.1).
+ */
+export function requestHash(secret: string, method: string, path: string, body: unknown): Promise<string> {
+  const canon = canonicalValue(body);
+  return hmacHex(secret, `idempotency\u0000${method}\u0000${path}\u0000${canon}`);
+}
+
+function canonicalValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalValue).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    const inner = Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalValue(o[k])}`);
+    return `{${inner.join(",")}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * The key as stored: keyed hash of what the client sent. Clients choose keys
+ * freely, so a key could carry anything (even a card number); it is never kept as sent.
+ */
+export function storedKey(secret: string, key: string): Promise<string> {
+  return hmacHex(secret, `idempotency-key\u0000${key}`);
+}
+
+export async function claimKey(db: D1Database, clientId: string, key: string, hash: string, now: number): Promise<ClaimResult> {
+  // One statement: insert, or take over a key whose 24 h are over or whose claim was abandoned.
+  // The WHERE runs under SQLite's write lock, so two requests can never both claim (never check-then-insert).
+  const res = await db
+    .prepare(
+      `INSERT INTO idempotency_keys (client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
+       VALUES (?1, ?2, ?3, 'in_flight', NULL, NULL, ?4, ?5, ?6)
+       ON CONFLICT (client_id, key) DO UPDATE SET request_hash = ?3, state = 'in_flight', response_status = NULL,
+         response_body = NULL, created_at = ?4, locked_until = ?5, expires_at = ?6
+       WHERE idempotency_keys.expires_at <= ?4 OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.locked_until <= ?4)`,
+    )
+    .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS)
+    .run();
+  if (res.meta.changes === 1) return { kind: "claimed", claim: { clientId, key, requestHash: hash } };
+  const row = await db
+    .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE client_id = ? AND key = ?")
+    .bind(clientId, key)
+    .first<{ request_hash: string; state: string; response_status: number | null; response_body: string | null }>();
+  if (row && row.request_hash !== hash) {
+    throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request.");
+  }
+  if (!row || row.state !== "done" || row.response_status === null || row.response_body === null) {
+    throw new ApiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is in progress; retry later.", {
+      headers: { "retry-after": "1" },
+      extra: { retryable: true },
+    });
+  }
+  return { kind: "replay", status: row.response_status, body: row.response_body };
+}
+
+/** Stores the answer; meant for the same batch as the work it answers for. */
+export function completeStatement(db: D1Database, claim: Claim, status: number, body: string): D1PreparedStatement {
+  return db
+    .prepare(
+      "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? WHERE client_id = ? AND key = ? AND state = 'in_flight'",
+    )
+    .bind(status, body, claim.clientId, claim.key);
+}
+
+/** Gives the key back so a retry with it runs again (the request had no effect). */
+export async function releaseKey(db: D1Database, claim: Claim): Promise<void> {
+  await db
+    .prepare("DELETE FROM idempotency_keys WHERE client_id = ? AND key = ? AND state = 'in_flight'")
+    .bind(claim.clientId, claim.key)
+    .run();
+}

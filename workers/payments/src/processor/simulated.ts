@@ -1,0 +1,59 @@
+import { randomToken } from "../../../../shared/crypto";
+import { expired } from "../domain/card";
+import { ProcessorError, type AuthorizeRequest, type AuthorizeResult, type CardProcessor, type DeclineCode } from "./types";
+
+/**
+ * Documented test card numbers (README "Test cards"), after Stripe's. Any
+ * other valid card is approved unless its expiry has passed.
+ */
+export const TEST_CARDS = {
+  approve: "4242424242424242",
+  declined: "4000000000000002",
+  insufficientFunds: "4000000000009995",
+  expired: "4000000000000069",
+  processorError: "4000000000000119",
+} as const;
+
+const DECLINES: Readonly<Record<string, DeclineCode>> = {
+  [TEST_CARDS.declined]: "card_declined",
+  [TEST_CARDS.insufficientFunds]: "insufficient_funds",
+  [TEST_CARDS.expired]: "expired_card",
+};
+
+/**
+ * A processor simulator. It keeps its own book of operations (the
+ * `processor_operations` table, standing in for the acquirer's records) so
+ * tests can count exactly how many charges were made.
+ */
+export class SimulatedProcessor implements CardProcessor {
+  constructor(private readonly db: D1Database) {}
+
+  private async record(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date) {
+    await this.db
+      .prepare(
+        "INSERT INTO processor_operations (id, operation, reference, amount, currency, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      )
+      .bind(randomToken(12, "sim_"), operation, reference, amount, currency, outcome, now.toISOString())
+      .run();
+  }
+
+  async authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
+    if (req.card.number === TEST_CARDS.processorError) throw new ProcessorError();
+    const decline = DECLINES[req.card.number] ?? (expired(req.card.expMonth, req.card.expYear, now) ? "expired_card" : undefined);
+    await this.record("authorize", req.reference, req.amount, req.currency, decline ?? "approved", now);
+    if (decline) return { approved: false, declineCode: decline };
+    return { approved: true, processorRef: randomToken(12, "ch_sim_") };
+  }
+
+  async capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {
+    await this.record("capture", processorRef, amount, currency, "ok", now);
+  }
+
+  async void(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {
+    await this.record("void", processorRef, amount, currency, "ok", now);
+  }
+
+  async refund(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {
+    await this.record("refund", processorRef, amount, currency, "ok", now);
+  }
+}

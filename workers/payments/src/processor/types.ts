@@ -1,0 +1,31 @@
+/**
+ * What the payments worker needs from a card processor. The simulated one
+ * implements it for development and tests; a real acquirer adapter would too.
+ * Card data crosses this boundary only for `authorize` and is never returned.
+ */
+export type DeclineCode = "card_declined" | "insufficient_funds" | "expired_card";
+
+export interface AuthorizeRequest {
+  /** Our payment id, sent as the processor's idempotency reference. */
+  reference: string;
+  amount: number;
+  currency: string;
+  card: { number: string; expMonth: number; expYear: number; cvc?: string | undefined };
+}
+
+export type AuthorizeResult = { approved: true; processorRef: string } | { approved: false; declineCode: DeclineCode };
+
+export interface CardProcessor {
+  authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult>;
+  capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
+  void(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
+  refund(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
+}
+
+/** The processor did not answer or failed: nothing is known to have moved. */
+export class ProcessorError extends Error {
+  constructor() {
+    super("processor_error");
+    this.name = "ProcessorError";
+  }
+}

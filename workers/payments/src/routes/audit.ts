@@ -1,0 +1,76 @@
+import { createRoute } from "@hono/zod-openapi";
+import { verifyChain } from "../../../../shared/audit-chain";
+import { assertScopes } from "../../../../shared/principal";
+import { AUDIT_TABLE, beginAudit } from "../audit";
+import { errorResponses } from "../schemas/common";
+import { AuditListSchema, AuditQuery, VerifySchema } from "../schemas/reports";
+import { router } from "./router";
+
+const app = router();
+
+interface AuditRow {
+  seq: number;
+  prev_hash: string;
+  hash: string;
+  at: string;
+  actor_sub: string;
+  actor_client: string;
+  actor_roles: string;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  outcome: string;
+  code: string | null;
+  amount: number | null;
+  currency: string | null;
+  request_id: string;
+  trace_id: string | null;
+  ip: string;
+}
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/payments/audit",
+  summary: "Read the audit trail in order (page with `after` = the last seq seen)",
+  request: { query: AuditQuery },
+  responses: { 200: { content: { "application/json": { schema: AuditListSchema } }, description: "Records" }, ...errorResponses },
+});
+
+app.openapi(list, async (c) => {
+  // Reading the audit trail is itself audited (PCI-DSS 10.2.1.3).
+  beginAudit(c, { action: "audit.read", resourceType: "audit" });
+  assertScopes(c.var.principal, "audit:read");
+  const q = c.req.valid("query");
+  const where = ["seq > ?"];
+  const args: (string | number)[] = [q.after ?? 0];
+  if (q.resource_id) {
+    where.push("resource_id = ?");
+    args.push(q.resource_id);
+  }
+  if (q.action) {
+    where.push("action = ?");
+    args.push(q.action);
+  }
+  const { results } = await c.env.DB.prepare(`SELECT * FROM ${AUDIT_TABLE} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`)
+    .bind(...args, q.limit + 1)
+    .all<AuditRow>();
+  const rows = results.slice(0, q.limit);
+  const data = rows.map((r) => ({ ...r, actor_roles: JSON.parse(r.actor_roles) as string[] }));
+  const last = rows.at(-1);
+  return c.json({ object: "list" as const, data, next_after: results.length > q.limit && last ? last.seq : null }, 200);
+});
+
+const verify = createRoute({
+  method: "get",
+  path: "/v1/payments/audit/verify",
+  summary: "Recompute the hash chain; report the first broken link",
+  responses: { 200: { content: { "application/json": { schema: VerifySchema } }, description: "Verification result" }, ...errorResponses },
+});
+
+app.openapi(verify, async (c) => {
+  beginAudit(c, { action: "audit.verify", resourceType: "audit" });
+  assertScopes(c.var.principal, "audit:read");
+  return c.json(await verifyChain(c.env.DB, AUDIT_TABLE), 200);
+});
+
+export default app;

@@ -1,0 +1,71 @@
+import { randomToken } from "../../../../shared/crypto";
+import type { RequestInfo } from "../context";
+import { entryLines, sumLines, type LedgerEvent } from "../domain/ledger";
+
+export interface EntryContext {
+  paymentId: string;
+  refundId?: string | null;
+  currency: string;
+  reason?: string | null;
+}
+
+/**
+ * One ledger entry as a single multi-row INSERT, for the same batch as the
+ * state change it books (with actor, reason, request id and trace id).
+ */
+export function ledgerStatement(info: RequestInfo, ctx: EntryContext, event: LedgerEvent): D1PreparedStatement {
+  const lines = entryLines(event);
+  // Defense in depth: an unbalanced entry is a bug, never something to commit.
+  if (sumLines(lines) !== 0) throw new Error("unbalanced ledger entry");
+  const entryId = randomToken(12, "le_");
+  const at = info.now.toISOString();
+  const values: (string | number | null)[] = [];
+  for (const l of lines) {
+    values.push(entryId, ctx.paymentId, ctx.refundId ?? null, event.kind, l.account, ctx.currency, l.amount);
+    values.push(info.principal.sub, ctx.reason ?? null, info.requestId, info.traceId, at);
+  }
+  const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  return info.db
+    .prepare(
+      `INSERT INTO ledger_lines (entry_id, payment_id, refund_id, kind, account, currency, amount, actor, reason, request_id, trace_id, created_at)
+       VALUES ${lines.map(() => row).join(", ")}`,
+    )
+    .bind(...values);
+}
+
+export interface BalanceRow {
+  currency: string;
+  account: string;
+  balance: number;
+}
+
+export async function balances(db: D1Database): Promise<BalanceRow[]> {
+  const { results } = await db
+    .prepare("SELECT currency, account, SUM(amount) AS balance FROM ledger_lines GROUP BY currency, account ORDER BY currency, account")
+    .all<BalanceRow>();
+  return results;
+}
+
+export interface DailyRow {
+  day: string;
+  currency: string;
+  kind: string;
+  entries: number;
+  debits: number;
+  credits: number;
+}
+
+/** Per UTC day, currency and kind of movement: debits, credits (which must cancel) and entry count. */
+export async function dailySummary(db: D1Database, from: string, to: string): Promise<DailyRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT substr(created_at, 1, 10) AS day, currency, kind, COUNT(DISTINCT entry_id) AS entries,
+              SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END) AS debits,
+              SUM(CASE WHEN amount < 0 THEN -amount ELSE 0 END) AS credits
+       FROM ledger_lines WHERE created_at >= ? AND created_at < ?
+       GROUP BY day, currency, kind ORDER BY day, currency, kind`,
+    )
+    .bind(from, to)
+    .all<DailyRow>();
+  return results;
+}

@@ -1,0 +1,102 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { claimKey, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS } from "../src/idempotency";
+import { call, card, json, type PaymentBody } from "./helpers";
+
+const count = async (sql: string) => (await env.DB.prepare(sql).first<{ n: number }>())?.n ?? 0;
+
+describe("idempotency keys", () => {
+  it("requires a key of 1-255 printable characters on every POST", async () => {
+    const body = { amount: 100, currency: "usd", card: card() };
+    const none = await call("POST", "/v1/payments", { body, key: null });
+    expect(none.status).toBe(400);
+    expect(JSON.stringify(await json(none))).toContain("idempotency-key");
+    expect((await call("POST", "/v1/payments", { body, key: "x".repeat(256) })).status).toBe(400);
+    expect((await call("POST", "/v1/payments", { body, key: "has space" })).status).toBe(400);
+    expect((await call("POST", "/v1/payments", { body, key: "k".repeat(255) })).status).toBe(201);
+    expect((await call("POST", "/v1/payments/pi_whateverwhatever/void", { key: null })).status).toBe(400);
+  });
+
+  it("replays the first answer byte for byte, with a replay header, and charges once", async () => {
+    const body = { amount: 4200, currency: "usd", card: card(), metadata: { order: "A-1" } };
+    const first = await call("POST", "/v1/payments", { body, key: "replay-1" });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const text = await first.text();
+    // Same body with keys in another order is the same request.
+    const reordered = { metadata: { order: "A-1" }, card: card(), currency: "usd", amount: 4200 };
+    const second = await call("POST", "/v1/payments", { body: reordered, key: "replay-1" });
+    expect(second.status).toBe(201);
+    expect(second.headers.get("idempotent-replayed")).toBe("true");
+    expect(await second.text()).toBe(text);
+    const id = (JSON.parse(text) as PaymentBody).id;
+    expect(await count(`SELECT COUNT(*) AS n FROM processor_operations WHERE operation = 'authorize' AND reference = '${id}'`)).toBe(1);
+    const audit = await env.DB.prepare("SELECT outcome, code FROM audit_events WHERE resource_id = ? ORDER BY seq").bind(id).all();
+    expect(audit.results).toEqual([
+      { outcome: "allowed", code: null },
+      { outcome: "allowed", code: "idempotent_replay" },
+    ]);
+  });
+
+  it("answers 422 for the same key with another body or on another route", async () => {
+    await call("POST", "/v1/payments", { body: { amount: 100, currency: "usd", card: card() }, key: "mismatch-1" });
+    const other = await call("POST", "/v1/payments", { body: { amount: 101, currency: "usd", card: card() }, key: "mismatch-1" });
+    expect(other.status).toBe(422);
+    expect((await json(other)).code).toBe("idempotency_key_reused");
+    const route = await call("POST", "/v1/payments/payment-methods", { body: card(), key: "mismatch-1" });
+    expect(route.status).toBe(422);
+  });
+
+  it("scopes keys to the client: another client's same key is a new request", async () => {
+    const body = { amount: 100, currency: "usd", card: card() };
+    const a = await json<PaymentBody>(await call("POST", "/v1/payments", { body, key: "shared-key" }));
+    const res = await call("POST", "/v1/payments", { body, key: "shared-key", caller: { sub: "cli_other" } });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("idempotent-replayed")).toBeNull();
+    expect((await json<PaymentBody>(res)).id).not.toBe(a.id);
+  });
+
+  it("replays a stored refusal too (Stripe stores what the endpoint answered)", async () => {
+    const key = "refusal-1";
+    const r1 = await call("POST", "/v1/payments/pi_doesnotexist12/capture", { key });
+    expect(r1.status).toBe(404);
+    const r2 = await call("POST", "/v1/payments/pi_doesnotexist12/capture", { key });
+    expect(r2.status).toBe(404);
+    expect(r2.headers.get("idempotent-replayed")).toBe("true");
+  });
+
+  it("50 concurrent identical requests with one key make exactly one payment and one charge", async () => {
+    const body = { amount: 5050, currency: "usd", card: card(), description: "concurrency" };
+    const before = await count("SELECT COUNT(*) AS n FROM processor_operations WHERE operation = 'authorize'");
+    const responses = await Promise.all(Array.from({ length: 50 }, () => call("POST", "/v1/payments", { body, key: "fifty" })));
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
+    const fresh = responses.filter((r) => r.status === 201 && r.headers.get("idempotent-replayed") === null);
+    expect(fresh).toHaveLength(1);
+    for (const r of responses.filter((x) => x.status === 409)) {
+      expect(r.headers.get("retry-after")).toBe("1");
+      expect(await json(r)).toMatchObject({ code: "idempotency_in_flight", retryable: true });
+    }
+    const ids = new Set(await Promise.all(responses.filter((r) => r.status === 201).map(async (r) => (await json<PaymentBody>(r)).id)));
+    expect(ids.size).toBe(1);
+    expect(await count("SELECT COUNT(*) AS n FROM payments WHERE description = 'concurrency'")).toBe(1);
+    expect(await count("SELECT COUNT(*) AS n FROM processor_operations WHERE operation = 'authorize'")).toBe(before + 1);
+    // After the first finished, the key replays.
+    const later = await call("POST", "/v1/payments", { body, key: "fifty" });
+    expect(later.headers.get("idempotent-replayed")).toBe("true");
+    expect((await json<PaymentBody>(later)).id).toBe([...ids][0]);
+  }, 60_000);
+
+  it("claims atomically: a second claim while in flight is 409; an abandoned or expired one can be taken over", async () => {
+    const now = Date.now();
+    const first = await claimKey(env.DB, "cli_unit", "k1", "h1", now);
+    expect(first.kind).toBe("claimed");
+    await expect(claimKey(env.DB, "cli_unit", "k1", "h1", now + 10)).rejects.toMatchObject({ status: 409, code: "idempotency_in_flight" });
+    await expect(claimKey(env.DB, "cli_unit", "k1", "h2", now + 10)).rejects.toMatchObject({ status: 422 });
+    expect((await claimKey(env.DB, "cli_unit", "k1", "h1", now + IN_FLIGHT_LOCK_MS + 1)).kind).toBe("claimed");
+    await env.DB.prepare("UPDATE idempotency_keys SET state = 'done', response_status = 201, response_body = '{}' WHERE key = 'k1'").run();
+    expect((await claimKey(env.DB, "cli_unit", "k1", "h1", now + 1000)).kind).toBe("replay");
+    // Kept 24 h, then the key is free again.
+    expect((await claimKey(env.DB, "cli_unit", "k1", "other", now + IN_FLIGHT_LOCK_MS + 1 + IDEMPOTENCY_TTL_MS)).kind).toBe("claimed");
+  });
+});
