@@ -24,9 +24,9 @@ async function formParams(c: Context): Promise<[string, string][]> {
   if (ct !== "application/x-www-form-urlencoded") {
     throw new ApiError(415, "unsupported_media_type", "Send application/x-www-form-urlencoded.");
   }
-  const text = await c.req.text();
-  if (text.length > MAX_FORM_BYTES) throw new ApiError(413, "payload_too_large", "The search form is too large.");
-  return [...new URLSearchParams(text).entries()];
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > MAX_FORM_BYTES) throw new ApiError(413, "payload_too_large", "The search form is too large.");
+  return [...new URLSearchParams(new TextDecoder().decode(bytes)).entries()];
 }
 
 function queryParams(c: Context): [string, string][] {
