@@ -29,7 +29,7 @@ export async function call(
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
-  return (await res.json()) as T;
+  return res.json<T>();
 }
 
 export function patient(family: string, given = "Ann", extra: Record<string, unknown> = {}): Record<string, unknown> {

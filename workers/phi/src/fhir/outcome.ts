@@ -37,7 +37,30 @@ function issueCode(status: number): string {
 
 interface FieldError {
   path?: string;
+  code?: string;
   message?: string;
+}
+
+/**
+ * Validation texts. zod's messages for these codes describe the rule, never the
+ * input, and pass through; any other code (an unknown element's message names the
+ * element, which a client may have filled with PHI) gets a fixed text.
+ */
+const RULE_ONLY = new Set(["custom", "invalid_format", "invalid_type", "invalid_value", "too_big", "too_small"]);
+const ISSUE_TEXT: Record<string, string> = {
+  invalid_type: "Wrong type or missing element.",
+  unrecognized_keys: "Unknown element (not in the FHIR R4 subset this server accepts).",
+  invalid_value: "Not an allowed value.",
+  invalid_format: "Invalid format.",
+  too_big: "Too long or too large.",
+  too_small: "Too short, too small or empty.",
+  invalid_union: "Matches none of the allowed shapes.",
+  not_multiple_of: "Not an allowed number.",
+};
+
+function issueText(e: FieldError): string {
+  if (e.code && RULE_ONLY.has(e.code) && e.message) return e.message.slice(0, 300);
+  return (e.code && ISSUE_TEXT[e.code]) ?? "Invalid element.";
 }
 
 /** An ApiError as a FHIR OperationOutcome (https://hl7.org/fhir/R4/operationoutcome.html). */
@@ -53,7 +76,7 @@ export function operationOutcome(err: ApiError, requestId: string | undefined): 
   const more = fieldErrors.map((e) => ({
     severity,
     code: "invalid",
-    details: { text: e.message ?? "invalid" },
+    details: { text: issueText(e) },
     // Element paths only (never the offending value), as FHIRPath-like expressions.
     ...(e.path ? { expression: [e.path] } : {}),
   }));
