@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { URLSearchParams } from "node:url";
 import Ajv from "ajv";
 import { ROOT } from "../../scripts/workers.mjs";
 
