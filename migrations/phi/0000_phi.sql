@@ -28,10 +28,10 @@ CREATE TABLE `resource_versions` (
 	`last_updated` text NOT NULL,
 	`deleted` integer NOT NULL,
 	`sealed` text,
-	`patient_id` text NOT NULL,
-	PRIMARY KEY(`resource_type`, `id`, `version_id`)
+	`patient_id` text NOT NULL
 );
 --> statement-breakpoint
+CREATE UNIQUE INDEX `resource_versions_version` ON `resource_versions` (`resource_type`,`id`,`version_id`);--> statement-breakpoint
 CREATE INDEX `resource_versions_patient` ON `resource_versions` (`patient_id`);--> statement-breakpoint
 CREATE TABLE `search_index` (
 	`resource_type` text NOT NULL,

@@ -56,3 +56,22 @@ describe("through the auth gateway (real tokens, real service binding)", () => {
     expect(await verify.json()).toMatchObject({ ok: true });
   });
 });
+
+describe("contracts", () => {
+  it("serves exactly the routes of the gateway's table for phi, and documents them in OpenAPI", async () => {
+    const { app } = await import("../src/index");
+    const { PHI_ROUTES } = await import("../../auth/src/gateway/routes/phi");
+    const served = new Set(
+      app.routes
+        .filter((r) => r.path.startsWith("/v1/phi/") && r.method !== "ALL")
+        .map((r) => `${r.method} ${r.path.replace("/v1/phi", "")}`),
+    );
+    const table = new Set(PHI_ROUTES.map((r) => `${r.method} ${r.path}`));
+    expect([...served].sort()).toEqual([...table].sort());
+
+    const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "phi", version: "1" } });
+    const paths = Object.keys(doc.paths ?? {});
+    expect(paths).toEqual(expect.arrayContaining(["/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify"]));
+    expect(paths).toHaveLength(11);
+  });
+});

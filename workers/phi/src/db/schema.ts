@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { chainColumns } from "../../../../shared/audit-chain";
 
 /**
@@ -26,7 +26,10 @@ export const resourceVersions = sqliteTable(
     /** The server-assigned id of the Patient this resource concerns (a random UUID, not an identifier). */
     patientId: text("patient_id").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.resourceType, t.id, t.versionId] }), index("resource_versions_patient").on(t.patientId)],
+  // A unique index (not the primary key): a concurrent writer of the same version then
+  // fails with SQLITE_CONSTRAINT_UNIQUE, which the audit append does not mistake for a
+  // lost race on its own seq and retry.
+  (t) => [uniqueIndex("resource_versions_version").on(t.resourceType, t.id, t.versionId), index("resource_versions_patient").on(t.patientId)],
 );
 
 export const searchIndex = sqliteTable(

@@ -1,11 +1,12 @@
 import type { PhiEnv } from "../env";
 import type { Context } from "hono";
+import { ApiError } from "../../../../shared/errors";
 import type { PhiSettings } from "../config";
 import { indexEntries } from "../fhir/index-tokens";
 import type { ResourceType } from "../fhir/search-params";
 import { recordSuccess } from "../audit/middleware";
 import type { AuditAction } from "../audit/describe";
-import { writeVersionStatements, type VersionRow } from "../store/resources";
+import { readHead, writeVersionStatements, type VersionRow } from "../store/resources";
 import { seal } from "../store/seal";
 import { versionMeta, type FhirResource } from "./present";
 
@@ -46,11 +47,21 @@ export async function writeVersion(
     patient_id: v.patientId,
   };
   const index = await indexEntries(cfg.indexKey, v.type, v.values);
-  await recordSuccess(
-    c,
-    { action, resourceType: v.type, resourceId: v.id, patientIds: [v.patientId] },
-    now,
-    writeVersionStatements(c.env.DB, row, index),
-  );
+  try {
+    await recordSuccess(
+      c,
+      { action, resourceType: v.type, resourceId: v.id, patientIds: [v.patientId] },
+      now,
+      writeVersionStatements(c.env.DB, row, index),
+    );
+  } catch (err) {
+    // The batch failed as a whole (nothing written). If another writer took this
+    // version number meanwhile, say so (FHIR: 409 for a concurrent update) rather than 503.
+    const head = await readHead(c.env.DB, v.type, v.id).catch(() => null);
+    if (v.versionId > 1 && head && head.version_id >= v.versionId) {
+      throw new ApiError(409, "version_conflict", "Another update of this resource happened at the same time; read it again.");
+    }
+    throw err;
+  }
   return { row, resource };
 }
