@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { secretsFor } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, secretsFor, TEST_SECRETS } from "../../scripts/test-support.mjs";
 
 const here = import.meta.dirname;
 const migrations = path.resolve(here, "../../migrations/phi");
@@ -16,7 +16,16 @@ export default defineConfig(async () => ({
         bindings: {
           ...secretsFor("phi"),
           TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
+          // The gateway tests obtain real tokens as the bootstrap client.
+          TEST_AUTH_MIGRATIONS: await readD1Migrations(path.resolve(here, "../../migrations/auth")),
+          TEST_BOOTSTRAP_CLIENT_ID: TEST_SECRETS.BOOTSTRAP_CLIENT_ID,
+          TEST_BOOTSTRAP_CLIENT_SECRET: TEST_SECRETS.BOOTSTRAP_CLIENT_SECRET,
         },
+        // The auth worker (token service + gateway) from its built bundle, forwarding to this
+        // worker; its D1 is shared with AUTH_DB here so setup can apply its migrations.
+        workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] })],
+        serviceBindings: { GATEWAY: "auth" },
+        d1Databases: { AUTH_DB: d1Id("auth") },
       },
     }),
   ],

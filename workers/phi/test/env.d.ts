@@ -4,6 +4,13 @@ declare global {
   namespace Cloudflare {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
+      TEST_AUTH_MIGRATIONS: D1Migration[];
+      TEST_BOOTSTRAP_CLIENT_ID: string;
+      TEST_BOOTSTRAP_CLIENT_SECRET: string;
+      /** The auth worker (gateway), as clients reach it. */
+      GATEWAY: Fetcher;
+      /** The auth worker's database (shared storage), for its migrations. */
+      AUTH_DB: D1Database;
     }
   }
 }

@@ -1,0 +1,82 @@
+/**
+ * Pure mapping of a request to what the audit trail records about it. Path ids are
+ * recorded only when they have the shape of the ids this server assigns, so a client
+ * that puts a name or an SSN in a URL does not get it written into the audit trail.
+ */
+export type AuditAction =
+  | "create"
+  | "read"
+  | "vread"
+  | "search"
+  | "update"
+  | "delete"
+  | "history"
+  | "access-log"
+  | "audit-search"
+  | "audit-verify"
+  | "unknown";
+
+export interface RequestDescription {
+  action: AuditAction;
+  resourceType: string;
+  resourceId: string;
+}
+
+const SERVER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function safeId(raw: string | undefined): string {
+  if (raw === undefined) return "";
+  return SERVER_ID.test(raw) ? raw : "(not a server id)";
+}
+
+export function describeRequest(method: string, pathname: string): RequestDescription {
+  const parts = pathname.replace(/^\/v1\/phi\/?/, "").split("/");
+  const [type = "", id, sub, vid] = parts;
+  const unknown: RequestDescription = { action: "unknown", resourceType: "", resourceId: "" };
+  if (type === "audit") {
+    if (id === undefined && method === "GET") return { action: "audit-search", resourceType: "AuditTrail", resourceId: "" };
+    if (id === "verify" && sub === undefined && method === "GET") return { action: "audit-verify", resourceType: "AuditTrail", resourceId: "" };
+    return unknown;
+  }
+  if (type !== "Patient" && type !== "Observation") return unknown;
+  const known = (action: AuditAction, rid = ""): RequestDescription => ({ action, resourceType: type, resourceId: rid });
+  if (id === undefined) {
+    if (method === "POST") return known("create");
+    if (method === "GET") return known("search");
+    return unknown;
+  }
+  if (id === "_search") return method === "POST" && sub === undefined ? known("search") : unknown;
+  if (sub === undefined) {
+    if (method === "GET") return known("read", safeId(id));
+    if (method === "PUT") return known("update", safeId(id));
+    if (method === "DELETE") return known("delete", safeId(id));
+    return unknown;
+  }
+  if (method !== "GET" || parts.length > 4) return unknown;
+  if (sub === "_history") return known(vid === undefined ? "history" : "vread", safeId(id));
+  if (sub === "$access-log" && vid === undefined) return known("access-log", safeId(id));
+  return unknown;
+}
+
+export type AuditOutcome = "success" | "denied" | "failed" | "error";
+
+/** Denied = the caller may not (401/403); failed = the request could not be served (other 4xx); error = ours (5xx). */
+export function outcomeFor(status: number): AuditOutcome {
+  if (status < 400) return "success";
+  if (status === 401 || status === 403) return "denied";
+  if (status < 500) return "failed";
+  return "error";
+}
+
+/** `X-Purpose-Of-Use`: an HL7 PurposeOfUse code (TREAT, ETREAT, HPAYMT, HOPERAT, PUBHLTH ...), never free text. */
+export function parsePurpose(header: string | undefined): string | undefined {
+  if (header === undefined || header.trim() === "") return "unspecified";
+  const v = header.trim();
+  return /^[A-Za-z][A-Za-z0-9._-]{0,63}$/.test(v) ? v : undefined;
+}
+
+/** The trace id of a W3C `traceparent` header (Trace Context, section 3.2), or "". */
+export function traceIdOf(traceparent: string | undefined): string {
+  const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent?.trim() ?? "");
+  return m?.[1] && !/^0+$/.test(m[1]) ? m[1] : "";
+}

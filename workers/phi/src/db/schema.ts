@@ -1,0 +1,72 @@
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { chainColumns } from "../../../../shared/audit-chain";
+
+/**
+ * Storage of the phi worker (one D1 database). Nothing here holds a direct
+ * identifier in plaintext (HIPAA 164.514(b)(2) list; 164.312(a)(2)(iv) encryption):
+ * - resource_versions: every version of every resource, insert-only (21 CFR 11.10(e),
+ *   HIPAA 164.312(c)(1) integrity). The resource body is sealed with AES-256-GCM as a
+ *   whole (`v1.<kid>.<iv>.<ct>`), because identifiers also hide in extensions
+ *   (mothers' maiden names, birth places) that field-level encryption would miss.
+ * - search_index: keyed HMAC blind indexes of the current version's search values,
+ *   plus the (non-identifying) Observation instant for range search. It is an index,
+ *   not a record: it is replaced when a new version is written.
+ * - phi_audit: the hash-chained audit trail (HIPAA 164.312(b)).
+ */
+export const resourceVersions = sqliteTable(
+  "resource_versions",
+  {
+    resourceType: text("resource_type").notNull(),
+    id: text("id").notNull(),
+    versionId: integer("version_id").notNull(),
+    lastUpdated: text("last_updated").notNull(),
+    /** 1 for a tombstone (FHIR delete): `sealed` is then null. */
+    deleted: integer("deleted").notNull(),
+    sealed: text("sealed"),
+    /** The server-assigned id of the Patient this resource concerns (a random UUID, not an identifier). */
+    patientId: text("patient_id").notNull(),
+  },
+  // A unique index (not the primary key): a concurrent writer of the same version then
+  // fails with SQLITE_CONSTRAINT_UNIQUE, which the audit append does not mistake for a
+  // lost race on its own seq and retry.
+  (t) => [uniqueIndex("resource_versions_version").on(t.resourceType, t.id, t.versionId), index("resource_versions_patient").on(t.patientId)],
+);
+
+export const searchIndex = sqliteTable(
+  "search_index",
+  {
+    resourceType: text("resource_type").notNull(),
+    resourceId: text("resource_id").notNull(),
+    param: text("param").notNull(),
+    /** HMAC-SHA256 hex of the normalized value; for `date`, the UTC instant. */
+    token: text("token").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.resourceType, t.param, t.token, t.resourceId] }),
+    index("search_index_resource").on(t.resourceType, t.resourceId),
+  ],
+);
+
+export const phiAudit = sqliteTable(
+  "phi_audit",
+  {
+    ...chainColumns(),
+    at: text("at").notNull(),
+    actorSub: text("actor_sub").notNull(),
+    actorClient: text("actor_client").notNull(),
+    actorRoles: text("actor_roles").notNull(),
+    tokenId: text("token_id").notNull(),
+    action: text("action").notNull(),
+    resourceType: text("resource_type").notNull(),
+    resourceId: text("resource_id").notNull(),
+    /** Comma-separated Patient ids the access concerned (a search lists every patient it returned). */
+    patientIds: text("patient_ids").notNull(),
+    outcome: text("outcome").notNull(),
+    reason: text("reason").notNull(),
+    purposeOfUse: text("purpose_of_use").notNull(),
+    clientIp: text("client_ip").notNull(),
+    requestId: text("request_id").notNull(),
+    traceId: text("trace_id").notNull(),
+  },
+  (t) => [index("phi_audit_at").on(t.at), index("phi_audit_actor").on(t.actorSub)],
+);

@@ -1,0 +1,73 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { verifyChain } from "../../../../shared/audit-chain";
+import { decideScope, enforce } from "../access";
+import { recordSuccess } from "../audit/middleware";
+import { AUDIT_TABLE } from "../audit/trail";
+import { queryAudit } from "../store/audit-query";
+import { phiRouter, problemErrors, ResourceId } from "./openapi";
+
+/** The audit trail for auditors (`audit:read`): filtered reads and chain verification. */
+export const auditRoutes = phiRouter();
+
+const AuditQuery = z.object({
+  patient: ResourceId.optional(),
+  actor: z.string().min(1).max(200).optional(),
+  since: z.iso.datetime().optional(),
+  until: z.iso.datetime().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.coerce.number().int().min(0).default(0),
+});
+
+const AuditRecord = z.object({ seq: z.number(), hash: z.string(), prev_hash: z.string(), at: z.string() }).catchall(z.unknown());
+
+auditRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/phi/audit",
+    request: { query: AuditQuery },
+    responses: {
+      200: {
+        description: "Audit records in chain order",
+        content: { "application/json": { schema: z.object({ data: z.array(AuditRecord), next_cursor: z.number().nullable() }) } },
+      },
+      ...problemErrors(),
+    },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "audit-search"));
+    const q = c.req.valid("query");
+    // Timestamps are stored as toISOString() (UTC, ms): normalize the filter the same way.
+    const since = q.since ? new Date(q.since).toISOString() : undefined;
+    const until = q.until ? new Date(q.until).toISOString() : undefined;
+    const rows = await queryAudit(c.env.DB, { ...q, since, until, after: q.cursor, limit: q.limit + 1 });
+    const page = rows.slice(0, q.limit);
+    await recordSuccess(c, { action: "audit-search", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
+    return c.json({ data: page, next_cursor: rows.length > q.limit ? (page.at(-1)?.seq ?? null) : null }, 200);
+  },
+);
+
+const VerifyOut = z.object({
+  ok: z.boolean(),
+  records: z.number(),
+  head: z.string().optional(),
+  broken_at: z.number().optional(),
+  reason: z.string().optional(),
+});
+
+auditRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/phi/audit/verify",
+    responses: {
+      200: { description: "The chain recomputed; the first broken link if any", content: { "application/json": { schema: VerifyOut } } },
+      ...problemErrors(),
+    },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "audit-verify"));
+    // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
+    const result = await verifyChain(c.env.DB, AUDIT_TABLE);
+    await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
+    return c.json(result, 200);
+  },
+);

@@ -1,0 +1,64 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError } from "../../../../shared/errors";
+import { decideReadable, decideScope, enforce } from "../access";
+import { auditState, recordSuccess } from "../audit/middleware";
+import { phiSettings } from "../config";
+import { observationValues } from "../fhir/index-tokens";
+import { ObservationSchema, subjectPatientId } from "../fhir/observation";
+import { presentVersion, resourceHeaders } from "../service/present";
+import { writeVersion } from "../service/write";
+import { readHead } from "../store/resources";
+import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson, ResourceId, ResourceOut } from "./openapi";
+
+/** FHIR R4 Observation: create and read (search lives in search.ts). */
+export const observationRoutes = phiRouter();
+
+observationRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/phi/Observation",
+    middleware: [requireFhirJson()],
+    request: { body: { content: { [FHIR_REQUEST]: { schema: ObservationSchema } }, required: true } },
+    responses: { 201: { description: "Created", content: fhirJson(ResourceOut) }, ...fhirErrors(413, 415, 422) },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "create"));
+    const input = c.req.valid("json");
+    const patientId = subjectPatientId(input);
+    auditState(c).patients = [patientId];
+    // The subject must be a live Patient of this server: an Observation always concerns a known record.
+    const subject = await readHead(c.env.DB, "Patient", patientId);
+    if (!subject || subject.deleted) throw new ApiError(422, "unknown_subject", "The subject is not a Patient of this server.");
+    const cfg = await phiSettings(c.env);
+    const id = crypto.randomUUID();
+    const { row, resource } = await writeVersion(
+      c,
+      cfg,
+      "create",
+      { type: "Observation", id, versionId: 1, patientId, body: input, values: observationValues(input, id) },
+      new Date(),
+    );
+    return c.json(resource ?? { resourceType: "Observation", id }, 201, resourceHeaders(row, true));
+  },
+);
+
+observationRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/phi/Observation/{id}",
+    request: { params: z.object({ id: ResourceId }) },
+    responses: { 200: { description: "The current version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410) },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "read"));
+    const { id } = c.req.valid("param");
+    const cfg = await phiSettings(c.env);
+    const head = await readHead(c.env.DB, "Observation", id);
+    if (head) auditState(c).patients = [head.patient_id];
+    enforce(decideReadable(head));
+    if (!head) throw new ApiError(404, "not_found");
+    const resource = await presentVersion(cfg.ring, head);
+    await recordSuccess(c, { action: "read", resourceType: "Observation", resourceId: id, patientIds: [head.patient_id] }, new Date());
+    return c.json(resource, 200, resourceHeaders(head, false));
+  },
+);

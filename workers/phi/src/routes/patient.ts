@@ -1,0 +1,121 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError } from "../../../../shared/errors";
+import { decideReadable, decideScope, decideVersionMatch, enforce } from "../access";
+import { recordSuccess } from "../audit/middleware";
+import { phiSettings } from "../config";
+import { patientValues } from "../fhir/index-tokens";
+import { PatientSchema } from "../fhir/patient";
+import { presentVersion, resourceHeaders } from "../service/present";
+import { writeVersion } from "../service/write";
+import { readHead } from "../store/resources";
+import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson, ResourceId, ResourceOut } from "./openapi";
+
+/** FHIR R4 Patient: create, read, update (new version), delete (tombstone version). */
+export const patientRoutes = phiRouter();
+
+const body = { content: { [FHIR_REQUEST]: { schema: PatientSchema } }, required: true };
+const idParam = z.object({ id: ResourceId });
+const ifMatch = z.object({ "if-match": z.string().max(64).optional() });
+
+patientRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/v1/phi/Patient",
+    middleware: [requireFhirJson()],
+    request: { body },
+    responses: { 201: { description: "Created", content: fhirJson(ResourceOut) }, ...fhirErrors(413, 415) },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "create"));
+    const input = c.req.valid("json");
+    const cfg = await phiSettings(c.env);
+    // The server assigns ids (FHIR create ignores a client id).
+    const id = crypto.randomUUID();
+    const { row, resource } = await writeVersion(
+      c,
+      cfg,
+      "create",
+      { type: "Patient", id, versionId: 1, patientId: id, body: input, values: patientValues(input, id) },
+      new Date(),
+    );
+    return c.json(resource ?? { resourceType: "Patient", id }, 201, resourceHeaders(row, true));
+  },
+);
+
+patientRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/v1/phi/Patient/{id}",
+    request: { params: idParam },
+    responses: { 200: { description: "The current version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410) },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "read"));
+    const { id } = c.req.valid("param");
+    const cfg = await phiSettings(c.env);
+    const head = await readHead(c.env.DB, "Patient", id);
+    enforce(decideReadable(head));
+    if (!head) throw new ApiError(404, "not_found");
+    const resource = await presentVersion(cfg.ring, head);
+    // The record is written before any PHI leaves; if it cannot be, this throws 503.
+    await recordSuccess(c, { action: "read", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
+    return c.json(resource, 200, resourceHeaders(head, false));
+  },
+);
+
+patientRoutes.openapi(
+  createRoute({
+    method: "put",
+    path: "/v1/phi/Patient/{id}",
+    middleware: [requireFhirJson()],
+    request: { params: idParam, headers: ifMatch, body },
+    responses: { 200: { description: "Updated: a new version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410, 412, 413, 415) },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "update"));
+    const { id } = c.req.valid("param");
+    const input = c.req.valid("json");
+    // FHIR update: the body's id must be the URL's id (R4 http.html#update).
+    if (input.id !== id) throw new ApiError(400, "id_mismatch", "The resource id must equal the id in the URL.");
+    const cfg = await phiSettings(c.env);
+    const head = await readHead(c.env.DB, "Patient", id);
+    // Ids are server-assigned: no update-as-create, no resurrection of a deleted record.
+    enforce(decideReadable(head));
+    if (!head) throw new ApiError(404, "not_found");
+    enforce(decideVersionMatch(c.req.valid("header")["if-match"], head));
+    const { row, resource } = await writeVersion(
+      c,
+      cfg,
+      "update",
+      { type: "Patient", id, versionId: head.version_id + 1, patientId: id, body: input, values: patientValues(input, id) },
+      new Date(),
+    );
+    return c.json(resource ?? { resourceType: "Patient", id }, 200, resourceHeaders(row, true));
+  },
+);
+
+patientRoutes.openapi(
+  createRoute({
+    method: "delete",
+    path: "/v1/phi/Patient/{id}",
+    request: { params: idParam, headers: ifMatch },
+    responses: { 204: { description: "Deleted: a tombstone version was added" }, ...fhirErrors(404, 410, 412) },
+  }),
+  async (c) => {
+    enforce(decideScope(c.get("principal").scopes, "delete"));
+    const { id } = c.req.valid("param");
+    const cfg = await phiSettings(c.env);
+    const head = await readHead(c.env.DB, "Patient", id);
+    enforce(decideReadable(head));
+    if (!head) throw new ApiError(404, "not_found");
+    enforce(decideVersionMatch(c.req.valid("header")["if-match"], head));
+    const { row } = await writeVersion(
+      c,
+      cfg,
+      "delete",
+      { type: "Patient", id, versionId: head.version_id + 1, patientId: id, body: null, values: [] },
+      new Date(),
+    );
+    return c.body(null, 204, { ETag: `W/"${row.version_id}"` });
+  },
+);

@@ -1,0 +1,64 @@
+import type { PhiEnv } from "../env";
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { ApiError } from "../../../../shared/errors";
+import { decideScope, enforce } from "../access";
+import { phiSettings } from "../config";
+import type { ResourceType } from "../fhir/search-params";
+import { pageFrom, runSearch } from "../service/search";
+import { BundleOut, fhirErrors, fhirJson, phiRouter } from "./openapi";
+
+/**
+ * FHIR search for Patient and Observation (R4 search.html): GET with a query string,
+ * or POST `_search` with a form body so identifiers need not sit in URLs.
+ */
+export const searchRoutes = phiRouter();
+
+const MAX_FORM_BYTES = 16 * 1024;
+const str = z.string().max(256).optional();
+const PatientQuery = z.object({ family: str, given: str, birthdate: str, identifier: str, _count: str, _cursor: z.string().max(4096).optional() });
+const ObservationQuery = z.object({ patient: str, subject: str, code: str, date: str, _count: str, _cursor: z.string().max(4096).optional() });
+
+async function formParams(c: Context): Promise<[string, string][]> {
+  const ct = (c.req.header("content-type") ?? "").toLowerCase().split(";")[0]?.trim();
+  if (ct !== "application/x-www-form-urlencoded") {
+    throw new ApiError(415, "unsupported_media_type", "Send application/x-www-form-urlencoded.");
+  }
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength > MAX_FORM_BYTES) throw new ApiError(413, "payload_too_large", "The search form is too large.");
+  return [...new URLSearchParams(new TextDecoder().decode(bytes)).entries()];
+}
+
+function queryParams(c: Context): [string, string][] {
+  return [...new URL(c.req.url).searchParams.entries()];
+}
+
+async function search(c: Context<PhiEnv>, type: ResourceType, params: [string, string][]) {
+  const principal = c.get("principal");
+  enforce(decideScope(principal.scopes, "search"));
+  const cfg = await phiSettings(c.env);
+  const now = new Date();
+  const page = await pageFrom(cfg, principal.sub, type, params, Math.floor(now.getTime() / 1000));
+  return runSearch(c, cfg, page, now);
+}
+
+const ok = { 200: { description: "A searchset Bundle with next links", content: fhirJson(BundleOut) }, ...fhirErrors() };
+const formOk = { ...ok, ...fhirErrors(413, 415) };
+
+for (const [type, query] of [
+  ["Patient", PatientQuery],
+  ["Observation", ObservationQuery],
+] as const) {
+  searchRoutes.openapi(createRoute({ method: "get", path: `/v1/phi/${type}`, request: { query }, responses: ok }), async (c) =>
+    c.json(await search(c, type, queryParams(c)), 200),
+  );
+  searchRoutes.openapi(
+    createRoute({
+      method: "post",
+      path: `/v1/phi/${type}/_search`,
+      description: "Search parameters as an application/x-www-form-urlencoded body (same names as the GET form).",
+      responses: formOk,
+    }),
+    async (c) => c.json(await search(c, type, await formParams(c)), 200),
+  );
+}

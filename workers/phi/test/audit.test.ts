@@ -1,0 +1,74 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { auditRows, call, createPatient, form, json, patient } from "./helpers";
+
+const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+describe("audit trail: one record per access", () => {
+  it("records allowed and denied accesses with actor, purpose, request and trace ids, and never PHI", async () => {
+    const before = (await auditRows()).length;
+    const headers = { "x-purpose-of-use": "TREAT", traceparent: `00-${TRACE}-00f067aa0ba902b7-01` };
+    const created = await call("/Patient", { method: "POST", body: patient("Auditable", "Zed"), headers });
+    const id = String((await json(created)).id);
+    const reqId = created.headers.get("x-request-id");
+    await call(`/Patient/${id}`, { headers });
+    await call(`/Patient/${id}`, { as: { sub: "no-scope", scopes: ["phi:write"] } }); // denied: missing phi:read
+    await call(`/Patient/${id}`, { headers: { "x-purpose-of-use": "not a code!" } }); // failed: bad purpose
+    await call("/Patient/00000000-0000-4000-8000-000000000000"); // failed: not found
+    await call("/Patient", { method: "POST", body: { resourceType: "Patient", gender: "robot" } }); // failed: invalid
+    await call("/Patient/_search", form({ family: "Auditable" }));
+
+    const rows = (await auditRows()).slice(before);
+    expect(rows.map((r) => [r.action, r.outcome, r.reason])).toEqual([
+      ["create", "success", ""],
+      ["read", "success", ""],
+      ["read", "denied", "insufficient_scope"],
+      ["read", "failed", "invalid_purpose_of_use"],
+      ["read", "failed", "not_found"],
+      ["create", "failed", "invalid_request"],
+      ["search", "success", ""],
+    ]);
+    expect(rows[0]).toMatchObject({ purpose_of_use: "TREAT", trace_id: TRACE, request_id: reqId, patient_ids: id, actor_sub: "clinician-1" });
+    expect(rows[0]?.at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(rows[2]).toMatchObject({ actor_sub: "no-scope", patient_ids: id, purpose_of_use: "unspecified" });
+    expect(rows[6]?.patient_ids).toBe(id);
+    expect(JSON.stringify(rows)).not.toMatch(/Auditable|Zed|555-0100|1980-02-29|Main St/);
+  });
+
+  it("verifies the chain, reports the first tampered record, and serves filtered pages to auditors", async () => {
+    const p = await createPatient(patient("Chained"));
+    await call(`/Patient/${p.id}`, { headers: { "x-purpose-of-use": "HOPERAT" } });
+    const ok = await call("/audit/verify");
+    expect(ok.status).toBe(200);
+    expect(await json(ok)).toMatchObject({ ok: true });
+
+    const forPatient = await json<{ data: { action: string; seq: number }[]; next_cursor: number | null }>(
+      await call(`/audit?patient=${p.id}&limit=1`),
+    );
+    expect(forPatient.data).toHaveLength(1);
+    expect(forPatient.data[0]?.action).toBe("create");
+    const next = await json<{ data: { action: string }[] }>(await call(`/audit?patient=${p.id}&limit=5&cursor=${forPatient.next_cursor}`));
+    expect(next.data.map((r) => r.action)).toEqual(["read"]);
+    const byActor = await json<{ data: unknown[] }>(await call(`/audit?actor=nobody-at-all`));
+    expect(byActor.data).toHaveLength(0);
+    const since = await json<{ data: unknown[] }>(await call(`/audit?since=2999-01-01T00:00:00Z`));
+    expect(since.data).toHaveLength(0);
+    const until = await json<{ data: unknown[] }>(await call(`/audit?until=2999-01-01T00:00:00Z&limit=2`));
+    expect(until.data).toHaveLength(2);
+    expect((await call("/audit?since=yesterday")).status).toBe(400);
+    expect((await call("/audit", { as: { scopes: ["phi:read"] } })).status).toBe(403);
+
+    const log = await json<{ data: { action: string; purpose_of_use: string; actor: { sub: string } }[] }>(await call(`/Patient/${p.id}/$access-log`));
+    expect(log.data.map((e) => [e.action, e.purpose_of_use])).toEqual([
+      ["create", "unspecified"],
+      ["read", "HOPERAT"],
+    ]);
+    expect((await call(`/Patient/${p.id}/$access-log`, { as: { scopes: ["phi:read"] } })).status).toBe(403);
+
+    // An insider edits one record in place: verify names it.
+    const target = (await auditRows()).find((r) => r.action === "read" && r.patient_ids === p.id);
+    await env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = ?").bind(target?.seq).run();
+    const broken = await json(await call("/audit/verify"));
+    expect(broken).toMatchObject({ ok: false, broken_at: target?.seq, reason: "hash_mismatch" });
+  });
+});

@@ -1,0 +1,77 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { auditRows, patient } from "./helpers";
+
+const GW = "https://gateway.test";
+
+async function token(scope: string): Promise<string> {
+  const res = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
+    method: "POST",
+    headers: {
+      authorization: `Basic ${btoa(`${env.TEST_BOOTSTRAP_CLIENT_ID}:${env.TEST_BOOTSTRAP_CLIENT_SECRET}`)}`,
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    body: new URLSearchParams({ grant_type: "client_credentials", scope }),
+  });
+  const body = await res.json<{ access_token?: string }>();
+  expect(res.status, JSON.stringify(body)).toBe(200);
+  return String(body.access_token);
+}
+
+function gw(path: string, tok: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("authorization", `Bearer ${tok}`);
+  return env.GATEWAY.fetch(`${GW}/v1/phi${path}`, { ...init, headers });
+}
+
+describe("through the auth gateway (real tokens, real service binding)", () => {
+  it("creates, reads and audits with the gateway's principal; a forged principal header is stripped", async () => {
+    const writer = await token("phi:read phi:write");
+    const created = await gw("/Patient", writer, {
+      method: "POST",
+      headers: { "content-type": "application/fhir+json", "x-purpose-of-use": "TREAT", "x-gateway-principal": "forged.value" },
+      body: JSON.stringify(patient("Gatewayed")),
+    });
+    expect(created.status).toBe(201);
+    const { id } = await created.json<{ id: string }>();
+    const read = await gw(`/Patient/${id}`, writer);
+    expect(read.status).toBe(200);
+    expect(read.headers.get("etag")).toBe('W/"1"');
+
+    const rows = (await auditRows()).filter((r) => r.patient_ids === id);
+    expect(rows.map((r) => [r.action, r.outcome])).toEqual([
+      ["create", "success"],
+      ["read", "success"],
+    ]);
+    expect(rows[0]?.actor_sub).toBe(env.TEST_BOOTSTRAP_CLIENT_ID);
+    expect(rows[0]?.request_id).toBe(created.headers.get("x-request-id"));
+
+    // The gateway refuses before phi sees the request: no phi audit record for it.
+    const before = (await auditRows()).length;
+    const reader = await token("audit:read");
+    expect((await gw(`/Patient/${id}`, reader)).status).toBe(403);
+    expect((await gw(`/Patient/${id}`, "not-a-token")).status).toBe(401);
+    expect((await auditRows()).length).toBe(before);
+    const verify = await gw("/audit/verify", reader);
+    expect(await verify.json()).toMatchObject({ ok: true });
+  });
+});
+
+describe("contracts", () => {
+  it("serves exactly the routes of the gateway's table for phi, and documents them in OpenAPI", async () => {
+    const { app } = await import("../src/index");
+    const { PHI_ROUTES } = await import("../../auth/src/gateway/routes/phi");
+    const served = new Set(
+      app.routes
+        .filter((r) => r.path.startsWith("/v1/phi/") && r.method !== "ALL")
+        .map((r) => `${r.method} ${r.path.replace("/v1/phi", "")}`),
+    );
+    const table = new Set(PHI_ROUTES.map((r) => `${r.method} ${r.path}`));
+    expect([...served].sort()).toEqual([...table].sort());
+
+    const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "phi", version: "1" } });
+    const paths = Object.keys(doc.paths ?? {});
+    expect(paths).toEqual(expect.arrayContaining(["/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify"]));
+    expect(paths).toHaveLength(11);
+  });
+});

@@ -1,0 +1,76 @@
+import { env, SELF } from "cloudflare:test";
+import { gatewayHeaders } from "../../../shared/testing/principal";
+
+export const BASE = "https://phi.internal/v1/phi";
+export const FHIR = "application/fhir+json";
+
+export interface Caller {
+  sub?: string;
+  scopes?: string[];
+  roles?: string[];
+}
+
+const DEFAULT_SCOPES = ["phi:read", "phi:write", "audit:read"];
+
+/** A request as the gateway would forward it: signed principal attached. */
+export async function call(
+  path: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string>; as?: Caller; raw?: string; contentType?: string } = {},
+): Promise<Response> {
+  const who = init.as ?? {};
+  const headers: Record<string, string> = {
+    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: who.sub ?? "clinician-1", scopes: who.scopes ?? DEFAULT_SCOPES, roles: who.roles ?? ["clinician"] })),
+    ...init.headers,
+  };
+  let body: string | undefined = init.raw;
+  if (init.body !== undefined) body = JSON.stringify(init.body);
+  if (body !== undefined) headers["content-type"] = init.contentType ?? FHIR;
+  return SELF.fetch(path.startsWith("http") ? path : `${BASE}${path}`, { method: init.method ?? "GET", headers, body });
+}
+
+export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  return res.json<T>();
+}
+
+export function patient(family: string, given = "Ann", extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    resourceType: "Patient",
+    name: [{ use: "official", family, given: [given] }],
+    gender: "female",
+    birthDate: "1980-02-29",
+    identifier: [{ system: "urn:oid:2.16.840.1.113883.4.1", value: `999-00-${Math.floor(Math.random() * 9000 + 1000)}` }],
+    telecom: [{ system: "phone", value: "555-0100", use: "home" }],
+    address: [{ line: ["1 Main St"], city: "Springfield", state: "MA", postalCode: "01101" }],
+    ...extra,
+  };
+}
+
+export async function createPatient(body: Record<string, unknown>): Promise<{ id: string; res: Response; resource: Record<string, unknown> }> {
+  const res = await call("/Patient", { method: "POST", body });
+  const resource = await json(res.clone());
+  return { id: String(resource.id), res, resource };
+}
+
+export function form(params: Record<string, string>): { raw: string; contentType: string; method: string } {
+  return { method: "POST", raw: new URLSearchParams(params).toString(), contentType: "application/x-www-form-urlencoded" };
+}
+
+export interface AuditRecordJson {
+  seq: number;
+  action: string;
+  outcome: string;
+  reason: string;
+  resource_type: string;
+  resource_id: string;
+  patient_ids: string;
+  actor_sub: string;
+  purpose_of_use: string;
+  request_id: string;
+  trace_id: string;
+  at: string;
+}
+
+export async function auditRows(): Promise<AuditRecordJson[]> {
+  const { results } = await env.DB.prepare("SELECT * FROM phi_audit ORDER BY seq").all<AuditRecordJson>();
+  return results;
+}
