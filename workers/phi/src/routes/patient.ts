@@ -8,6 +8,7 @@ import { PatientSchema } from "../fhir/patient";
 import { presentVersion, resourceHeaders } from "../service/present";
 import { writeVersion } from "../service/write";
 import { readHead } from "../store/resources";
+import { conditionalMatches } from "../service/conditional";
 import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson, ResourceId, ResourceOut } from "./openapi";
 
 /** FHIR R4 Patient: create, read, update (new version), delete (tombstone version). */
@@ -16,19 +17,42 @@ export const patientRoutes = phiRouter();
 const body = { content: { [FHIR_REQUEST]: { schema: PatientSchema } }, required: true };
 const idParam = z.object({ id: ResourceId });
 const ifMatch = z.object({ "if-match": z.string().max(64).optional() });
+const ifNoneExist = z.object({
+  "if-none-exist": z
+    .string()
+    .max(512)
+    .optional()
+    .openapi({ description: "FHIR conditional create: search parameters (e.g. `identifier=system|value`); an existing match is returned instead of creating" }),
+});
 
 patientRoutes.openapi(
   createRoute({
     method: "post",
     path: "/v1/phi/Patient",
     middleware: [requireFhirJson()],
-    request: { body },
-    responses: { 201: { description: "Created", content: fhirJson(ResourceOut) }, ...fhirErrors(413, 415) },
+    request: { body, headers: ifNoneExist },
+    responses: {
+      201: { description: "Created", content: fhirJson(ResourceOut) },
+      200: { description: "Conditional create: the one existing match, nothing created", content: fhirJson(ResourceOut) },
+      ...fhirErrors(412, 413, 415),
+    },
   }),
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "create"));
     const input = c.req.valid("json");
     const cfg = await phiSettings(c.env);
+    const criteria = c.req.valid("header")["if-none-exist"];
+    if (criteria !== undefined) {
+      // FHIR R4 http.html#ccreate: one match -> 200 with it, several -> 412, none -> create.
+      const matches = await conditionalMatches(c.env.DB, cfg, criteria);
+      if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The If-None-Exist criteria match more than one Patient.");
+      const head = matches[0];
+      if (head) {
+        const resource = await presentVersion(cfg.ring, head);
+        await recordSuccess(c, { action: "read", resourceType: "Patient", resourceId: head.id, patientIds: [head.id] }, new Date());
+        return c.json(resource, 200, resourceHeaders(head, true));
+      }
+    }
     // The server assigns ids (FHIR create ignores a client id).
     const id = crypto.randomUUID();
     const { row, resource } = await writeVersion(
