@@ -34,7 +34,8 @@ async function upgrade(c: Ctx, id: string, role: "device" | "viewer"): Promise<R
   headers.set(DEVICE_HEADER, id);
   const res = await sessionStub(c.env, id).fetch(c.req.url, { headers });
   if (res.status === 410) throw new ApiError(410, "device_decommissioned", "This device is decommissioned.");
-  return res;
+  // Re-wrapped: a Durable Object's response has immutable headers, and the shared middleware sets some.
+  return new Response(null, { status: res.status, webSocket: res.webSocket, headers: res.headers });
 }
 
 const wsResponses = {

@@ -68,6 +68,8 @@ export class DeviceSession extends DurableObject<Env> {
    * wrap it; hibernated handlers are not traced automatically).
    */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    // Frames already queued when this side closed the socket (a flood, a decommission) are dropped.
+    if (ws.readyState !== WebSocket.READY_STATE_OPEN) return;
     const att = ws.deserializeAttachment() as Attachment;
     const parsed: ReturnType<typeof parseFrame> =
       att.role === "device" ? parseFrame(message) : { ok: false, frame: { error: "read_only", detail: "The live feed is read-only." } };
