@@ -67,10 +67,16 @@ export class Registry {
       .bind(d.id, d.udi, d.model, d.manufacturer, d.serial, d.type, d.status, d.client_id, d.created_at, d.created_by, d.decommissioned_at);
   }
 
-  /** Only an active device changes state; the audit batch fails if it was not (see decommission). */
-  decommission(id: string, at: string): D1PreparedStatement {
-    return this.db
-      .prepare("UPDATE devices SET status = 'decommissioned', decommissioned_at = ? WHERE id = ? AND status = 'active'")
-      .bind(at, id);
+  /**
+   * Statements for an audited decommission. The first fails (json() of a malformed
+   * value raises) unless the device is still active, so when two requests race, the
+   * loser's whole batch, audit record included, rolls back: no record of a change
+   * that did not happen.
+   */
+  decommission(id: string, at: string): D1PreparedStatement[] {
+    return [
+      this.db.prepare("SELECT json(CASE WHEN (SELECT status FROM devices WHERE id = ?) = 'active' THEN '1' ELSE 'not active' END)").bind(id),
+      this.db.prepare("UPDATE devices SET status = 'decommissioned', decommissioned_at = ? WHERE id = ?").bind(at, id),
+    ];
   }
 }

@@ -86,7 +86,11 @@ describe("device registry", () => {
       fc.asyncProperty(
         fc.oneof(
           fc.anything(),
-          fc.record({ udi: fc.string(), model: fc.string(), manufacturer: fc.string(), serial: fc.string(), type: fc.string() }, { requiredKeys: [] }),
+          // Always invalid: the type never matches lower snake_case.
+          fc.record(
+            { udi: fc.string(), model: fc.string(), manufacturer: fc.string(), serial: fc.string(), type: fc.string().filter((t) => !/^[a-z][a-z0-9_]{0,49}$/.test(t)) },
+            { requiredKeys: [] },
+          ),
           fc.constant({ ...deviceInput(), type: "Bedside Monitor" }),
           fc.constant({ ...deviceInput(), udi: "" }),
           fc.constant({ ...deviceInput(), serial: "x".repeat(101) }),
@@ -162,6 +166,19 @@ describe("device registry", () => {
     expect(trail.data[1]).toMatchObject({ reason: "End of service life", old_value: { status: "active" }, new_value: { status: "decommissioned" }, actor_sub: "cli_maker" });
     expect(trail.chain?.ok).toBe(true);
     expect((await call(CLINICIAN, `/v1/devices/${dev.id}/audit`)).status).toBe(403);
+  });
+});
+
+describe("concurrent decommission", () => {
+  it("commits one decommission and one audit record; the others get 409", async () => {
+    const dev = await register();
+    const results = await Promise.all(
+      [1, 2, 3].map((n) => call(WRITER, `/v1/devices/${dev.id}/decommission`, { method: "POST", body: { reason: `attempt ${n}` } })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409, 409]);
+    const trail = await auditOf(dev.id, "?verify=true");
+    expect(trail.data.filter((r) => r.action === "device.decommission")).toHaveLength(1);
+    expect(trail.chain?.ok).toBe(true);
   });
 });
 

@@ -184,6 +184,25 @@ describe("device session over WebSocket", () => {
   });
 });
 
+describe("thresholds reach the object", () => {
+  it("catches up from the registry when a device connects, if a push was missed", async () => {
+    const dev = await register();
+    expect((await setThresholds(dev.id, { "150456": { low: 93 } }, '"0"')).status).toBe(200);
+    // Simulate a lost push: the object forgets its copy.
+    await runInDurableObject(stub(dev.id), (_i: DeviceSession, state) => {
+      state.storage.sql.exec("DELETE FROM meta WHERE key = 'thresholds'");
+    });
+    const { ws, inbox } = await connectDevice(dev.id);
+    ws.send(JSON.stringify(reading(1, { value: 91 })));
+    await inbox.count(1);
+    const alarms = await (await call(CLINICIAN, `/v1/devices/${dev.id}/alarms`)).json<{ data: { limit: number; thresholds_version: number }[] }>();
+    expect(alarms.data).toMatchObject([{ limit: 93, thresholds_version: 1 }]);
+    // An older version never replaces a newer one.
+    expect(await runInDurableObject(stub(dev.id), (i: DeviceSession) => i.applyThresholds(0, {}))).toBe(1);
+    ws.close();
+  });
+});
+
 describe("readings over HTTP and history", () => {
   it("stores a batch all or nothing with the same dedup and pages history", async () => {
     const dev = await register();

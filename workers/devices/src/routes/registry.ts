@@ -106,11 +106,16 @@ app.openapi(decommission, async (c) => {
   const disabled = await credentialsApi(c.env).disableDeviceClients(id);
   const now = new Date().toISOString();
   const after: typeof before = { ...before, status: "decommissioned", decommissioned_at: now };
-  await auditChange(
-    c.env.DB,
-    { deviceId: id, action: "device.decommission", actor, oldValue: { status: before.status }, newValue: { status: after.status }, reason, requestId: c.var.requestId, time: now },
-    [registry.decommission(id, now)],
-  );
+  try {
+    await auditChange(
+      c.env.DB,
+      { deviceId: id, action: "device.decommission", actor, oldValue: { status: before.status }, newValue: { status: after.status }, reason, requestId: c.var.requestId, time: now },
+      registry.decommission(id, now),
+    );
+  } catch (err) {
+    if ((await registry.get(id))?.status !== "active") throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
+    throw err;
+  }
   await sessionStub(c.env, id).decommission();
   logger.info("device_decommissioned", { request_id: c.var.requestId, device_id: id, sub: actor.sub, credentials_disabled: disabled });
   return c.json(after, 200);

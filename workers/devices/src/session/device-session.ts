@@ -4,6 +4,7 @@ import { devicesConfig } from "../config";
 import { breach, presenceStep, spendBadFrame, type FrameBudget } from "../policy";
 import type { Alarm, AlarmsQuery, IngestResult, Reading, ReadingInput, ReadingsQuery, Status } from "../schemas/reading";
 import type { Limits } from "../schemas/thresholds";
+import { ThresholdStore } from "../thresholds";
 import { parseFrame, type ErrorFrame } from "./frames";
 import { SessionStore } from "./store";
 
@@ -47,11 +48,16 @@ export class DeviceSession extends DurableObject<Env> {
   }
 
   /** WebSocket upgrades handed over by the worker after its access checks. */
-  override fetch(request: Request): Response {
+  override async fetch(request: Request): Promise<Response> {
     const role = request.headers.get(ROLE_HEADER) === "device" ? "device" : "viewer";
     const deviceId = request.headers.get(DEVICE_HEADER) ?? "";
     if (this.store.getMeta("decommissioned") === "1") return new Response("decommissioned", { status: 410 });
     this.store.setMeta("device_id", deviceId);
+    // The registry (D1) is the source of thresholds: catch up on connect in case a push was missed.
+    if (role === "device") {
+      const t = await new ThresholdStore(this.env.DB).current(deviceId);
+      this.applyThresholds(t.version, t.limits);
+    }
     const { 0: client, 1: server } = new WebSocketPair();
     if (role === "device") {
       // One live session per device: a reconnect replaces a half-open older socket.

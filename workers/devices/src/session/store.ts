@@ -139,10 +139,6 @@ export class SessionStore {
       .map(toReading);
   }
 
-  countReadings(): number {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM readings").one().n;
-  }
-
   recordPresence(online: boolean, reason: string, at: string): void {
     this.sql.exec("INSERT INTO presence (online, reason, at) VALUES (?, ?, ?)", online ? 1 : 0, reason, at);
   }
