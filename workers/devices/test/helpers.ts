@@ -55,6 +55,14 @@ export async function register(over: Record<string, unknown> = {}): Promise<Regi
   return res.json<Registered>();
 }
 
+function parseOrRaw(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
 /** Collects a socket's messages so a test can await them in order. */
 export class Inbox {
   readonly messages: unknown[] = [];
@@ -63,7 +71,7 @@ export class Inbox {
 
   constructor(readonly ws: WebSocket) {
     ws.addEventListener("message", (e) => {
-      this.messages.push(typeof e.data === "string" ? (JSON.parse(e.data) as unknown) : e.data);
+      this.messages.push(typeof e.data === "string" ? parseOrRaw(e.data) : e.data);
       this.wake();
     });
     ws.addEventListener("close", (e) => {

@@ -35,6 +35,11 @@ describe("device session over WebSocket", () => {
     // First value wins; a gap (2..6) is allowed; server time is kept beside device time.
     expect(history.data.map((r) => [r.seq, r.value])).toEqual([[1, 96], [7, 97]]);
     expect(Date.parse(history.data[0]?.received_at ?? "")).toBeGreaterThan(Date.parse(history.data[0]?.device_time ?? ""));
+    // Keep-alive is answered by the runtime (hibernation auto-response), not stored or counted as bad.
+    ws.send("ping");
+    await inbox.count(4);
+    expect(inbox.messages[3]).toBe("pong");
+    expect(await storedCount(dev.id)).toBe(2);
     ws.close();
   });
 
@@ -158,6 +163,8 @@ describe("device session over WebSocket", () => {
     expect((await (await call(CLINICIAN, `/v1/devices/${dev.id}/status`)).json<{ online: boolean }>()).online).toBe(true);
     const log = await runInDurableObject(stub(dev.id), (i: DeviceSession) => i.presenceLog());
     expect(log.map((p) => [p.online, p.reason])).toEqual([[true, "reading"], [false, "silent"], [true, "connected"]]);
+    const recent = await (await call(CLINICIAN, `/v1/devices/${dev.id}/status`)).json<{ recent_presence: { online: boolean; reason: string }[] }>();
+    expect(recent.recent_presence.map((p) => p.reason)).toEqual(["reading", "silent", "connected"]);
     // A clean disconnect is a presence change too.
     ws.close(1000, "bye");
     await viewer.inbox.until(() => viewer.inbox.messages.some((m) => (m as { reason?: string }).reason === "disconnected"));

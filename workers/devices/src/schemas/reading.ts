@@ -103,6 +103,8 @@ export const Status = z
     connected: z.boolean(),
     thresholds_version: z.number().int(),
     last_readings: z.array(Reading),
+    /** The latest presence changes, newest first. */
+    recent_presence: z.array(z.object({ online: z.boolean(), reason: z.string(), at: z.string() })),
   })
   .openapi("DeviceStatus");
 export type Status = z.infer<typeof Status>;

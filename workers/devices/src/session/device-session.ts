@@ -133,6 +133,7 @@ export class DeviceSession extends DurableObject<Env> {
       connected: this.ctx.getWebSockets("device").length > 0,
       thresholds_version: this.store.thresholds().version,
       last_readings: this.store.lastReadings(),
+      recent_presence: this.store.presenceLog(10),
     };
   }
 
