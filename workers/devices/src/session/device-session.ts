@@ -51,13 +51,14 @@ export class DeviceSession extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const role = request.headers.get(ROLE_HEADER) === "device" ? "device" : "viewer";
     const deviceId = request.headers.get(DEVICE_HEADER) ?? "";
-    if (this.store.getMeta("decommissioned") === "1") return new Response("decommissioned", { status: 410 });
-    this.store.setMeta("device_id", deviceId);
     // The registry (D1) is the source of thresholds: catch up on connect in case a push was missed.
     if (role === "device") {
       const t = await new ThresholdStore(this.env.DB).current(deviceId);
       this.applyThresholds(t.version, t.limits);
     }
+    // Checked after the await: a decommission that landed meanwhile still wins.
+    if (this.store.getMeta("decommissioned") === "1") return new Response("decommissioned", { status: 410 });
+    this.store.setMeta("device_id", deviceId);
     const { 0: client, 1: server } = new WebSocketPair();
     if (role === "device") {
       // One live session per device: a reconnect replaces a half-open older socket.
