@@ -21,6 +21,7 @@ const register = createRoute({
     201: json(RegisteredDevice, "Registered; the credentials' secret is shown this once"),
     400: problem("Invalid input"),
     409: problem("UDI or serial already registered"),
+    503: problem("Credentials or audit trail unavailable; nothing registered"),
   },
 });
 
@@ -33,7 +34,13 @@ app.openapi(register, async (c) => {
   if (taken) throw new ApiError(409, `${taken}_taken`, `A device with this ${taken === "udi" ? "UDI" : "serial"} is already registered.`);
   const id = randomToken(16, "dev_");
   const auth = credentialsApi(c.env);
-  const creds = await auth.createDeviceClient({ deviceId: id, name: `device ${id}`, createdBy: actor.sub });
+  let creds: { client_id: string; client_secret: string };
+  try {
+    creds = await auth.createDeviceClient({ deviceId: id, name: `device ${id}`, createdBy: actor.sub });
+  } catch (err) {
+    logger.error("device_credentials_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
+    throw new ApiError(503, "credentials_unavailable", "Device credentials could not be created; nothing was registered.");
+  }
   const now = new Date().toISOString();
   const device: Device = { id, ...input, status: "active", client_id: creds.client_id, created_at: now, created_by: actor.sub, decommissioned_at: null };
   try {
