@@ -20,6 +20,8 @@ export default defineConfig(async () => ({
         },
         // The auth worker runs beside it (device credentials); its database is shared with the test.
         d1Databases: { AUTH_DB: d1Id("auth") },
+        // The real gateway in front of this worker, for end-to-end checks of device credentials.
+        serviceBindings: { GATEWAY: "auth" },
         workers: [auxWorker("auth", { mainProject: "devices", dropServices: ["PHI", "PAYMENTS", "SYNTHETIC"] })],
       },
     }),

@@ -1,8 +1,12 @@
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { requirePrincipal } from "../../../shared/principal";
+import audit from "./routes/audit";
+import registry from "./routes/registry";
+import sessions from "./routes/sessions";
+import thresholds from "./routes/thresholds";
 
-export { DeviceSession } from "./device-session";
+export { DeviceSession } from "./session/device-session";
 
 const app = createApp<Env>({ service: "devices" });
 
@@ -21,5 +25,10 @@ app.route(
 );
 // Everything under /v1 comes only through the gateway, with its signed principal.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
+app.route("/", registry);
+app.route("/", sessions);
+app.route("/", thresholds);
+app.route("/", audit);
 
+export { app };
 export default app;

@@ -6,6 +6,7 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       AUTH_DB: D1Database;
       AUTH_MIGRATIONS: D1Migration[];
+      GATEWAY: Fetcher;
     }
   }
 }

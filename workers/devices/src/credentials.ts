@@ -1,0 +1,13 @@
+/**
+ * The auth worker's `ClientRegistry` RPC entrypoint, as this worker uses it over
+ * its `AUTH` service binding (declared here rather than imported, so no other
+ * worker's types leak into this one).
+ */
+export interface DeviceCredentialsApi {
+  createDeviceClient(input: { deviceId: string; name: string; createdBy: string }): Promise<{ client_id: string; client_secret: string }>;
+  disableDeviceClients(deviceId: string): Promise<number>;
+}
+
+export function credentialsApi(env: Env): DeviceCredentialsApi {
+  return env.AUTH as unknown as DeviceCredentialsApi;
+}
