@@ -55,6 +55,21 @@ async function waitReady(base, child, timeoutMs = 90_000) {
   throw new Error("dev server did not become ready in time");
 }
 
+/**
+ * fetch that retries once when the server closed an idle keep-alive connection just as it was
+ * reused (a race of the dev server's idle timeout, not an answer from the platform).
+ */
+async function fetchOnce(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    const code = err?.cause?.code;
+    const replayable = !init?.body || typeof init.body === "string" || init.body instanceof URLSearchParams;
+    if (replayable && (code === "UND_ERR_SOCKET" || code === "ECONNRESET")) return fetch(url, init);
+    throw err;
+  }
+}
+
 export function makeContext(base, creds, extra = {}) {
   const tokens = new Map();
   const ctx = {
@@ -63,10 +78,10 @@ export function makeContext(base, creds, extra = {}) {
     assert,
     log: (...a) => console.log("   ", ...a),
     /** fetch relative to the gateway. */
-    fetch: (p, init) => fetch(base + p, init),
+    fetch: (p, init) => fetchOnce(base + p, init),
     /** JSON request helper: returns { status, headers, body }. */
     async json(p, { method = "GET", token, body, headers = {} } = {}) {
-      const res = await fetch(base + p, {
+      const res = await fetchOnce(base + p, {
         method,
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
@@ -159,13 +174,14 @@ async function main() {
         console.log(`  ok   ${name} (${Date.now() - t0} ms)`);
       } catch (err) {
         failed++;
-        console.log(`  FAIL ${name}: ${err?.stack ?? err}`);
+        console.log(`  FAIL ${name}: ${err?.stack ?? err}${err?.cause ? `\n    cause: ${err.cause?.stack ?? err.cause}` : ""}`);
       }
     }
   } catch (err) {
     failed++;
     console.log(`e2e: ${err?.message ?? err}\n--- dev server output ---\n${devLog.slice(-5000)}`);
   } finally {
+    if (failed > 0 && process.env.E2E_QUIET !== "1") console.log(`--- dev server output (tail) ---\n${devLog.slice(-4000)}`);
     stop();
     restoreVars();
     await receiver.close();

@@ -1,4 +1,4 @@
-import type { ResolveConfigFn, TraceConfig } from "@microlabs/otel-cf-workers";
+import { OTLPExporter, type ResolveConfigFn, type TraceConfig } from "@microlabs/otel-cf-workers";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { redactAttribute, redactPath } from "./redact";
@@ -29,13 +29,29 @@ export function otlpUrl(endpoint: string, signal: "traces" | "metrics"): string 
   return `${endpoint.replace(/\/+$/, "")}/v1/${signal}`;
 }
 
+type ExportResult = { code: number };
+
 /** An exporter that drops everything: used when no collector is configured. */
 const dropAll = {
-  export(_spans: unknown[], done: (r: { code: number }) => void) {
+  export(_spans: ReadableSpan[], done: (r: ExportResult) => void) {
     done({ code: 0 });
   },
   shutdown: () => Promise.resolve(),
 };
+
+/**
+ * Redacts every batch before the OTLP exporter sees it. (otel-cf-workers
+ * 1.0.0-rc.52 accepts a `postProcessor` option but never calls it, so the
+ * redaction cannot rely on it.)
+ */
+function redactingExporter(inner: OTLPExporter, redact: (spans: ReadableSpan[]) => ReadableSpan[]) {
+  return {
+    export(spans: ReadableSpan[], done: (r: ExportResult) => void) {
+      inner.export(redact(spans), done);
+    },
+    shutdown: () => inner.shutdown(),
+  };
+}
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -66,10 +82,13 @@ export function redactSpans(environment: string) {
 export function traceConfig(service: string): ResolveConfigFn<TelemetryEnv> {
   return (env): TraceConfig => {
     const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    const redact = redactSpans(env.ENVIRONMENT ?? "unknown");
     return {
       service: { name: service, namespace: "health-platform", version: VERSION },
-      exporter: endpoint ? { url: otlpUrl(endpoint, "traces"), headers: parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS) } : dropAll,
-      postProcessor: redactSpans(env.ENVIRONMENT ?? "unknown"),
+      exporter: endpoint
+        ? redactingExporter(new OTLPExporter({ url: otlpUrl(endpoint, "traces"), headers: parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS) }), redact)
+        : dropAll,
+      postProcessor: redact,
       // Trace context crosses our service bindings; the gateway does not trust a client's traceparent.
       handlers: { fetch: { acceptTraceContext: service !== "auth" } },
       fetch: { includeTraceContext: true },

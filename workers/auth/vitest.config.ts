@@ -1,7 +1,7 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { auxWorker, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -15,7 +15,12 @@ export default defineConfig(async () => ({
           ...secretsFor("auth"),
           ...TEST_ONLY,
           TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/auth")),
+          PHI_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/phi")),
+          PAYMENTS_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/payments")),
+          DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
         },
+        // The internal workers' databases, shared with the test so their migrations can be applied.
+        d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices") },
         workers: ["phi", "payments", "synthetic-phi", "devices"].map((w) => auxWorker(w, { mainProject: "auth" })),
       },
     }),

@@ -4,6 +4,7 @@ import { activeRequests, requestDuration } from "./metrics";
 import { gatewayRoutes } from "./gateway/gateway";
 import adminRoutes from "./routes/admin";
 import oauthRoutes from "./routes/oauth";
+import openapiRoutes from "./routes/openapi";
 import wellKnownRoutes from "./routes/well-known";
 
 export function buildApp() {
@@ -41,6 +42,7 @@ export function buildApp() {
   app.route("/", wellKnownRoutes);
   app.route("/", oauthRoutes);
   app.route("/", adminRoutes);
+  app.route("/", openapiRoutes);
   app.route("/", gatewayRoutes());
   return app;
 }

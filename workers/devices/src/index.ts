@@ -1,6 +1,9 @@
+import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
+import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
+import { traceConfig } from "../../../shared/telemetry";
 import audit from "./routes/audit";
 import registry from "./routes/registry";
 import sessions from "./routes/sessions";
@@ -30,5 +33,8 @@ app.route("/", sessions);
 app.route("/", thresholds);
 app.route("/", audit);
 
+// The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
+serveOpenApi(app, "devices");
+
 export { app };
-export default app;
+export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("devices"));

@@ -1,6 +1,9 @@
+import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
+import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
+import { traceConfig } from "../../../shared/telemetry";
 import { auditTrail } from "./audit";
 import auditRoutes from "./routes/audit";
 import ledgerRoutes from "./routes/ledger";
@@ -25,5 +28,8 @@ app.route("/", ledgerRoutes);
 app.route("/", auditRoutes);
 app.route("/", paymentRoutes);
 
+// The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
+serveOpenApi(app, "payments");
+
 export { app };
-export default app;
+export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("payments"));

@@ -1,6 +1,9 @@
+import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
+import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
+import { traceConfig } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
 import { renderPhiError } from "./fhir/outcome";
 import { auditRoutes } from "./routes/audit";
@@ -25,5 +28,8 @@ app.route("/", patientHistoryRoutes);
 app.route("/", observationRoutes);
 app.route("/", auditRoutes);
 
+// The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
+serveOpenApi(app, "phi");
+
 export { app };
-export default app;
+export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("phi"));

@@ -1,6 +1,9 @@
+import { instrument } from "@microlabs/otel-cf-workers";
 import { healthRoutes, serviceCheck } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
+import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
+import { traceConfig } from "../../../shared/telemetry";
 import loadRoutes from "./routes/load";
 import patientRoutes from "./routes/patients";
 
@@ -19,5 +22,8 @@ app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.route("/", patientRoutes);
 app.route("/", loadRoutes);
 
+// The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
+serveOpenApi(app, "synthetic-phi");
+
 export { app };
-export default app;
+export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("synthetic-phi"));

@@ -10,7 +10,7 @@ import { loadKeySet } from "../tokens/keys";
 
 const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
 
-const CreateClient = z
+export const CreateClient = z
   .object({
     name: z.string().trim().min(1).max(100),
     roles: z.array(z.enum(ROLES)).max(ROLES.length).default([]),
@@ -22,12 +22,12 @@ const CreateClient = z
   .strict()
   .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" });
 
-const ListQuery = z.object({
+export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   cursor: z.string().max(100).optional(),
 });
 
-const EventsQuery = ListQuery.extend({
+export const EventsQuery = ListQuery.extend({
   event_type: z.string().regex(/^[a-z_]{1,40}$/).optional(),
   since: z.iso.datetime().optional(),
   cursor: z.coerce.number().int().min(1).optional(),

@@ -1,0 +1,95 @@
+// Telemetry end to end: one trace across the gateway and phi, D1 spans, the original metric names, a
+// collector that refuses or stalls changes nothing for clients, and no canary value leaks anywhere.
+export const name = "telemetry: traces, metrics, redaction, collector faults";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(check, what, ms = 15_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const v = check();
+    if (v) return v;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export default async function (ctx) {
+  const { assert, receiver } = ctx;
+  assert.ok(receiver, "the e2e runner provides an OTLP receiver");
+  const marker = `Zqcanary${Date.now()}`;
+  const card = "4000056655665556";
+  const tok = await ctx.token("phi:read phi:write payment:write");
+
+  const created = await ctx.json("/v1/phi/Patient", {
+    method: "POST",
+    token: tok,
+    headers: { "content-type": "application/fhir+json" },
+    body: { resourceType: "Patient", name: [{ family: marker, given: [marker] }], birthDate: "1970-01-01" },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const read = await ctx.json(`/v1/phi/Patient/${created.body.id}`, { token: tok });
+  assert.equal(read.status, 200);
+  await ctx.fetch("/v1/phi/Patient/_search", { method: "POST", headers: { authorization: `Bearer ${tok}`, "content-type": "application/x-www-form-urlencoded" }, body: `family=${marker}` });
+  await ctx.json("/v1/payments/payment-methods", {
+    method: "POST",
+    token: tok,
+    headers: { "idempotency-key": `e2e-${marker}` },
+    body: { number: card, exp_month: 12, exp_year: 2030, cvc: "123" },
+  });
+  await ctx.json("/v1/phi/Patient/x", { token: "not-a-token" });
+
+  // One trace: a phi span whose parent is a gateway span.
+  const linked = await waitFor(() => {
+    const authSpans = receiver.state.spans.filter((s) => s.service === "auth");
+    const ids = new Set(authSpans.map((s) => s.spanId));
+    return receiver.state.spans.find((s) => s.service === "phi" && ids.has(s.parentSpanId) && authSpans.some((a) => a.traceId === s.traceId));
+  }, "a phi span parented by a gateway span");
+  assert.equal(linked.resource["service.namespace"], "health-platform");
+  assert.ok(linked.resource["deployment.environment"], "deployment.environment set");
+  const services = new Set(receiver.state.spans.map((s) => s.service));
+  for (const s of ["auth", "phi", "payments"]) assert.ok(services.has(s), `spans from ${s}: ${[...services]}`);
+  const d1 = receiver.state.spans.filter((s) => s.attributes["db.system"] === "Cloudflare D1" || s.attributes["db.system.name"] === "Cloudflare D1");
+  assert.ok(d1.length > 0, `D1 spans: none among ${[...new Set(receiver.state.spans.map((s) => s.name))].join(", ")}`);
+  // A request rejected before any I/O still has its span.
+  assert.ok(receiver.state.spans.some((s) => s.service === "auth" && String(s.attributes["http.response.status_code"]) === "401"), "401 span");
+
+  const metrics = await waitFor(() => {
+    const names = new Set(receiver.state.metrics.map((m) => m.name));
+    return ["auth_tokens_validated_total", "auth_request_duration_seconds", "auth_active_requests", "auth_security_events_total", "http_server_request_duration_seconds"].every((n) => names.has(n)) && receiver.state.metrics;
+  }, "the original metric names");
+  const validated = metrics.filter((m) => m.name === "auth_tokens_validated_total");
+  assert.ok(validated.some((m) => m.labels.result === "valid" && m.labels.scope), "auth_tokens_validated_total{result,scope}");
+  assert.ok(metrics.some((m) => m.name === "auth_security_events_total" && m.labels.event_type && m.labels.severity), "auth_security_events_total{event_type,severity}");
+  assert.ok(metrics.some((m) => m.name === "auth_request_duration_seconds" && m.labels.endpoint && m.labels.method && m.labels.status && m.value >= 1), "auth_request_duration_seconds");
+  assert.ok(metrics.some((m) => m.name === "http_server_request_duration_seconds" && m.service === "phi" && !/[0-9a-f]{8}-/.test(m.labels.route)), "route templates, not raw paths");
+  assert.deepEqual(receiver.state.errors, []);
+
+  // Collector refusing, then stalling: same answers, no added latency beyond noise.
+  const timeRead = async () => {
+    const t0 = performance.now();
+    const r = await ctx.json(`/v1/phi/Patient/${created.body.id}`, { token: tok });
+    return { status: r.status, ms: performance.now() - t0 };
+  };
+  const baseline = [];
+  for (let i = 0; i < 5; i++) baseline.push(await timeRead());
+  for (const mode of ["refuse", "slow"]) {
+    receiver.state.mode = mode;
+    for (let i = 0; i < 5; i++) {
+      const r = await timeRead();
+      assert.equal(r.status, 200, `collector ${mode}`);
+      assert.ok(r.ms < 2500, `collector ${mode} slowed a request to ${r.ms.toFixed(0)} ms`);
+    }
+  }
+  receiver.state.mode = "ok";
+
+  // Canary: neither the payloads nor the logs hold the name, the card number or the token.
+  await sleep(1500);
+  const exported = receiver.state.raw.join("\n");
+  const logs = ctx.devLog();
+  for (const [what, value] of [["patient name", marker], ["card number", card], ["bearer token", tok]]) {
+    assert.ok(!exported.includes(value), `${what} found in OTLP payloads`);
+    assert.ok(!logs.includes(value), `${what} found in logs`);
+  }
+  ctx.log(`${receiver.state.spans.length} spans, ${receiver.state.metrics.length} metric points received`);
+}

@@ -1,0 +1,169 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { ProblemSchema } from "../../../../shared/openapi";
+import { CreateClient, EventsQuery, ListQuery } from "../routes/admin";
+
+/**
+ * The gateway's own routes in the OpenAPI document. The admin routes reuse the
+ * zod schemas that validate them; the OAuth endpoints parse form bodies by hand
+ * (RFC 6749 rules on repeated and unknown parameters), so their request shapes
+ * are declared here and kept beside the parser's tests.
+ */
+const OAuthError = z
+  .object({ error: z.string(), error_description: z.string(), status: z.number().int() })
+  .passthrough()
+  .openapi("OAuthError");
+const TokenRequest = z
+  .object({
+    grant_type: z.literal("client_credentials"),
+    scope: z.string().optional().openapi({ description: "Space-separated scopes; default: every scope the client is allowed" }),
+    client_id: z.string().optional().openapi({ description: "With client_secret, when not using HTTP Basic" }),
+    client_secret: z.string().optional(),
+  })
+  .openapi("TokenRequest");
+const TokenResponse = z
+  .object({ access_token: z.string(), token_type: z.literal("Bearer"), expires_in: z.number().int(), scope: z.string() })
+  .openapi("TokenResponse");
+const TokenParam = z.object({ token: z.string(), token_type_hint: z.string().optional() }).openapi("TokenParameter");
+const Introspection = z
+  .object({
+    active: z.boolean(),
+    scope: z.string().optional(),
+    client_id: z.string().optional(),
+    sub: z.string().optional(),
+    exp: z.number().int().optional(),
+    iat: z.number().int().optional(),
+    jti: z.string().optional(),
+    roles: z.array(z.string()).optional(),
+  })
+  .openapi("Introspection");
+const ClientView = z
+  .object({
+    client_id: z.string(),
+    name: z.string(),
+    roles: z.array(z.string()),
+    scopes: z.array(z.string()),
+    allowed_scopes: z.array(z.string()),
+    device_id: z.string().nullable(),
+    disabled: z.boolean(),
+    created_at: z.string(),
+    created_by: z.string(),
+    disabled_at: z.string().nullable(),
+  })
+  .openapi("Client");
+const CreatedClient = ClientView.extend({ client_secret: z.string().openapi({ description: "Shown once; stored only as a hash" }) }).openapi("CreatedClient");
+const Json = z.record(z.string(), z.unknown());
+
+const form = (schema: z.ZodType) => ({
+  content: {
+    "application/x-www-form-urlencoded": { schema },
+    "application/json": { schema },
+  },
+  required: true,
+});
+const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
+const oauthErr = (description: string) => ({ description, content: { "application/json": { schema: OAuthError } } });
+const json = (description: string, schema: z.ZodType) => ({ description, content: { "application/json": { schema } } });
+const bearer = (...scopes: string[]) => [{ oauth2: scopes }];
+
+export function authDocument(): Record<string, unknown> {
+  const doc = new OpenAPIHono();
+  const r = doc.openAPIRegistry;
+  for (const path of ["/oauth/token", "/token"]) {
+    r.registerPath(
+      createRoute({
+        method: "post",
+        path,
+        summary: path === "/token" ? "Token (alias of /oauth/token)" : "Issue an access token (client credentials)",
+        security: [],
+        request: { body: form(TokenRequest) },
+        responses: {
+          200: json("RFC 9068 JWT access token", TokenResponse),
+          400: oauthErr("invalid_request, invalid_scope or unsupported_grant_type"),
+          401: oauthErr("invalid_client"),
+          415: oauthErr("Not form-encoded or JSON"),
+          429: oauthErr("Too many failed authentications; see Retry-After"),
+        },
+      }),
+    );
+  }
+  r.registerPath(
+    createRoute({
+      method: "post",
+      path: "/oauth/introspect",
+      summary: "Introspect a token (RFC 7662); the caller authenticates as a client",
+      security: [],
+      request: { body: form(TokenParam) },
+      responses: { 200: json("Token state", Introspection), 400: oauthErr("token missing"), 401: oauthErr("invalid_client"), 429: oauthErr("locked") },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "get",
+      path: "/introspect",
+      summary: "Introspect the bearer token of this request",
+      security: bearer(),
+      responses: { 200: json("Token state", Introspection), 401: problem("No token") },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "post",
+      path: "/oauth/revoke",
+      summary: "Revoke a token (RFC 7009)",
+      security: [],
+      request: { body: form(TokenParam) },
+      responses: { 200: { description: "Revoked, or nothing to do" }, 400: oauthErr("token missing"), 401: oauthErr("invalid_client") },
+    }),
+  );
+  r.registerPath(createRoute({ method: "get", path: "/.well-known/jwks.json", summary: "Public signing keys", security: [], responses: { 200: json("JWK set", Json) } }));
+  r.registerPath(
+    createRoute({ method: "get", path: "/.well-known/oauth-authorization-server", summary: "RFC 8414 metadata", security: [], responses: { 200: json("Metadata", Json) } }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "post",
+      path: "/admin/clients",
+      summary: "Create a client (its secret is shown once)",
+      security: bearer("admin"),
+      request: { body: { content: { "application/json": { schema: CreateClient } }, required: true } },
+      responses: { 201: json("Created", CreatedClient), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs admin"), 415: problem("Not JSON") },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "get",
+      path: "/admin/clients",
+      summary: "List clients (cursor paged)",
+      security: bearer("admin"),
+      request: { query: ListQuery },
+      responses: { 200: json("A page", z.object({ data: z.array(ClientView), next_cursor: z.string().nullable() })), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs admin") },
+    }),
+  );
+  for (const method of ["get", "delete"] as const) {
+    r.registerPath(
+      createRoute({
+        method,
+        path: "/admin/clients/{id}",
+        summary: method === "get" ? "Read a client" : "Disable a client (its tokens stop working at once)",
+        security: bearer("admin"),
+        request: { params: z.object({ id: z.string() }) },
+        responses: { 200: json("The client", ClientView), 401: problem("No token"), 403: problem("Needs admin"), 404: problem("No such client"), ...(method === "delete" ? { 409: problem("The bootstrap client") } : {}) },
+      }),
+    );
+  }
+  r.registerPath(createRoute({ method: "get", path: "/admin/keys", summary: "Signing and verification key ids", security: bearer("admin"), responses: { 200: json("Keys", Json), 401: problem("No token"), 403: problem("Needs admin") } }));
+  r.registerPath(
+    createRoute({
+      method: "get",
+      path: "/admin/security-events",
+      summary: "Security events (newest first, cursor paged)",
+      security: bearer("audit:read"),
+      request: { query: EventsQuery },
+      responses: { 200: json("A page", Json), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs audit:read") },
+    }),
+  );
+  for (const [path, summary] of [["/health", "Liveness"], ["/readiness", "D1 and every service binding (503 when one is down)"], ["/", "Name, version, environment"]] as const) {
+    r.registerPath(createRoute({ method: "get", path, summary, security: [], responses: { 200: json("OK", Json), ...(path === "/readiness" ? { 503: json("A dependency is down", Json) } : {}) } }));
+  }
+  return doc.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "auth", version: "0" } }) as unknown as Record<string, unknown>;
+}
