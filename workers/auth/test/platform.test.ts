@@ -56,7 +56,7 @@ describe("GET /openapi.json", () => {
 });
 
 describe("telemetry configuration", () => {
-  it("reads the endpoint and headers from env, and exports nothing without an endpoint", async () => {
+  it("reads the endpoint and headers from env, and exports nothing without an endpoint", () => {
     expect(parseOtlpHeaders("api-key=abc, x-team = ops ,bad,=x")).toEqual({ "api-key": "abc", "x-team": "ops" });
     expect(parseOtlpHeaders(undefined)).toEqual({});
     expect(otlpUrl("https://otel.example:4318/", "traces")).toBe("https://otel.example:4318/v1/traces");
