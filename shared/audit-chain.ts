@@ -61,15 +61,26 @@ export interface AppendResult {
   results: D1Result[];
 }
 
-function isConflict(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  return /UNIQUE constraint failed|SQLITE_CONSTRAINT/i.test(msg) && /seq|PRIMARYKEY|PRIMARY KEY/i.test(msg);
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Another writer took this sequence number first: retry on the new head. */
+function isChainConflict(err: unknown, table: string): boolean {
+  return /UNIQUE constraint failed/i.test(message(err)) && message(err).includes(`${table}.seq`);
+}
+
+/** A constraint of the caller's own statements failed: their outcome to decide, not an audit failure. */
+function isStatementConstraint(err: unknown): boolean {
+  return /constraint failed|SQLITE_CONSTRAINT/i.test(message(err));
 }
 
 /**
  * Appends one record (and commits `statements` with it). Throws ApiError 503
  * `audit_unavailable` when the record cannot be written: the caller must then
- * answer without the data (no access without a record).
+ * answer without the data (no access without a record). When a constraint of
+ * one of `statements` fails (a duplicate, a lost version race), the batch rolled
+ * back and that error is rethrown as it is, for the caller to answer.
  */
 export async function appendChained(db: D1Database, opts: AppendOptions): Promise<AppendResult> {
   const table = ident(opts.table);
@@ -92,7 +103,10 @@ export async function appendChained(db: D1Database, opts: AppendOptions): Promis
       return { seq, hash, results: results.slice(0, -1) };
     } catch (err) {
       lastError = err;
-      if (!isConflict(err)) break;
+      if (!isChainConflict(err, table)) {
+        if (isStatementConstraint(err)) throw err;
+        break;
+      }
       // Back off a little with jitter so many writers do not collide again in lockstep.
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * (attempt + 1))));
     }

@@ -256,3 +256,20 @@ describe("metrics export", () => {
     expect(redactAttribute("db.statement", "SELECT 1")).toBe("SELECT 1");
   });
 });
+
+describe("audit chain and the caller's own constraints", () => {
+  it("rethrows a failing statement's constraint error at once, without retrying or claiming an audit failure", async () => {
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_audit3 (seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, actor TEXT)");
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_unique (k TEXT PRIMARY KEY)");
+    await env.DB.prepare("INSERT INTO test_unique (k) VALUES ('taken')").run();
+    const err = await appendChained(env.DB, {
+      table: "test_audit3",
+      columns: { actor: "a" },
+      statements: [env.DB.prepare("INSERT INTO test_unique (k) VALUES ('taken')")],
+    }).catch((e: unknown) => e);
+    expect(err).not.toBeInstanceOf(ApiError);
+    expect(String(err)).toMatch(/UNIQUE constraint failed: test_unique\.k/);
+    const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM test_audit3").first<{ n: number }>();
+    expect(n?.n).toBe(0);
+  });
+});

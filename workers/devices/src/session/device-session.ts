@@ -26,6 +26,7 @@ export const CLOSE_REPLACED = 4001;
 const readingsStored = counter("devices_readings_total", "Readings received, by outcome");
 const framesRejected = counter("devices_frames_rejected_total", "Device frames refused, by error");
 const alarmsRaised = counter("devices_alarms_total", "Threshold alarms raised, by kind");
+const presenceChanges = counter("device_presence_changes_total", "Devices going online or offline, by status and reason");
 
 /**
  * One SQLite-backed Durable Object per device: its readings, alarms, presence and
@@ -201,6 +202,7 @@ export class DeviceSession extends DurableObject<Env> {
     const at = new Date().toISOString();
     this.store.setMeta("online", online ? "1" : "0");
     this.store.recordPresence(online, reason, at);
+    presenceChanges.add(1, { status: online ? "online" : "offline", reason });
     this.broadcast({ type: "presence", device_id: this.store.getMeta("device_id"), online, reason, at });
   }
 
