@@ -16,6 +16,12 @@ export const ProblemSchema = z
   .passthrough()
   .openapi("Problem");
 
+/** An error response of a route, for its OpenAPI declaration. */
+export const problemResponse = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: ProblemSchema } },
+});
+
 /**
  * `GET /openapi.json` on an internal worker: its own OpenAPI 3.1 document,
  * built from the zod schemas its routes validate with. The gateway merges them.

