@@ -55,7 +55,7 @@ export async function startReceiver() {
             const resource = attrs(rs.resource?.attributes);
             for (const ss of rs.scopeSpans) {
               for (const s of ss.spans) {
-                state.spans.push({ service: resource["service.name"], resource, name: s.name, traceId: hex(s.traceId), spanId: hex(s.spanId), parentSpanId: hex(s.parentSpanId), attributes: attrs(s.attributes) });
+                state.spans.push({ service: resource["service.name"], resource, name: s.name, traceId: hex(s.traceId), spanId: hex(s.spanId), parentSpanId: hex(s.parentSpanId), attributes: attrs(s.attributes), links: (s.links ?? []).map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId) })) });
               }
             }
           }

@@ -78,17 +78,21 @@ export function redactSpans(environment: string) {
   };
 }
 
+/** The span exporter for this env: OTLP/HTTP with redaction, or one that drops everything. */
+export function spanExporter(env: TelemetryEnv) {
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!endpoint) return dropAll;
+  const exporter = new OTLPExporter({ url: otlpUrl(endpoint, "traces"), headers: parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS) });
+  return redactingExporter(exporter, redactSpans(env.ENVIRONMENT ?? "unknown"));
+}
+
 /** The otel-cf-workers configuration of one worker, resolved from its env. */
 export function traceConfig(service: string): ResolveConfigFn<TelemetryEnv> {
   return (env): TraceConfig => {
-    const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
-    const redact = redactSpans(env.ENVIRONMENT ?? "unknown");
     return {
       service: { name: service, namespace: "health-platform", version: VERSION },
-      exporter: endpoint
-        ? redactingExporter(new OTLPExporter({ url: otlpUrl(endpoint, "traces"), headers: parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS) }), redact)
-        : dropAll,
-      postProcessor: redact,
+      exporter: spanExporter(env),
+      postProcessor: redactSpans(env.ENVIRONMENT ?? "unknown"),
       // Trace context crosses our service bindings; the gateway does not trust a client's traceparent.
       handlers: { fetch: { acceptTraceContext: service !== "auth" } },
       fetch: { includeTraceContext: true },

@@ -51,6 +51,14 @@ export default async function (ctx) {
   for (const s of ["auth", "phi", "payments"]) assert.ok(services.has(s), `spans from ${s}: ${[...services]}`);
   const d1 = receiver.state.spans.filter((s) => s.attributes["db.system"] === "Cloudflare D1" || s.attributes["db.system.name"] === "Cloudflare D1");
   assert.ok(d1.length > 0, `D1 spans: none among ${[...new Set(receiver.state.spans.map((s) => s.name))].join(", ")}`);
+  // Where the library stops: RPC calls are client spans of the request's trace, and each WebSocket
+  // frame handled by a hibernated device session is a span linked to the request that opened the socket.
+  const rpc = receiver.state.spans.find((s) => s.service === "devices" && s.name === "ClientRegistry.createDeviceClient");
+  assert.ok(rpc, "an RPC client span from devices to auth");
+  assert.ok(receiver.state.spans.some((s) => s.service === "auth" && s.traceId === rpc.traceId), "the RPC span is in the gateway's trace");
+  const frame = await waitFor(() => receiver.state.spans.find((s) => s.service === "devices" && s.name === "DeviceSession message" && s.links.length === 1), "a device frame span");
+  assert.ok(receiver.state.spans.some((s) => s.traceId === frame.links[0].traceId), "the frame span links to the upgrade request's trace");
+  assert.ok(receiver.state.spans.some((s) => s.service === "devices" && s.name === "DeviceSession.status"), "a DO RPC client span");
   // A request rejected before any I/O still has its span.
   assert.ok(receiver.state.spans.some((s) => s.service === "auth" && String(s.attributes["http.response.status_code"]) === "401"), "401 span");
 

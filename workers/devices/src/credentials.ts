@@ -1,3 +1,5 @@
+import { tracedRpc } from "../../../shared/manual-spans";
+
 /**
  * The auth worker's `ClientRegistry` RPC entrypoint, as this worker uses it over
  * its `AUTH` service binding (declared here rather than imported, so no other
@@ -9,5 +11,6 @@ export interface DeviceCredentialsApi {
 }
 
 export function credentialsApi(env: Env): DeviceCredentialsApi {
-  return env.AUTH as unknown as DeviceCredentialsApi;
+  // Each call is a client span of the request's trace (the library traces `fetch` only).
+  return tracedRpc(env.AUTH as unknown as DeviceCredentialsApi, "ClientRegistry");
 }

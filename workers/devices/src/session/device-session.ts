@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { IsolateTracer, parseTraceparent } from "../../../../shared/manual-spans";
 import { counter } from "../../../../shared/metrics";
 import { devicesConfig } from "../config";
 import { breach, presenceStep, spendBadFrame, type FrameBudget } from "../policy";
@@ -11,6 +13,8 @@ import { SessionStore } from "./store";
 /** Per-socket state kept with the socket itself, so it survives hibernation. */
 interface Attachment extends FrameBudget {
   role: "device" | "viewer";
+  /** `traceparent` of the request that opened the socket: each frame's span links to it. */
+  tp?: string;
 }
 
 export type IngestOutcome = { ok: true; result: IngestResult } | { ok: false; code: "device_decommissioned" };
@@ -27,6 +31,9 @@ const readingsStored = counter("devices_readings_total", "Readings received, by 
 const framesRejected = counter("devices_frames_rejected_total", "Device frames refused, by error");
 const alarmsRaised = counter("devices_alarms_total", "Threshold alarms raised, by kind");
 const presenceChanges = counter("device_presence_changes_total", "Devices going online or offline, by status and reason");
+
+/** Hibernated handlers run outside otel-cf-workers: their spans are recorded here (shared/manual-spans.ts). */
+export const sessionTracer = new IsolateTracer("devices");
 
 /**
  * One SQLite-backed Durable Object per device: its readings, alarms, presence and
@@ -66,30 +73,46 @@ export class DeviceSession extends DurableObject<Env> {
       for (const old of this.ctx.getWebSockets("device")) old.close(CLOSE_REPLACED, "replaced by a new session");
     }
     this.ctx.acceptWebSocket(server, [role]);
-    server.serializeAttachment({ role, bad: 0, windowStart: Date.now() } satisfies Attachment);
+    const tp = parseTraceparent(request.headers.get("traceparent")) ? (request.headers.get("traceparent") ?? undefined) : undefined;
+    server.serializeAttachment({ role, bad: 0, windowStart: Date.now(), tp } satisfies Attachment);
     if (role === "device") this.touch(Date.now(), "connected");
     return new Response(null, { status: 101, webSocket: client });
   }
 
   /**
-   * The one handler of every frame (kept in one function so a tracing span can
-   * wrap it; hibernated handlers are not traced automatically).
+   * The one handler of every frame. Each frame is one span (`DeviceSession message`),
+   * linked to the request that opened the socket.
    */
   override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
     // Frames already queued when this side closed the socket (a flood, a decommission) are dropped.
     if (ws.readyState !== WebSocket.READY_STATE_OPEN) return;
     const att = ws.deserializeAttachment() as Attachment;
-    const parsed: ReturnType<typeof parseFrame> =
-      att.role === "device" ? parseFrame(message) : { ok: false, frame: { error: "read_only", detail: "The live feed is read-only." } };
-    if (!parsed.ok) {
-      this.rejectFrame(ws, att, parsed.frame);
-      return;
-    }
-    const outcome = this.ingest([parsed.reading]);
-    // The SQLite write above is synchronous and the output gate holds this send until it
-    // is durable: an ack always means stored (or already stored, for a resent seq).
-    if (outcome.ok) ws.send(JSON.stringify({ ack: parsed.reading.seq }));
-    else ws.close(CLOSE_DECOMMISSIONED, "device decommissioned");
+    const link = parseTraceparent(att.tp);
+    sessionTracer.run(
+      "DeviceSession message",
+      { kind: SpanKind.CONSUMER, attributes: { "messaging.system": "websocket", "messaging.operation.type": "process", "devices.socket.role": att.role }, links: link ? [link] : [] },
+      (span) => {
+        const parsed: ReturnType<typeof parseFrame> =
+          att.role === "device" ? parseFrame(message) : { ok: false, frame: { error: "read_only", detail: "The live feed is read-only." } };
+        if (!parsed.ok) {
+          span.setAttribute("devices.frame.error", parsed.frame.error);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          this.rejectFrame(ws, att, parsed.frame);
+          return;
+        }
+        const outcome = this.ingest([parsed.reading]);
+        // The SQLite write above is synchronous and the output gate holds this send until it
+        // is durable: an ack always means stored (or already stored, for a resent seq).
+        if (outcome.ok) {
+          span.setAttributes({ "devices.readings.stored": outcome.result.stored, "devices.readings.duplicates": outcome.result.duplicates, "devices.alarms.raised": outcome.result.alarms });
+          ws.send(JSON.stringify({ ack: parsed.reading.seq }));
+        } else {
+          span.setAttribute("devices.frame.error", outcome.code);
+          ws.close(CLOSE_DECOMMISSIONED, "device decommissioned");
+        }
+      },
+    );
+    sessionTracer.flush(this.env, this.ctx);
   }
 
   override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
@@ -98,6 +121,7 @@ export class DeviceSession extends DurableObject<Env> {
     if (att?.role !== "device") return;
     const others = this.ctx.getWebSockets("device").filter((s) => s !== ws);
     if (others.length === 0 && this.store.getMeta("online") === "1") this.setPresence(false, "disconnected");
+    sessionTracer.flush(this.env, this.ctx);
   }
 
   override webSocketError(ws: WebSocket, _error: unknown): void {
@@ -106,9 +130,20 @@ export class DeviceSession extends DurableObject<Env> {
 
   /** The offline check: marks a silent device offline (DESIGN.md, Devices). */
   override async alarm(): Promise<void> {
+    const span = sessionTracer.start("DeviceSession alarm", { attributes: { "devices.check": "offline" } });
+    try {
+      await this.offlineCheck(span);
+    } finally {
+      span.end();
+      sessionTracer.flush(this.env, this.ctx);
+    }
+  }
+
+  private async offlineCheck(span: { setAttribute(k: string, v: string): unknown }): Promise<void> {
     const cfg = devicesConfig(this.env);
     const lastSeen = this.store.getMeta("last_seen");
     const step = presenceStep(this.store.getMeta("online") === "1", lastSeen ? Number(lastSeen) : null, Date.now(), cfg.OFFLINE_AFTER_SECONDS * 1000);
+    span.setAttribute("devices.check.outcome", step.kind);
     if (step.kind === "mark_offline") this.setPresence(false, "silent");
     else if (step.kind === "rearm") await this.ctx.storage.setAlarm(step.at);
   }
