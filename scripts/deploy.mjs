@@ -11,8 +11,10 @@ const argv = process.argv.slice(2);
 const i = argv.indexOf("--env");
 const env = i >= 0 ? argv[i + 1] : undefined;
 const dryRun = argv.includes("--dry-run");
+// First deploy of an environment only: auth and devices bind to each other (see auth-placeholder.js).
+const first = argv.includes("--first");
 if (env !== "staging" && env !== "production") {
-  console.error("usage: npm run deploy -- --env staging|production [--dry-run]");
+  console.error("usage: npm run deploy -- --env staging|production [--first] [--dry-run]");
   process.exit(2);
 }
 
@@ -30,6 +32,18 @@ function run(label, args) {
 for (const w of WORKERS) {
   if (!w.db || !existsSync(path.join(ROOT, "migrations", w.db))) continue;
   run(`migrations: ${w.db} (${env})`, ["d1", "migrations", "apply", `${w.db}-${env}`, "--remote", "-c", w.config, "--env", env]);
+}
+if (first) {
+  // Never on an environment that already has its gateway: this would replace it with a 503 placeholder.
+  run(`placeholder for auth-${env} (first deploy only)`, [
+    "deploy",
+    path.join("scripts", "deploy", "auth-placeholder.js"),
+    "--name",
+    `auth-${env}`,
+    "--compatibility-date",
+    "2026-04-26",
+    ...(dryRun ? ["--dry-run"] : []),
+  ]);
 }
 for (const w of WORKERS) {
   run(`deploy: ${w.name} (${env})`, ["deploy", "-c", w.config, "--env", env, ...(dryRun ? ["--dry-run"] : [])]);
