@@ -2,9 +2,10 @@ import type { AuthEnv } from "./types";
 import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
 import { securityEvent, clientIp } from "./bearer";
-import { ClientStore, type Client } from "./clients";
+import { drizzle } from "drizzle-orm/d1";
+import { ClientStore, type Client, type ClientRow } from "./clients";
 import { authConfig } from "./config";
-import { checkLocks, clearFailures, recordFailure, type LimitPolicy } from "./rate-limit";
+import { clearFailures, failuresQuery, locksFrom, recordFailure, type FailureRow, type LimitPolicy } from "./rate-limit";
 
 /** An OAuth error (RFC 6749 5.2) that also reads as RFC 9457 problem details. */
 export function oauthError(status: number, error: string, description: string, headers: Record<string, string> = {}): ApiError {
@@ -103,14 +104,27 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
   const keys = [{ key: `ip:${ip}`, policy: ipPolicy }];
   if (creds && creds.id.length <= 200) keys.push({ key: `client:${creds.id}`, policy: clientPolicy });
 
-  const lock = await checkLocks(c.env.DB, keys, now);
+  // One D1 round trip: the lockout windows and the client row together.
+  const store = new ClientStore(c.env.DB, cfg);
+  const usable = creds && creds.id.length <= 200 ? creds : undefined;
+  const stored = usable && !store.bootstrap(usable.id) ? usable.id : undefined;
+  let failures: FailureRow[];
+  let row: ClientRow | undefined;
+  if (stored) {
+    const [f, r] = await drizzle(c.env.DB).batch([failuresQuery(c.env.DB, keys.map((k) => k.key)), store.lookup(stored)]);
+    failures = f;
+    row = r[0];
+  } else {
+    failures = await failuresQuery(c.env.DB, keys.map((k) => k.key));
+  }
+  const lock = locksFrom(failures, keys, now);
   if (lock.locked) {
     securityEvent(c, "client_lockout", { clientId: creds?.id.slice(0, 200), reason: "locked" });
     throw oauthError(429, "too_many_attempts", "Too many failed authentication attempts; retry later.", {
       "retry-after": String(lock.retryAfter),
     });
   }
-  const client = creds && creds.id.length <= 200 ? await new ClientStore(c.env.DB, cfg).authenticate(creds.id, creds.secret) : undefined;
+  const client = !usable ? undefined : stored ? await store.verify(row, usable.secret) : await store.authenticate(usable.id, usable.secret);
   if (!client) {
     await recordFailure(c.env.DB, keys, now);
     securityEvent(c, "client_auth_failed", { clientId: creds?.id.slice(0, 200), reason: creds ? "bad_credentials" : "no_credentials" });
@@ -118,6 +132,7 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
       "www-authenticate": `Basic realm="health-platform"`,
     });
   }
-  c.executionCtx.waitUntil(clearFailures(c.env.DB, `client:${client.id}`));
+  // Earlier failures of this client are forgotten once it authenticates (a write only when there were some).
+  if (failures.some((f) => f.key === `client:${client.id}`)) c.executionCtx.waitUntil(clearFailures(c.env.DB, `client:${client.id}`));
   return client;
 }

@@ -93,7 +93,22 @@ export class ClientStore {
     if (boot && this.cfg.BOOTSTRAP_CLIENT_SECRET && id === boot.id) {
       return (await timingSafeEqualStr(secret, this.cfg.BOOTSTRAP_CLIENT_SECRET)) ? boot : undefined;
     }
-    const row = await this.orm.select().from(clients).where(eq(clients.id, id)).get();
+    return this.verify(await this.lookup(id).get(), secret);
+  }
+
+  /** The configured bootstrap client when `id` names it (no storage involved). */
+  bootstrap(id: string): Client | undefined {
+    const boot = bootstrapClient(this.cfg);
+    return boot && this.cfg.BOOTSTRAP_CLIENT_SECRET && id === boot.id ? boot : undefined;
+  }
+
+  /** The query that loads a stored client (batched with the lockout check on the token path). */
+  lookup(id: string) {
+    return this.orm.select().from(clients).where(eq(clients.id, id));
+  }
+
+  /** Checks a secret against a looked-up row, with the same work whether the row exists or not. */
+  async verify(row: ClientRow | undefined, secret: string): Promise<Client | undefined> {
     const given = await sha256Hex(secret);
     const ok = await timingSafeEqualStr(given, row?.secretHash ?? "0".repeat(64));
     if (!row || !ok || row.disabled) return undefined;

@@ -2,6 +2,10 @@
  * Fixed-window limiter for failed client authentication, in D1 so every
  * isolate sees the same counts (OWASP ASVS 2.2.1: anti-automation).
  */
+import { inArray } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { authFailures } from "./db/schema";
+
 export interface LimitPolicy {
   maxFailures: number;
   windowSeconds: number;
@@ -21,23 +25,27 @@ export function lockState(
   return { locked: true, retryAfter: Math.max(1, windowEnd - now) };
 }
 
-export async function checkLocks(
-  db: D1Database,
-  keys: { key: string; policy: LimitPolicy }[],
-  now: number,
-): Promise<LimitState> {
-  const rows = await db
-    .prepare(`SELECT key, window_start, failures FROM auth_failures WHERE key IN (${keys.map(() => "?").join(",")})`)
-    .bind(...keys.map((k) => k.key))
-    .all<{ key: string; window_start: number; failures: number }>();
+export interface FailureRow {
+  key: string;
+  windowStart: number;
+  failures: number;
+}
+
+/** The stored windows of these keys (one query; batched with the client lookup on the token path). */
+export function failuresQuery(db: D1Database, keys: string[]) {
+  return drizzle(db).select().from(authFailures).where(inArray(authFailures.key, keys));
+}
+
+/** Pure: the worst lock among the keys, from their stored windows. */
+export function locksFrom(rows: FailureRow[], keys: { key: string; policy: LimitPolicy }[], now: number): LimitState {
   let worst: LimitState = { locked: false };
   for (const { key, policy } of keys) {
-    const row = rows.results.find((r) => r.key === key);
-    const s = lockState(row ? { windowStart: row.window_start, failures: row.failures } : null, policy, now);
+    const s = lockState(rows.find((r) => r.key === key), policy, now);
     if (s.locked && (!worst.locked || s.retryAfter > worst.retryAfter)) worst = s;
   }
   return worst;
 }
+
 
 /** Counts one failure against each key; a window that has ended starts again. */
 export async function recordFailure(db: D1Database, keys: { key: string; policy: LimitPolicy }[], now: number): Promise<void> {

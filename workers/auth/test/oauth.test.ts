@@ -225,6 +225,19 @@ describe("rate limiting of failed client authentication", () => {
     expect(events.results.map((e) => e.event_type)).toContain("client_lockout");
   });
 
+  it("forgets a client's earlier failures once it authenticates, and writes nothing when there were none", async () => {
+    const c = await createClient({ name: "forgetful", roles: ["billing"] });
+    const key = `client:${c.client_id}`;
+    const failures = async () => (await env.DB.prepare("SELECT failures FROM auth_failures WHERE key = ?").bind(key).first<{ failures: number }>())?.failures ?? 0;
+    for (let i = 0; i < 3; i++) expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(c.client_id, "wrong"), "cf-connecting-ip": randomIp() })).status).toBe(401);
+    expect(await failures()).toBe(3);
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(c.client_id, c.client_secret), "cf-connecting-ip": randomIp() })).status).toBe(200);
+    // The clearing runs in waitUntil, after the response.
+    await expect.poll(failures).toBe(0);
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(c.client_id, c.client_secret), "cf-connecting-ip": randomIp() })).status).toBe(200);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures WHERE key = ?").bind(key).first("n")).toBe(0);
+  });
+
   it("locks an address after repeated failures across client ids", async () => {
     const ip = randomIp();
     for (let i = 0; i < 20; i++) {
