@@ -76,7 +76,9 @@ app.get("/docs/init.js", (c) =>
   c.body(DOCS_INIT_JS, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=300" }),
 );
 
-app.get("/docs/assets/*", async (c) => {
+// One plain file name, no sub-folders; a named route, so logs and metrics carry its template.
+app.get("/docs/assets/:file", async (c) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(c.req.param("file"))) throw new ApiError(404, "not_found", "No such file.");
   const res = await c.env.ASSETS.fetch(c.req.raw);
   if (res.status === 404) {
     await res.body?.cancel();

@@ -80,9 +80,12 @@ describe("GET /docs", () => {
     const post = await gw("/docs", { method: "POST" });
     expect(post.status).toBe(405);
     await post.body?.cancel();
-    // The assets directory is reachable only under /docs/assets/: its files are not at the root.
-    const root = await gw("/docs/swagger-ui.css");
-    expect(root.status).toBe(404);
-    await root.body?.cancel();
+    // The assets directory is reachable only under /docs/assets/<file>: not at /docs/, not in sub-folders.
+    for (const p of ["/docs/swagger-ui.css", "/docs/assets/", "/docs/assets/x/swagger-ui.css", "/docs/assets/.hidden", "/docs/assets/%2e%2e%2fLICENSE"]) {
+      const res = await gw(p);
+      expect(res.status, p).toBe(404);
+      expect(res.headers.get("content-type"), p).toBe("application/problem+json");
+      await res.body?.cancel();
+    }
   });
 });
