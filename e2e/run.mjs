@@ -75,6 +75,8 @@ export function makeContext(base, creds, extra = {}) {
   const ctx = {
     ...extra,
     base,
+    /** The bootstrap admin client ({ id, secret }), for flows that must type it (the browser flow). */
+    creds,
     assert,
     log: (...a) => console.log("   ", ...a),
     /** fetch relative to the gateway. */

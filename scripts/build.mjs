@@ -6,12 +6,14 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
+import { ensureDocsAssets } from "./docs-assets.mjs";
 import { ROOT, WORKERS, WRANGLER_BIN, WRANGLER_ENV } from "./workers.mjs";
 
 export function buildWorker(name, { env, outRoot = path.join(ROOT, ".tmp", "build"), minify = false } = {}) {
   const w = WORKERS.find((x) => x.name === name);
   if (!w) throw new Error(`unknown worker ${name}`);
   const outdir = path.join(outRoot, env ?? "local", name);
+  if (name === "auth") ensureDocsAssets(); // its [assets] directory must exist
   rmSync(outdir, { recursive: true, force: true });
   const args = ["deploy", "--dry-run", "-c", w.config, "--outdir", outdir];
   if (env) args.push("--env", env);

@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { ensureDocsAssets } from "./docs-assets.mjs";
 import { ROOT, WORKERS, WRANGLER_BIN } from "./workers.mjs";
 
 const argv = process.argv.slice(2);
@@ -27,6 +28,9 @@ function run(label, args) {
     process.exit(1);
   }
 }
+
+// The gateway uploads Swagger UI's files for /docs as static assets.
+ensureDocsAssets({ quiet: false });
 
 // Migrations first: new code may need the new schema; our migrations only add, so old code keeps working.
 for (const w of WORKERS) {

@@ -8,6 +8,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { ensureDevSecrets } from "./dev-secrets.mjs";
+import { ensureDocsAssets } from "./docs-assets.mjs";
 import { ROOT, WORKERS, WRANGLER_BIN, WRANGLER_ENV } from "./workers.mjs";
 
 const argv = process.argv.slice(2);
@@ -17,6 +18,7 @@ const persist = path.join(ROOT, ".wrangler", "state");
 const env = { ...process.env, ...WRANGLER_ENV };
 
 const rootVars = ensureDevSecrets();
+ensureDocsAssets();
 
 for (const w of WORKERS) {
   if (!w.db || !existsSync(path.join(ROOT, "migrations", w.db))) continue;

@@ -3,6 +3,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import path from "node:path";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { ensureDocsAssets } from "./docs-assets.mjs";
 import { ROOT, WORKERS } from "./workers.mjs";
 
 const b64u = (buf) => buf.toString("base64url");
@@ -74,6 +75,7 @@ export function secretsFor(name) {
  */
 export function auxWorker(name, { extraBindings = {}, mainProject, dropServices = [] } = {}) {
   const w = workerInfo(name);
+  if (name === "auth") ensureDocsAssets(); // its [assets] directory must exist
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
   const outdir = path.join(BUILD_DIR, name);
   // The worker under test runs inside the pool's runner, named after its project:

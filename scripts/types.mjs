@@ -4,11 +4,13 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { ensureDevSecrets } from "./dev-secrets.mjs";
+import { ensureDocsAssets } from "./docs-assets.mjs";
 import { ROOT, WORKERS, WRANGLER_BIN, WRANGLER_ENV } from "./workers.mjs";
 
 const check = process.argv.includes("--check");
 // Secret names come from .dev.vars, so make sure every one exists first.
 ensureDevSecrets({ quiet: true });
+ensureDocsAssets(); // the auth config's [assets] directory must exist
 let failed = false;
 for (const w of WORKERS) {
   const out = path.join("workers", w.name, "worker-configuration.d.ts");

@@ -17,6 +17,12 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** Strict headers for an API that never serves active content (OWASP Secure Headers). */
 export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+/**
+ * A route that serves an HTML page (the gateway's /docs) replaces API_CSP with its own,
+ * narrower-than-a-browser-default policy by setting this variable; every other response keeps API_CSP.
+ */
+export type PageCspVariables = { pageCsp?: string };
+
 export function securityHeaders(): MiddlewareHandler {
   const inner = secureHeaders({
     strictTransportSecurity: "max-age=63072000; includeSubDomains; preload",
@@ -35,6 +41,8 @@ export function securityHeaders(): MiddlewareHandler {
   });
   return async (c, next) => {
     await inner(c, next);
+    const page = (c.var as PageCspVariables).pageCsp;
+    if (page) c.res.headers.set("content-security-policy", page);
     // Responses are per caller and may hold tokens or PHI: never cached unless a route says so.
     if (!c.res.headers.has("cache-control")) c.res.headers.set("cache-control", "no-store");
   };

@@ -1,9 +1,12 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { ensureDocsAssets } from "../../scripts/docs-assets.mjs";
 import { auxWorker, d1Id, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
+// The [assets] directory of wrangler.toml (Swagger UI for /docs) must exist before the pool reads it.
+ensureDocsAssets();
 
 export default defineConfig(async () => ({
   plugins: [

@@ -1,6 +1,7 @@
 import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
 import { createApp, routeTemplate } from "../../../shared/http";
 import { activeRequests, requestDuration } from "./metrics";
+import docsRoutes from "./docs";
 import { gatewayRoutes } from "./gateway/gateway";
 import adminRoutes from "./routes/admin";
 import oauthRoutes from "./routes/oauth";
@@ -43,6 +44,7 @@ export function buildApp() {
   app.route("/", oauthRoutes);
   app.route("/", adminRoutes);
   app.route("/", openapiRoutes);
+  app.route("/", docsRoutes);
   app.route("/", gatewayRoutes());
   return app;
 }
