@@ -37,5 +37,7 @@ export default defineConfig(async () => ({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     setupFiles: ["./test/setup.ts"],
+    // A real OTLP endpoint on 127.0.0.1 that refuses every export (metrics exporter fault test).
+    globalSetup: ["./test/fixtures/refusing-collector.mjs"],
   },
 }));

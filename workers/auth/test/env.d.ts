@@ -20,3 +20,10 @@ declare global {
     }
   }
 }
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Base URL of the test collector that refuses every export (test/fixtures/refusing-collector.mjs). */
+    refusingCollector: string;
+  }
+}

@@ -1,6 +1,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { verifyChain } from "../../../shared/audit-chain";
+import { counter, pointCount } from "../../../shared/metrics";
+import { scheduleMetricsFlush } from "../../../shared/metrics-export";
 import worker from "../src/index";
 import { BASE, bootstrapAuth, clientToken, createClient, form, FORM, gw, randomIp, token } from "./helpers";
 
@@ -196,5 +198,56 @@ describe("faults: an internal worker failing behind the gateway", () => {
     expect(await verifyChain(env.PHI_DB, "phi_audit")).toMatchObject({ ok: true });
     const ok = await gw(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}` } });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe("faults: the metrics collector refusing", () => {
+  const collector = inject("refusingCollector");
+  type Seen = { method: string; path: string; contentType: string; body: string };
+  const seen = async (): Promise<Seen[]> => (await (await fetch(`${collector}/_state`)).json<{ received: Seen[] }>()).received;
+  const metricsPosts = async () => (await seen()).filter((r) => r.path === "/v1/metrics");
+
+  it("a refused batch is dropped after one attempt (the documented policy), never thrown, never resent", async () => {
+    const sent = (await metricsPosts()).length;
+    const target = { OTEL_EXPORTER_OTLP_ENDPOINT: collector, ENVIRONMENT: "test" };
+    const policy = { intervalMs: 0, maxPoints: 1 };
+
+    counter("fault_refused_first_total").add(3);
+    const ctx = createExecutionContext();
+    const { lines } = await captureLogs(async () => {
+      expect(scheduleMetricsFlush(target, ctx, "auth", policy)).toBe(true);
+      await waitOnExecutionContext(ctx); // resolves: the refusal is not an error of the request
+    });
+    expect(pointCount()).toBe(0);
+    const posts = await metricsPosts();
+    expect(posts.length).toBe(sent + 1);
+    const first = posts.at(-1);
+    expect(first).toMatchObject({ method: "POST", contentType: "application/json" });
+    expect(first?.body).toContain("fault_refused_first_total");
+    const warned = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "metrics_export_refused");
+    expect(warned).toMatchObject({ level: "warn", status: 503 });
+
+    // The next export carries only what was recorded since: the refused batch is gone.
+    counter("fault_refused_second_total").add(1);
+    const ctx2 = createExecutionContext();
+    expect(scheduleMetricsFlush(target, ctx2, "auth", policy)).toBe(true);
+    await waitOnExecutionContext(ctx2);
+    const second = (await metricsPosts()).at(-1);
+    expect(second?.body).toContain("fault_refused_second_total");
+    expect(second?.body).not.toContain("fault_refused_first_total");
+  });
+
+  it("requests through the gateway answer as usual while the collector refuses every export", async () => {
+    const tok = await token("phi:read");
+    const before = (await seen()).length;
+    const over = { OTEL_EXPORTER_OTLP_ENDPOINT: collector, OTEL_METRIC_EXPORT_INTERVAL: "100" } as Partial<Env>;
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 120)); // let an export fall due
+      const res = await gwWith(over, "/v1/phi/Patient?family=Nobody", { headers: { authorization: `Bearer ${tok}` } });
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+    }
+    // The collector was asked (and refused) at least once; the answers did not change.
+    expect((await seen()).length).toBeGreaterThan(before);
   });
 });
