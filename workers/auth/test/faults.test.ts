@@ -1,6 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { verifyChain } from "../../../shared/audit-chain";
+import { isStorageError, storageErrorCode } from "../../../shared/errors";
 import { counter, pointCount } from "../../../shared/metrics";
 import { scheduleMetricsFlush } from "../../../shared/metrics-export";
 import worker from "../src/index";
@@ -198,6 +199,47 @@ describe("faults: an internal worker failing behind the gateway", () => {
     expect(await verifyChain(env.PHI_DB, "phi_audit")).toMatchObject({ ok: true });
     const ok = await gw(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}` } });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe("faults: which errors are the store's", () => {
+  // (bind() throws synchronously: run it inside the promise)
+  const failure = async (p: () => Promise<unknown>): Promise<unknown> =>
+    Promise.resolve()
+      .then(p)
+      .then(
+        () => expect.fail("expected a D1 error"),
+        (e: unknown) => e,
+      );
+
+  it("classifies real D1 errors: a missing table and a trigger's RAISE are; a unique clash, a bad bind value and non-D1 errors are not", async () => {
+    const missing = await failure(() => env.FAULT_DB.prepare("SELECT 1 FROM clients").first());
+    expect(isStorageError(missing)).toBe(true);
+    expect(storageErrorCode(missing)).toBe("SQLITE_ERROR");
+    // Wrapped (as drizzle wraps it): the cause decides.
+    expect(isStorageError(new Error("Failed query: select 1\nparams: ", { cause: missing }))).toBe(true);
+
+    await env.FAULT_DB.prepare("CREATE TABLE IF NOT EXISTS fault_guarded (x INTEGER PRIMARY KEY)").run();
+    await env.FAULT_DB.prepare("CREATE TRIGGER IF NOT EXISTS fault_guard BEFORE INSERT ON fault_guarded BEGIN SELECT RAISE(ABORT, 'read-only'); END").run();
+    try {
+      const guard = await failure(() => env.FAULT_DB.prepare("INSERT INTO fault_guarded VALUES (1)").run());
+      expect(isStorageError(guard)).toBe(true);
+      expect(storageErrorCode(guard)).toBe("SQLITE_CONSTRAINT_TRIGGER");
+      await env.FAULT_DB.prepare("DROP TRIGGER fault_guard").run();
+      await env.FAULT_DB.prepare("INSERT INTO fault_guarded VALUES (2)").run();
+      const unique = await failure(() => env.FAULT_DB.prepare("INSERT INTO fault_guarded VALUES (2)").run());
+      expect(isStorageError(unique)).toBe(false);
+    } finally {
+      await env.FAULT_DB.prepare("DROP TABLE fault_guarded").run();
+    }
+    const badBind = await failure(() => env.FAULT_DB.prepare("SELECT ?").bind(undefined as unknown as null).first());
+    expect(isStorageError(badBind)).toBe(false);
+
+    expect(isStorageError(new Error("D1 DB is overloaded. Requests queued for too long."))).toBe(true);
+    expect(storageErrorCode(new Error("D1 DB is overloaded."))).toBe("D1");
+    expect(isStorageError(new TypeError("Cannot read properties of undefined"))).toBe(false);
+    expect(isStorageError("D1_ERROR as a string")).toBe(false);
+    expect(isStorageError(undefined)).toBe(false);
   });
 });
 
