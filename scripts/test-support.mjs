@@ -109,3 +109,21 @@ export function d1Id(name) {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, workerInfo(name).config));
   return workerOptions.d1Databases.DB.id;
 }
+
+/**
+ * A test-only upstream for the gateway's fault tests (never bundled: it exists only in
+ * the auth project's Miniflare config): `fault-throws` throws from its fetch handler, as an
+ * internal worker with an uncaught exception does. Its error names a fake internal detail
+ * that must never reach a client.
+ */
+export const FAULT_DETAIL = "fault-internal-detail-7f3a";
+export function faultWorkers() {
+  return [
+    {
+      name: "fault-throws",
+      modules: true,
+      compatibilityDate: "2025-01-01",
+      script: `export default { async fetch(req) { await req.body?.cancel(); throw new Error("${FAULT_DETAIL}: connection string in the stack"); } };`,
+    },
+  ];
+}

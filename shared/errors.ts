@@ -86,20 +86,84 @@ function fromFrameworkError(err: unknown): ApiError | undefined {
   return undefined;
 }
 
+/** How long a client should wait before retrying after a storage failure (seconds). */
+export const STORAGE_RETRY_AFTER_SECONDS = 1;
+
+const STORAGE_MESSAGE = /\bD1_[A-Z_]+\b|\bSQLITE_[A-Z_]+\b|\bD1 DB\b/;
 /**
- * The one `onError` of every worker: typed errors are rendered, anything else
- * becomes a generic 500 logged with the request id (the message and stack stay
- * in the log, never in the response).
+ * D1 failures that are the caller's (our code's) mistake, not the store's state:
+ * a constraint no route handled, a value of a type D1 cannot bind, a wrong
+ * number of parameters. Those stay a generic 500.
+ */
+const NOT_STORAGE = /constraint failed|SQLITE_CONSTRAINT|\bD1_TYPE_ERROR\b|\bD1_COLUMN_NOTFOUND\b|\bSQLITE_(RANGE|MISMATCH)\b/;
+/**
+ * Except a trigger's RAISE(): none of our tables has a trigger, so one that
+ * aborts a write is an operator's guard (a table put read-only for maintenance):
+ * the store refuses writes for now.
+ */
+const GUARD_TRIGGER = /\bSQLITE_CONSTRAINT_TRIGGER\b/;
+
+function causes(err: unknown): Error[] {
+  const out: Error[] = [];
+  for (let e: unknown = err; e instanceof Error && out.length < 5; e = e.cause) out.push(e);
+  return out;
+}
+
+/**
+ * Is this an error of the D1 store itself (unavailable, overloaded, reset, or a
+ * database without its tables), as D1 reports it (`D1_ERROR: ...`,
+ * `...: SQLITE_ERROR`, `D1 DB is overloaded ...`), possibly wrapped by drizzle
+ * (`cause`)? Constraint failures are not: routes that expect one (idempotency
+ * keys, the audit chain's seq race) catch them before they get here, and any
+ * other is a bug; but see GUARD_TRIGGER.
+ */
+export function isStorageError(err: unknown): boolean {
+  const chain = causes(err);
+  if (chain.some((e) => GUARD_TRIGGER.test(e.message))) return true;
+  if (chain.some((e) => NOT_STORAGE.test(e.message))) return false;
+  return chain.some((e) => STORAGE_MESSAGE.test(e.message));
+}
+
+/** The stable label of a storage error for logs (`SQLITE_BUSY`, `D1_ERROR`): never its message (SQL, values). */
+export function storageErrorCode(err: unknown): string {
+  for (const e of causes(err)) {
+    const m = /\b(SQLITE_[A-Z_]+|D1_[A-Z_]+)\b(?!.*\b(SQLITE|D1)_)/.exec(e.message);
+    if (m?.[1]) return m[1];
+  }
+  return "D1";
+}
+
+/** The answer to a request the store could not serve: nothing was done, retry shortly. */
+export function storageUnavailable(): ApiError {
+  return new ApiError(503, "storage_unavailable", "The service's storage is unavailable; nothing was done. Retry later.", {
+    headers: { "retry-after": String(STORAGE_RETRY_AFTER_SECONDS) },
+  });
+}
+
+/** drizzle's wrapper puts the SQL and its parameters in the message: never logged. */
+function loggableMessage(err: unknown): string | undefined {
+  if (!(err instanceof Error) || err.message.startsWith("Failed query:")) return undefined;
+  return err.message;
+}
+
+/**
+ * The one `onError` of every worker: typed errors are rendered; D1 failures
+ * become 503 `storage_unavailable` with `Retry-After`, logged with the request
+ * id and the error's class and code only (its message holds SQL); anything else
+ * becomes a generic 500 logged with the request id (the message stays in the
+ * log, never in the response).
  */
 export function createOnError(render: ErrorRenderer = renderProblem) {
   return (err: unknown, c: Context): Response => {
     const known = fromFrameworkError(err);
     if (known) return render(known, c);
-    logger.error("unhandled_error", {
-      request_id: c.get("requestId") as string | undefined,
-      error_class: err instanceof Error ? err.name : typeof err,
-      message: err instanceof Error ? err.message : undefined,
-    });
+    const requestId = c.get("requestId") as string | undefined;
+    const errorClass = err instanceof Error ? err.name : typeof err;
+    if (isStorageError(err)) {
+      logger.error("storage_unavailable", { request_id: requestId, error_class: errorClass, error_code: storageErrorCode(err) });
+      return render(storageUnavailable(), c);
+    }
+    logger.error("unhandled_error", { request_id: requestId, error_class: errorClass, message: loggableMessage(err) });
     return render(new ApiError(500, "internal_error", "An unexpected error occurred."), c);
   };
 }

@@ -2,7 +2,7 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { ensureDocsAssets } from "../../scripts/docs-assets.mjs";
-import { auxWorker, d1Id, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 // The [assets] directory of wrangler.toml (Swagger UI for /docs) must exist before the pool reads it.
@@ -21,10 +21,13 @@ export default defineConfig(async () => ({
           PHI_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/phi")),
           PAYMENTS_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/payments")),
           DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
+          FAULT_DETAIL,
         },
         // The internal workers' databases, shared with the test so their migrations can be applied.
-        d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices") },
-        workers: ["phi", "payments", "synthetic-phi", "devices"].map((w) => auxWorker(w, { mainProject: "auth" })),
+        d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices"), FAULT_DB: "fault-auth-empty" },
+        workers: [...["phi", "payments", "synthetic-phi", "devices"].map((w) => auxWorker(w, { mainProject: "auth" })), ...faultWorkers()],
+        // Fault tests: a real service binding to an upstream that crashes (swapped in for one request).
+        serviceBindings: { FAULT_THROWS: "fault-throws" },
       },
     }),
   ],
@@ -37,5 +40,7 @@ export default defineConfig(async () => ({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     setupFiles: ["./test/setup.ts"],
+    // A real OTLP endpoint on 127.0.0.1 that refuses every export (metrics exporter fault test).
+    globalSetup: ["./test/fixtures/refusing-collector.mjs"],
   },
 }));

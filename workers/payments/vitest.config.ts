@@ -17,6 +17,8 @@ export default defineConfig(async () => ({
           ...secretsFor("payments"),
           TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
         },
+        // Fault tests: a real second database that never gets its migrations (a broken store).
+        d1Databases: { FAULT_DB: "fault-payments-empty" },
       },
     }),
   ],

@@ -25,7 +25,8 @@ export default defineConfig(async () => ({
         // worker; its D1 is shared with AUTH_DB here so setup can apply its migrations.
         workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] })],
         serviceBindings: { GATEWAY: "auth" },
-        d1Databases: { AUTH_DB: d1Id("auth") },
+        // FAULT_DB: a real second database that never gets its migrations (the fault tests' broken store).
+        d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty" },
       },
     }),
   ],

@@ -10,9 +10,20 @@ declare global {
       PHI_DB: D1Database;
       PAYMENTS_DB: D1Database;
       DEVICES_DB: D1Database;
+      /** Fault tests: an upstream that crashes, a database without its tables, the crash's marker text. */
+      FAULT_THROWS: Fetcher;
+      FAULT_DB: D1Database;
+      FAULT_DETAIL: string;
       /** Private JWKs of the test keys, to forge rotation and attack cases. */
       PREVIOUS_KEY: string;
       CURRENT_KEY: string;
     }
+  }
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Base URL of the test collector that refuses every export (test/fixtures/refusing-collector.mjs). */
+    refusingCollector: string;
   }
 }

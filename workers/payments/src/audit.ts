@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { appendChained, type ChainColumns } from "../../../shared/audit-chain";
-import { ApiError } from "../../../shared/errors";
+import { ApiError, isStorageError } from "../../../shared/errors";
 import type { AuditSubject, Ctx, PaymentsEnv, RequestInfo } from "./context";
 import { requestInfo } from "./context";
 
@@ -73,7 +73,14 @@ export function auditTrail(): MiddlewareHandler<PaymentsEnv> {
     const state = c.get("audit");
     if (!state || state.written) return;
     const err = c.error;
-    const code = err instanceof ApiError ? err.code : c.res.headers.get("idempotent-replayed") ? "idempotent_replay" : null;
+    const code =
+      err instanceof ApiError
+        ? err.code
+        : isStorageError(err)
+          ? "storage_unavailable"
+          : c.res.headers.get("idempotent-replayed")
+            ? "idempotent_replay"
+            : null;
     const info = requestInfo(c);
     await appendChained(info.db, { table: AUDIT_TABLE, columns: auditColumns(info, state, outcomeOf(c.res.status), code) });
     state.written = true;

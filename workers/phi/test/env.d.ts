@@ -11,6 +11,8 @@ declare global {
       GATEWAY: Fetcher;
       /** The auth worker's database (shared storage), for its migrations. */
       AUTH_DB: D1Database;
+      /** A real D1 database without its tables: the broken store of the fault tests. */
+      FAULT_DB: D1Database;
     }
   }
 }

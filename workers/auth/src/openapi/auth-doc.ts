@@ -82,6 +82,7 @@ export function authDocument(): Record<string, unknown> {
           401: oauthErr("invalid_client"),
           415: oauthErr("Not form-encoded or JSON"),
           429: oauthErr("Too many failed authentications; see Retry-After"),
+          503: problem("storage_unavailable: the client store could not be read; retry after Retry-After"),
         },
       }),
     );

@@ -65,6 +65,7 @@ export function mergeDocuments(own: Json, services: ServiceDoc[], tokenUrl: stri
       const responses = { ...((op.responses ?? {}) as Json) };
       responses["401"] ??= { description: "Missing, invalid, expired or revoked access token", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
       responses["403"] ??= { description: "The token lacks a scope this route needs", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
+      responses["502"] ??= { description: "bad_gateway: the service behind this route did not answer", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
       paths[p] = { ...(paths[p] ?? {}), [m]: { ...op, tags: [tag], security: [{ oauth2: [...route.scopes] }], responses } };
     }
   }

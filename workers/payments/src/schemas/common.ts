@@ -12,7 +12,7 @@ export const errorResponses = {
   401: problem("Not through the gateway"),
   403: problem("Not allowed"),
   404: problem("No such resource"),
-  503: problem("Audit trail unavailable: nothing was done"),
+  503: problem("Audit trail or storage unavailable (audit_unavailable, storage_unavailable): nothing was done"),
 } as const;
 
 export const writeErrorResponses = {

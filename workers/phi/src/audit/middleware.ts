@@ -1,6 +1,6 @@
 import type { PhiEnv } from "../env";
 import type { Context, MiddlewareHandler } from "hono";
-import { ApiError } from "../../../../shared/errors";
+import { ApiError, isStorageError } from "../../../../shared/errors";
 import { logger } from "../../../../shared/logger";
 import { describeRequest, outcomeFor, parsePurpose, traceIdOf, type AuditAction } from "./describe";
 import { actorFrom, appendAudit, type AuditActor } from "./trail";
@@ -49,7 +49,16 @@ export function auditEveryAccess(): MiddlewareHandler<PhiEnv> {
     }
     await next();
     if (state.done) return;
-    const reason = c.error instanceof ApiError ? c.error.code : c.res.status === 404 ? "not_found" : c.error ? "internal_error" : "";
+    const reason =
+      c.error instanceof ApiError
+        ? c.error.code
+        : c.res.status === 404
+          ? "not_found"
+          : isStorageError(c.error)
+            ? "storage_unavailable"
+            : c.error
+              ? "internal_error"
+              : "";
     await recordFailure(c, state, c.res.status, reason);
   };
 }

@@ -35,7 +35,7 @@ const DESCRIPTIONS: Record<number, string> = {
   413: "Body too large",
   415: "Not application/fhir+json",
   422: "Resource refers to something that does not exist",
-  503: "Audit trail unavailable: nothing was done and nothing is returned",
+  503: "Audit trail or storage unavailable (audit_unavailable, storage_unavailable): nothing was done and nothing is returned",
 };
 
 /** Error responses of a FHIR route, each an OperationOutcome. */
