@@ -4,6 +4,7 @@
 // Each flow module exports `name` and a default `async (ctx) => void`.
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import assert from "node:assert/strict";
@@ -70,6 +71,75 @@ async function fetchOnce(url, init) {
   }
 }
 
+const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "UND_ERR_SOCKET"]);
+
+/**
+ * A bounded keep-alive connection pool for the load flows: every request can be launched at once,
+ * at most `connections` are on the wire (the rest wait in the agent's queue). `peak` is the most
+ * requests that were on the wire at the same time. A request is sent again after a network error
+ * only when the caller says it is idempotent (`retry: n`); a timeout is never retried.
+ */
+export function makePool(base, connections, { timeoutMs = 60_000 } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  const { hostname, port } = new URL(base);
+  const stats = { peak: 0, inFlight: 0, requests: 0, retries: 0, sockets: new Set() };
+  const once = (p, { method, headers, body }) =>
+    new Promise((resolve, reject) => {
+      let onWire = false;
+      const off = () => {
+        if (onWire) stats.inFlight--;
+        onWire = false;
+      };
+      const req = http.request({ hostname, port, path: p, method, headers, agent, timeout: timeoutMs }, (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          off();
+          resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") });
+        });
+        res.on("error", (e) => (off(), reject(e)));
+      });
+      req.on("socket", (s) => {
+        onWire = true;
+        stats.requests++;
+        stats.sockets.add(s);
+        stats.peak = Math.max(stats.peak, ++stats.inFlight);
+      });
+      req.on("timeout", () => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms: ${method} ${p}`), { code: "ETIMEDOUT" })));
+      req.on("error", (e) => (off(), reject(e)));
+      req.end(body);
+    });
+  return {
+    stats,
+    /** JSON request: { status, headers, body, attempts }. */
+    async json(p, { method = "GET", token, body, headers = {}, retry = 0 } = {}) {
+      const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+      const all = {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(payload !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}),
+        ...headers,
+      };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const r = await once(p, { method, headers: all, body: payload });
+          let parsed;
+          try {
+            parsed = r.text ? JSON.parse(r.text) : undefined;
+          } catch {
+            parsed = r.text;
+          }
+          return { status: r.status, headers: r.headers, body: parsed, attempts: attempt };
+        } catch (err) {
+          const network = NETWORK_ERRORS.has(err?.code) || err?.message === "socket hang up";
+          if (!network || attempt > retry) throw err;
+          stats.retries++;
+        }
+      }
+    },
+    close: () => agent.destroy(),
+  };
+}
+
 export function makeContext(base, creds, extra = {}) {
   const tokens = new Map();
   const ctx = {
@@ -117,6 +187,8 @@ export function makeContext(base, creds, extra = {}) {
       if (!tokens.has(scope)) tokens.set(scope, await ctx.clientToken(creds.id, creds.secret, scope));
       return tokens.get(scope);
     },
+    /** A bounded connection pool for concurrent requests (see makePool). */
+    pool: (connections, opts) => makePool(base, connections, opts),
     /** Creates a client through the admin API: { client_id, client_secret, ... }. */
     async createClient({ name, roles = [], scopes = [] }) {
       const r = await ctx.json("/admin/clients", { method: "POST", token: await ctx.token("admin"), body: { name, roles, scopes } });
@@ -164,9 +236,9 @@ async function main() {
     const ctx = makeContext(base, { id: vars.BOOTSTRAP_CLIENT_ID, secret: vars.BOOTSTRAP_CLIENT_SECRET }, { receiver, devLog: () => devLog });
     const files = readdirSync(path.join(ROOT, "e2e", "flows")).filter((f) => f.endsWith(".mjs")).sort();
     for (const f of files) {
+      if (only.length && !only.some((o) => f.includes(o))) continue;
       const mod = await import(path.join(ROOT, "e2e", "flows", f));
       const name = mod.name ?? f;
-      if (only.length && !only.some((o) => f.includes(o))) continue;
       const t0 = Date.now();
       try {
         await mod.default(ctx);
