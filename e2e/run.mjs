@@ -71,7 +71,14 @@ async function fetchOnce(url, init) {
   }
 }
 
-const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "UND_ERR_SOCKET"]);
+const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "UND_ERR_SOCKET", "E2E_DEV_PROXY_LOST"]);
+/**
+ * wrangler dev's proxy answers this 503 (Retry-After: 0) to a non-GET request when its own fetch to the
+ * runtime failed: whatever the cause, its check of whether the worker restarted compares URLs with and
+ * without the request's path, so the message is misleading. Not an answer from the platform: treated as
+ * a network error (retried only for idempotent requests).
+ */
+const DEV_PROXY_LOST = "Your worker restarted mid-request.";
 
 /**
  * A bounded keep-alive connection pool for the load flows: every request can be launched at once,
@@ -82,7 +89,7 @@ const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "UND_ERR_
 export function makePool(base, connections, { timeoutMs = 60_000 } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   const { hostname, port } = new URL(base);
-  const stats = { peak: 0, inFlight: 0, requests: 0, retries: 0, sockets: new Set() };
+  const stats = { peak: 0, inFlight: 0, requests: 0, retries: 0, proxyLost: 0, sockets: new Set() };
   const once = (p, { method, headers, body }) =>
     new Promise((resolve, reject) => {
       let onWire = false;
@@ -95,7 +102,13 @@ export function makePool(base, connections, { timeoutMs = 60_000 } = {}) {
         res.on("data", (c) => chunks.push(c));
         res.on("end", () => {
           off();
-          resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") });
+          const text = Buffer.concat(chunks).toString("utf8");
+          if (res.statusCode === 503 && text.startsWith(DEV_PROXY_LOST)) {
+            stats.proxyLost++;
+            reject(Object.assign(new Error(`wrangler dev proxy lost ${method} ${p}`), { code: "E2E_DEV_PROXY_LOST" }));
+            return;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, text });
         });
         res.on("error", (e) => (off(), reject(e)));
       });
@@ -254,6 +267,8 @@ async function main() {
     console.log(`e2e: ${err?.message ?? err}\n--- dev server output ---\n${devLog.slice(-5000)}`);
   } finally {
     if (failed > 0 && process.env.E2E_QUIET !== "1") console.log(`--- dev server output (tail) ---\n${devLog.slice(-4000)}`);
+    // E2E_DEV_LOG=<file>: keep the whole dev server output (it can hold request paths; local runs only).
+    if (process.env.E2E_DEV_LOG) writeFileSync(process.env.E2E_DEV_LOG, devLog);
     stop();
     restoreVars();
     await receiver.close();

@@ -59,7 +59,7 @@ export default async function (ctx) {
     assert.equal(new Set(ids).size, COUNT, "every creation got its own id");
     ctx.log(
       `${COUNT} creations in ${createSeconds}s (${(COUNT / Number(createSeconds)).toFixed(0)}/s), statuses ${JSON.stringify(statuses)}, ` +
-        `peak ${pool.stats.peak} requests on the wire over ${pool.stats.sockets.size} connections, ${pool.stats.retries} network retries`,
+        `peak ${pool.stats.peak} requests on the wire over ${pool.stats.sockets.size} connections, ${pool.stats.retries} network retries (${pool.stats.proxyLost} of them requests the dev proxy lost)`,
     );
 
     // 2. Every one reads back with the content it was created with (and the server's id and meta).

@@ -84,7 +84,7 @@ export default async function (ctx) {
   ctx.log(
     `${COUNT} identical requests in ${burstSeconds}s: first answers ${JSON.stringify(first)} ` +
       `(409 = in flight, retried ${inFlightRetries} times after Retry-After), then all 201 with payment ${id.slice(0, 6)}..., 1 fresh and ${COUNT - 1} replays, ` +
-      `peak ${pool.stats.peak} on the wire`,
+      `peak ${pool.stats.peak} on the wire, ${pool.stats.retries} network retries (${pool.stats.proxyLost} lost by the dev proxy)`,
   );
 
   // Exactly one payment with this description since the burst began.
