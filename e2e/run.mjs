@@ -86,18 +86,29 @@ const DEV_PROXY_LOST = "Your worker restarted mid-request.";
  * requests that were on the wire at the same time. A request is sent again after a network error
  * only when the caller says it is idempotent (`retry: n`); a timeout is never retried.
  */
-export function makePool(base, connections, { timeoutMs = 60_000 } = {}) {
+export function makePool(base, connections, { timeoutMs = 60_000, deadlineMs } = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   const { hostname, port } = new URL(base);
   const stats = { peak: 0, inFlight: 0, requests: 0, retries: 0, proxyLost: 0, sockets: new Set() };
+  // deadlineMs bounds the pool's whole life: past it, every request still queued or on the wire fails.
+  const live = new Set();
+  let expired;
+  const deadline =
+    deadlineMs &&
+    setTimeout(() => {
+      expired = Object.assign(new Error(`load deadline of ${deadlineMs} ms passed`), { code: "E2E_DEADLINE" });
+      for (const req of live) req.destroy(expired);
+    }, deadlineMs);
   const once = (p, { method, headers, body }) =>
     new Promise((resolve, reject) => {
+      if (expired) return reject(expired);
       let onWire = false;
       const off = () => {
         if (onWire) stats.inFlight--;
         onWire = false;
       };
       const req = http.request({ hostname, port, path: p, method, headers, agent, timeout: timeoutMs }, (res) => {
+        live.delete(req);
         const chunks = [];
         res.on("data", (c) => chunks.push(c));
         res.on("end", () => {
@@ -119,7 +130,8 @@ export function makePool(base, connections, { timeoutMs = 60_000 } = {}) {
         stats.peak = Math.max(stats.peak, ++stats.inFlight);
       });
       req.on("timeout", () => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms: ${method} ${p}`), { code: "ETIMEDOUT" })));
-      req.on("error", (e) => (off(), reject(e)));
+      req.on("error", (e) => (off(), live.delete(req), reject(e)));
+      live.add(req);
       req.end(body);
     });
   return {
@@ -144,12 +156,16 @@ export function makePool(base, connections, { timeoutMs = 60_000 } = {}) {
           return { status: r.status, headers: r.headers, body: parsed, attempts: attempt };
         } catch (err) {
           const network = NETWORK_ERRORS.has(err?.code) || err?.message === "socket hang up";
+          if (expired) throw expired;
           if (!network || attempt > retry) throw err;
           stats.retries++;
         }
       }
     },
-    close: () => agent.destroy(),
+    close: () => {
+      clearTimeout(deadline);
+      agent.destroy();
+    },
   };
 }
 

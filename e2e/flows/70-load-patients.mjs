@@ -9,6 +9,8 @@ const FHIR = "application/fhir+json";
 const SYSTEM = "urn:e2e:load";
 const COUNT = Number(process.env.LOAD_PATIENTS ?? 1000);
 const CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 64);
+/** Bound on all of the flow's pooled requests. */
+const DEADLINE_MS = Number(process.env.LOAD_PATIENTS_DEADLINE_MS ?? 300_000);
 
 /** A distinct, valid FHIR R4 Patient (synthetic, no real person). */
 function patient(tag, i) {
@@ -38,7 +40,7 @@ export default async function (ctx) {
     "x-purpose-of-use": "TREAT",
     "if-none-exist": new URLSearchParams({ identifier: `${SYSTEM}|${tag}-${i}` }).toString(),
   });
-  const pool = ctx.pool(CONNECTIONS, { timeoutMs: 120_000 });
+  const pool = ctx.pool(CONNECTIONS, { timeoutMs: 120_000, deadlineMs: DEADLINE_MS });
   try {
     // 1. All creations at once; at most CONNECTIONS on the wire. Conditional create makes a retry safe.
     const bodies = Array.from({ length: COUNT }, (_, i) => patient(tag, i));

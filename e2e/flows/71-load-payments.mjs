@@ -5,6 +5,7 @@
 export const name = "load: concurrent identical payments, exactly one charge";
 
 const COUNT = Number(process.env.LOAD_PAYMENTS ?? 50);
+const DEADLINE_MS = Number(process.env.LOAD_PAYMENTS_DEADLINE_MS ?? 120_000);
 const YEAR = new Date().getUTCFullYear() + 2;
 const DAY_MS = 24 * 3600 * 1000;
 /** This flow's currency: no other flow uses it, so the ledger's movements in it are ours. */
@@ -49,7 +50,7 @@ export default async function (ctx) {
   const amount = 4321;
   const body = { amount, currency: CURRENCY, payment_method: pm.body.id, capture: "automatic", description: `e2e load ${tag}` };
   const key = `e2e-load-pay-${tag}`;
-  const pool = ctx.pool(COUNT, { timeoutMs: 60_000 });
+  const pool = ctx.pool(COUNT, { timeoutMs: 60_000, deadlineMs: DEADLINE_MS });
   const firstStatuses = [];
   let inFlightRetries = 0;
   const tBurst = performance.now();

@@ -103,8 +103,8 @@ export default async function (ctx) {
   const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const writer = await ctx.token("device:write");
   const reader = await ctx.token("device:read");
-  const pool = ctx.pool(CONNECTIONS, { timeoutMs: 60_000 });
-  const registrar = ctx.pool(REGISTER_CONNECTIONS, { timeoutMs: 60_000 });
+  const pool = ctx.pool(CONNECTIONS, { timeoutMs: 60_000, deadlineMs: DEADLINE_MS });
+  const registrar = ctx.pool(REGISTER_CONNECTIONS, { timeoutMs: 60_000, deadlineMs: DEADLINE_MS });
   const sockets = [];
   try {
     // 1. Register the devices and get each one's own device:connect token.
