@@ -17,7 +17,8 @@ const CONNECTIONS = 32;
 /**
  * Registrations at a time. Each appends to devices' hash-chained audit trail, and concurrent appends
  * race for the next seq (optimistic retry, 50 attempts): at 32 at once on this 2-core machine some
- * exhaust their attempts and answer 503 audit_unavailable (nothing registered). See the load README.
+ * exhausted their attempts after ~43 s and answered 503 audit_unavailable (nothing registered, the new
+ * credentials disabled). phi's appends take turns within an isolate; devices' do not (yet).
  */
 const REGISTER_CONNECTIONS = Number(process.env.LOAD_REGISTER_CONNECTIONS ?? 4);
 /** Bound on the whole flow (the streaming phase is bounded by what remains of it). */
