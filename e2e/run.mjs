@@ -4,6 +4,7 @@
 // Each flow module exports `name` and a default `async (ctx) => void`.
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import assert from "node:assert/strict";
@@ -70,6 +71,104 @@ async function fetchOnce(url, init) {
   }
 }
 
+const NETWORK_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "UND_ERR_SOCKET", "E2E_DEV_PROXY_LOST"]);
+/**
+ * wrangler dev's proxy answers this 503 (Retry-After: 0) to a non-GET request when its own fetch to the
+ * runtime failed: whatever the cause, its check of whether the worker restarted compares URLs with and
+ * without the request's path, so the message is misleading. Not an answer from the platform: treated as
+ * a network error (retried only for idempotent requests).
+ */
+const DEV_PROXY_LOST = "Your worker restarted mid-request.";
+
+/**
+ * A bounded keep-alive connection pool for the load flows: every request can be launched at once,
+ * at most `connections` are on the wire (the rest wait in the agent's queue). `peak` is the most
+ * requests that were on the wire at the same time. A request is sent again after a network error
+ * only when the caller says it is idempotent (`retry: n`); a timeout is never retried.
+ */
+export function makePool(base, connections, { timeoutMs = 60_000, deadlineMs } = {}) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  const { hostname, port } = new URL(base);
+  const stats = { peak: 0, inFlight: 0, requests: 0, retries: 0, proxyLost: 0, sockets: new Set() };
+  // deadlineMs bounds the pool's whole life: past it, every request still queued or on the wire fails.
+  const live = new Set();
+  let expired;
+  const deadline =
+    deadlineMs &&
+    setTimeout(() => {
+      expired = Object.assign(new Error(`load deadline of ${deadlineMs} ms passed`), { code: "E2E_DEADLINE" });
+      for (const req of live) req.destroy(expired);
+    }, deadlineMs);
+  const once = (p, { method, headers, body }) =>
+    new Promise((resolve, reject) => {
+      if (expired) return reject(expired);
+      let onWire = false;
+      const off = () => {
+        if (onWire) stats.inFlight--;
+        onWire = false;
+      };
+      const req = http.request({ hostname, port, path: p, method, headers, agent, timeout: timeoutMs }, (res) => {
+        live.delete(req);
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          off();
+          const text = Buffer.concat(chunks).toString("utf8");
+          if (res.statusCode === 503 && text.startsWith(DEV_PROXY_LOST)) {
+            stats.proxyLost++;
+            reject(Object.assign(new Error(`wrangler dev proxy lost ${method} ${p}`), { code: "E2E_DEV_PROXY_LOST" }));
+            return;
+          }
+          resolve({ status: res.statusCode, headers: res.headers, text });
+        });
+        res.on("error", (e) => (off(), reject(e)));
+      });
+      req.on("socket", (s) => {
+        onWire = true;
+        stats.requests++;
+        stats.sockets.add(s);
+        stats.peak = Math.max(stats.peak, ++stats.inFlight);
+      });
+      req.on("timeout", () => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms: ${method} ${p}`), { code: "ETIMEDOUT" })));
+      req.on("error", (e) => (off(), live.delete(req), reject(e)));
+      live.add(req);
+      req.end(body);
+    });
+  return {
+    stats,
+    /** JSON request: { status, headers, body, attempts }. */
+    async json(p, { method = "GET", token, body, headers = {}, retry = 0 } = {}) {
+      const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+      const all = {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(payload !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}),
+        ...headers,
+      };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const r = await once(p, { method, headers: all, body: payload });
+          let parsed;
+          try {
+            parsed = r.text ? JSON.parse(r.text) : undefined;
+          } catch {
+            parsed = r.text;
+          }
+          return { status: r.status, headers: r.headers, body: parsed, attempts: attempt };
+        } catch (err) {
+          const network = NETWORK_ERRORS.has(err?.code) || err?.message === "socket hang up";
+          if (expired) throw expired;
+          if (!network || attempt > retry) throw err;
+          stats.retries++;
+        }
+      }
+    },
+    close: () => {
+      clearTimeout(deadline);
+      agent.destroy();
+    },
+  };
+}
+
 export function makeContext(base, creds, extra = {}) {
   const tokens = new Map();
   const ctx = {
@@ -119,6 +218,8 @@ export function makeContext(base, creds, extra = {}) {
       if (!tokens.has(scope)) tokens.set(scope, await ctx.clientToken(creds.id, creds.secret, scope));
       return tokens.get(scope);
     },
+    /** A bounded connection pool for concurrent requests (see makePool). */
+    pool: (connections, opts) => makePool(base, connections, opts),
     /** Creates a client through the admin API: { client_id, client_secret, ... }. */
     async createClient({ name, roles = [], scopes = [] }) {
       const r = await ctx.json("/admin/clients", { method: "POST", token: await ctx.token("admin"), body: { name, roles, scopes } });
@@ -166,9 +267,9 @@ async function main() {
     const ctx = makeContext(base, { id: vars.BOOTSTRAP_CLIENT_ID, secret: vars.BOOTSTRAP_CLIENT_SECRET }, { receiver, devLog: () => devLog });
     const files = readdirSync(path.join(ROOT, "e2e", "flows")).filter((f) => f.endsWith(".mjs")).sort();
     for (const f of files) {
+      if (only.length && !only.some((o) => f.includes(o))) continue;
       const mod = await import(path.join(ROOT, "e2e", "flows", f));
       const name = mod.name ?? f;
-      if (only.length && !only.some((o) => f.includes(o))) continue;
       const t0 = Date.now();
       try {
         await mod.default(ctx);
@@ -184,6 +285,8 @@ async function main() {
     console.log(`e2e: ${err?.message ?? err}\n--- dev server output ---\n${devLog.slice(-5000)}`);
   } finally {
     if (failed > 0 && process.env.E2E_QUIET !== "1") console.log(`--- dev server output (tail) ---\n${devLog.slice(-4000)}`);
+    // E2E_DEV_LOG=<file>: keep the whole dev server output (it can hold request paths; local runs only).
+    if (process.env.E2E_DEV_LOG) writeFileSync(process.env.E2E_DEV_LOG, devLog);
     stop();
     restoreVars();
     await receiver.close();

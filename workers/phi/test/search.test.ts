@@ -64,6 +64,20 @@ describe("Patient search over blind indexes", () => {
     expect(new Set(seen).size).toBe(5);
   });
 
+  it("serves a full page of the largest size (_count=100; D1 binds at most 100 parameters per statement)", async () => {
+    // Regression: a full 100-entry page read its heads in one statement with 101 parameters -> 500.
+    const made = await Promise.all(Array.from({ length: 105 }, (_, i) => createPatient(patient("Fullpage", `P${i}`))));
+    const first = await searchPost("Patient", { family: "Fullpage", _count: "100" });
+    expect(first.entry).toHaveLength(100);
+    const next = first.link.find((l) => l.relation === "next");
+    expect(next).toBeDefined();
+    const rest = await call(`https://phi.internal${next?.url ?? ""}`);
+    expect(rest.status).toBe(200);
+    const second = await json<Bundle>(rest);
+    expect(second.entry).toHaveLength(5);
+    expect([...ids(first), ...ids(second)].sort()).toEqual(made.map((m) => m.id).sort());
+  });
+
   it("does not find deleted patients and finds the new values after an update", async () => {
     const p = await createPatient(patient("Renamed"));
     const body = await json(await call(`/Patient/${p.id}`));

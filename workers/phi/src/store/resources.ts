@@ -90,16 +90,31 @@ export async function searchIds(
   return results.map((r) => r.resource_id);
 }
 
+/**
+ * D1 binds at most 100 parameters per statement: ids are read in chunks below that, so a
+ * full page (PHI_PAGE_MAX, 100 by default) plus the type parameter still fits.
+ */
+const IDS_PER_STATEMENT = 90;
+
 /** Current versions of the given ids (same order). */
 export async function readHeads(db: D1Database, type: ResourceType, ids: string[]): Promise<VersionRow[]> {
   if (ids.length === 0) return [];
-  const { results } = await db
-    .prepare(
-      `SELECT ${COLUMNS} FROM resource_versions v WHERE resource_type = ? AND id IN (${ids.map(() => "?").join(",")}) ` +
-        "AND version_id = (SELECT MAX(version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id)",
+  const chunks: string[][] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_STATEMENT) chunks.push(ids.slice(i, i + IDS_PER_STATEMENT));
+  const results = (
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        const { results: rows } = await db
+          .prepare(
+            `SELECT ${COLUMNS} FROM resource_versions v WHERE resource_type = ? AND id IN (${chunk.map(() => "?").join(",")}) ` +
+              "AND version_id = (SELECT MAX(version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id)",
+          )
+          .bind(type, ...chunk)
+          .all<VersionRow>();
+        return rows;
+      }),
     )
-    .bind(type, ...ids)
-    .all<VersionRow>();
+  ).flat();
   const byId = new Map(results.map((r) => [r.id, r]));
   return ids.flatMap((id) => {
     const r = byId.get(id);
