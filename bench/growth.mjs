@@ -11,6 +11,8 @@
 // PHI_ENCRYPTION_KEYS with its id in the AAD, fhir/index-tokens.ts computes the blind indexes with PHI_INDEX_KEY,
 // store/resources.ts writeVersionStatements gives the very statements the worker runs, audit/trail.ts auditColumns
 // and shared/audit-chain.ts chainHash extend the audit chain from its head, with the actor of the API-made records.
+// They are written by a bench-only worker bound to phi's D1, 250 patients per batch, as multi-row INSERTs of the
+// same rows (the index DELETE before a fresh id's rows removes nothing and is left out).
 // The run then proves the rows valid through the API: every search decrypts and checks what it found, and the
 // audit verify must answer ok over every record. GROWTH_SEED=api seeds everything through the API instead.
 // Sizes are cumulative (1k, then 9k more, then 90k more).
