@@ -76,13 +76,35 @@ function isStatementConstraint(err: unknown): boolean {
 }
 
 /**
+ * Appends to one chain from one isolate take turns: concurrent requests in the same
+ * isolate would otherwise race each other for the same seq and retry quadratically
+ * (32 concurrent device registrations exhausted their retries before this). Races
+ * between isolates remain, and the retry below resolves them.
+ */
+const tails = new Map<string, Promise<unknown>>();
+function inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const run = (tails.get(key) ?? Promise.resolve()).then(fn, fn);
+  const tail = run.catch(() => undefined);
+  tails.set(key, tail);
+  // Forget an idle chain's turn so the map never grows with finished work.
+  void tail.then(() => {
+    if (tails.get(key) === tail) tails.delete(key);
+  });
+  return run;
+}
+
+/**
  * Appends one record (and commits `statements` with it). Throws ApiError 503
  * `audit_unavailable` when the record cannot be written: the caller must then
  * answer without the data (no access without a record). When a constraint of
  * one of `statements` fails (a duplicate, a lost version race), the batch rolled
  * back and that error is rethrown as it is, for the caller to answer.
  */
-export async function appendChained(db: D1Database, opts: AppendOptions): Promise<AppendResult> {
+export function appendChained(db: D1Database, opts: AppendOptions): Promise<AppendResult> {
+  return inTurn(opts.table, () => appendOnce(db, opts));
+}
+
+async function appendOnce(db: D1Database, opts: AppendOptions): Promise<AppendResult> {
   const table = ident(opts.table);
   const names = Object.keys(opts.columns).map(ident);
   const maxAttempts = opts.maxAttempts ?? 50;

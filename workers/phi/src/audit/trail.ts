@@ -14,18 +14,6 @@ const MAX_ATTEMPTS = 300;
 
 const auditRecords = counter("phi_audit_records_total", "Audit records written, by action and outcome");
 
-/**
- * Appends from one isolate take turns: concurrent requests in the same isolate would
- * otherwise race each other for the same seq and retry quadratically. Races between
- * isolates remain, and appendChained's retry resolves them.
- */
-let tail: Promise<unknown> = Promise.resolve();
-function inTurn<T>(fn: () => Promise<T>): Promise<T> {
-  const run = tail.then(fn, fn);
-  tail = run.catch(() => undefined);
-  return run;
-}
-
 /** Who is asking, and why: everything the record needs besides the access itself. */
 export interface AuditActor {
   sub: string;
@@ -92,9 +80,8 @@ export async function appendAudit(
   now: Date,
   statements: D1PreparedStatement[] = [],
 ): Promise<AppendResult> {
-  const r = await inTurn(() =>
-    appendChained(db, { table: AUDIT_TABLE, columns: auditColumns(actor, ev, now), statements, maxAttempts: MAX_ATTEMPTS }),
-  );
+  // Appends from one isolate take turns inside appendChained.
+  const r = await appendChained(db, { table: AUDIT_TABLE, columns: auditColumns(actor, ev, now), statements, maxAttempts: MAX_ATTEMPTS });
   auditRecords.add(1, { action: ev.action, outcome: ev.outcome });
   return r;
 }
