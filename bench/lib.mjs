@@ -71,9 +71,10 @@ export function runtimeCpuSeconds() {
  * Starts Miniflare on 127.0.0.1 with `workers`. `persist` (a directory) keeps D1 and Durable Object
  * state across restarts, so a second instance (e.g. with telemetry on) sees the same data.
  */
-export async function startMiniflare(workers, persist = mkdtempSync(path.join(os.tmpdir(), "bench-"))) {
+export async function startMiniflare(workers, persist = mkdtempSync(path.join(os.tmpdir(), "bench-")), inspectorPort = undefined) {
   const mf = new Miniflare({
     workers,
+    ...(inspectorPort === undefined ? {} : { inspectorPort }),
     host: "127.0.0.1",
     port: 0,
     d1Persist: path.join(persist, "d1"),
@@ -104,19 +105,19 @@ export function devVars() {
   return { auth: root, phi: read("workers/phi/.dev.vars"), payments: read("workers/payments/.dev.vars") };
 }
 
-let builtWorkers;
-/** Minified production bundles of the five workers (built once per process), as Miniflare worker options. */
-function platformWorkers() {
-  if (!builtWorkers) {
-    const outRoot = path.join(ROOT, ".tmp", "bench-build");
+const builtWorkers = new Map();
+/** Production bundles of the five workers (built once per process; minified unless profiling), as Miniflare worker options. */
+function platformWorkers(minify = true) {
+  if (!builtWorkers.has(minify)) {
+    const outRoot = path.join(ROOT, ".tmp", minify ? "bench-build" : "bench-build-plain");
     const ordered = [...WORKERS].sort((a, b) => (a.name === "auth" ? -1 : b.name === "auth" ? 1 : 0));
-    builtWorkers = ordered.map((w) => {
-      const { outdir } = buildWorker(w.name, { outRoot, minify: true });
+    builtWorkers.set(minify, ordered.map((w) => {
+      const { outdir } = buildWorker(w.name, { outRoot, minify });
       const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
       return { ...workerOptions, name: w.name, modules: true, scriptPath: path.join(outdir, "index.js"), modulesRoot: outdir };
-    });
+    }));
   }
-  return builtWorkers;
+  return builtWorkers.get(minify);
 }
 
 /** The D1 binding option of one of our workers, so a twin can share its database (same id = same data). */
@@ -130,13 +131,14 @@ export function d1Of(name) {
  * gateway first (it receives Miniflare's HTTP entry), migrated D1. Returns `{ mf, url, token(scope, auth?) }`
  * and, for the bench, `persist`, `vars` (dev secrets) and `dispose()`.
  * Options: `vars` are added to every worker's bindings (e.g. OTEL_EXPORTER_OTLP_ENDPOINT); `extra` are more
- * Miniflare workers in the same runtime (twins, reached through their `routes`); `persist` reuses state.
+ * Miniflare workers in the same runtime (twins, reached through their `routes`); `persist` reuses state;
+ * `minify: false` and `inspectorPort` are for CPU profiling (bench/profile.mjs).
  */
-export async function platform({ vars = {}, extra = [], persist } = {}) {
+export async function platform({ vars = {}, extra = [], persist, minify = true, inspectorPort } = {}) {
   const secrets = ensureDevSecrets({ quiet: true });
-  const workers = platformWorkers().map((w) => ({ ...w, bindings: { ...w.bindings, ...vars } }));
+  const workers = platformWorkers(minify).map((w) => ({ ...w, bindings: { ...w.bindings, ...vars } }));
   const fresh = persist === undefined;
-  const { mf, url, persist: dir } = await startMiniflare([...workers, ...extra], persist);
+  const { mf, url, persist: dir } = await startMiniflare([...workers, ...extra], persist, inspectorPort);
   if (fresh) for (const w of WORKERS) if (w.db) await migrate(await mf.getD1Database("DB", w.name), path.join(ROOT, "migrations", w.db));
   const basic = `Basic ${Buffer.from(`${secrets.BOOTSTRAP_CLIENT_ID}:${secrets.BOOTSTRAP_CLIENT_SECRET}`).toString("base64")}`;
   const token = async (scope, auth = basic) => {
