@@ -180,7 +180,27 @@ export async function measure({ cpu = runtimeCpuSeconds, ...opts }) {
     p99: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
     requests: total,
+    seconds: result.duration,
+    cpuSeconds: used,
     cpuMsPerReq: total > 0 ? (used * 1000) / total : NaN,
+  };
+}
+
+/** Several measurements of one implementation as one: totals summed, p50 the median of the slices', p99 the worst. */
+export function combine(parts) {
+  const requests = parts.reduce((a, m) => a + m.requests, 0);
+  const seconds = parts.reduce((a, m) => a + m.seconds, 0);
+  const cpuSeconds = parts.reduce((a, m) => a + m.cpuSeconds, 0);
+  const p50s = parts.map((m) => m.p50).sort((a, b) => a - b);
+  return {
+    rps: requests / seconds,
+    p50: p50s[Math.floor((p50s.length - 1) / 2)],
+    p99: Math.max(...parts.map((m) => m.p99)),
+    errors: parts.reduce((a, m) => a + m.errors, 0),
+    requests,
+    seconds,
+    cpuSeconds,
+    cpuMsPerReq: requests > 0 ? (cpuSeconds * 1000) / requests : NaN,
   };
 }
 

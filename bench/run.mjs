@@ -12,9 +12,12 @@ import WebSocket from "ws";
 import { ROOT } from "../scripts/workers.mjs";
 import { plainFakerPatientsPerSecond } from "./baselines/plain-faker.mjs";
 import { profilePatientRead } from "./profile.mjs";
-import { bundleTwin, d1Of, devVars, measure, platform, startChild, startMiniflare } from "./lib.mjs";
+import { bundleTwin, combine, d1Of, devVars, measure, platform, startChild, startMiniflare } from "./lib.mjs";
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
+// Each group's implementations are measured in turns (ROUNDS slices of DURATION / ROUNDS each), so a change in
+// the machine's load during the run hits ours and its twin alike.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const WARMUP = Math.min(2, DURATION);
 const COMPAT = { compatibilityDate: "2026-04-26", compatibilityFlags: ["nodejs_compat"], modules: true };
 const load = []; // HTTP scenarios: { group, impl, m, note }
@@ -60,6 +63,19 @@ async function bench(opts) {
   await probe(opts);
   await measure({ ...opts, duration: WARMUP });
   return measure({ ...opts, duration: DURATION });
+}
+
+/** A group of implementations of one scenario: probed and warmed up each, then measured in turns. */
+async function benchGroup(group, entries) {
+  for (const e of entries) {
+    await probe(e.opts);
+    await measure({ ...e.opts, duration: WARMUP });
+  }
+  const parts = entries.map(() => []);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, e] of entries.entries()) parts[i].push(await measure({ ...e.opts, duration: DURATION / ROUNDS }));
+  }
+  for (const [i, e] of entries.entries()) recordLoad(group, e.impl, combine(parts[i]), e.note ?? "");
 }
 
 async function hello() {
@@ -176,35 +192,54 @@ const form = (o) => new URLSearchParams(o).toString();
 
 async function tokenScenario(p, s, node) {
   const req = { method: "POST", headers: { authorization: s.basic, "content-type": "application/x-www-form-urlencoded" }, body: form({ grant_type: "client_credentials", scope: "phi:read" }) };
-  const g = "token issuance (client_credentials)";
-  recordLoad(g, "ours (POST /oauth/token)", await bench({ url: `${p.url}/oauth/token`, ...req }), "3 D1 statements: lockout check, client row, failure clear (waitUntil)");
-  recordLoad(g, "twin", await bench({ url: `${p.url}/twin/token`, ...req }), "1 D1 select, SHA-256 check, jose ES256 sign");
-  recordLoad(g, "Node baseline", await bench({ url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }), "node:http + jose + better-sqlite3 in-process");
+  await benchGroup("token issuance (client_credentials)", [
+    { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "3 D1 statements: lockout check, client row, failure clear (waitUntil)" },
+    { impl: "twin", opts: { url: `${p.url}/twin/token`, ...req }, note: "1 D1 select, SHA-256 check, jose ES256 sign" },
+    { impl: "Node baseline", opts: { url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }, note: "node:http + jose + better-sqlite3 in-process" },
+  ]);
 }
 
 async function introspectScenario(p, s) {
   const req = { method: "POST", headers: { authorization: s.basic, "content-type": "application/x-www-form-urlencoded" }, body: form({ token: s.token }) };
-  const g = "introspection (RFC 7662)";
-  recordLoad(g, "ours (POST /oauth/introspect)", await bench({ url: `${p.url}/oauth/introspect`, ...req }), "4 D1 statements: lockout check, caller row, failure clear, revocation + client state");
-  recordLoad(g, "twin", await bench({ url: `${p.url}/twin/introspect`, ...req }), "2 D1 statements: caller row, revocation + client state; jose verify");
+  await benchGroup("introspection (RFC 7662)", [
+    { impl: "ours (POST /oauth/introspect)", opts: { url: `${p.url}/oauth/introspect`, ...req }, note: "4 D1 statements: lockout check, caller row, failure clear, revocation + client state" },
+    { impl: "twin", opts: { url: `${p.url}/twin/introspect`, ...req }, note: "2 D1 statements: caller row, revocation + client state; jose verify" },
+  ]);
 }
 
 const PATIENT_GROUP = "Patient read (GET /v1/phi/Patient/:id)";
 
-async function patientOurs(p, s, label, note) {
-  const m = await bench({ url: `${p.url}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } });
-  recordLoad(PATIENT_GROUP, label, m, note);
-  return m;
-}
+const OURS_PATIENT_NOTE = "gateway: verify + revocation query (auth D1) + signed principal; phi: select + decrypt + chained audit append (2 D1 statements, in turn per isolate)";
 
 async function patientScenario(p, s, node) {
-  await patientOurs(p, s, "ours", "gateway: verify + revocation query (auth D1) + signed principal; phi: select + decrypt + chained audit append (2 D1 statements, in turn per isolate)");
-  for (const v of PATIENT_VARIANTS) {
-    recordLoad(PATIENT_GROUP, v.label, await bench({ url: `${p.url}/twin/${v.key}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } }));
-  }
   const h = { authorization: `Bearer ${s.token}` };
-  recordLoad(PATIENT_GROUP, "Node baseline", await bench({ url: `${node.url}/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu }), "node:http + jose verify + better-sqlite3 select + AES-GCM; no audit");
-  recordLoad(PATIENT_GROUP, "Node baseline + one audit insert", await bench({ url: `${node.url}/audited/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu }));
+  await benchGroup(PATIENT_GROUP, [
+    { impl: "ours", opts: { url: `${p.url}/v1/phi/Patient/${s.patientId}`, headers: h }, note: OURS_PATIENT_NOTE },
+    ...PATIENT_VARIANTS.map((v) => ({ impl: v.label, opts: { url: `${p.url}/twin/${v.key}/v1/phi/Patient/${s.patientId}`, headers: h } })),
+    { impl: "Node baseline", opts: { url: `${node.url}/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu }, note: "node:http + jose verify + better-sqlite3 select + AES-GCM; no audit" },
+    { impl: "Node baseline + one audit insert", opts: { url: `${node.url}/audited/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu } },
+  ]);
+}
+
+/**
+ * Telemetry on vs off (issue 7): the same Patient read on the same data, every worker exporting to a local
+ * sink or not; instances alternate off, on, off, on (half the time each), each warmed up after its start.
+ */
+async function telemetryScenario(persist, s, sinkUrl) {
+  const parts = { off: [], on: [] };
+  for (const mode of ["off", "on", "off", "on"]) {
+    const q = await platform({ persist, vars: mode === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl } : {} });
+    try {
+      const opts = { url: `${q.url}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } };
+      await probe(opts);
+      await measure({ ...opts, duration: WARMUP });
+      parts[mode].push(await measure({ ...opts, duration: DURATION / 2 }));
+    } finally {
+      await q.dispose();
+    }
+  }
+  recordLoad(PATIENT_GROUP, "ours, telemetry off (instances alternating with on)", combine(parts.off), "no OTLP endpoint: spans are made and dropped");
+  recordLoad(PATIENT_GROUP, "ours, telemetry on (OTLP to a local sink)", combine(parts.on), "every worker exports traces (and metrics) to a sink on 127.0.0.1");
 }
 
 async function paymentScenario(p, s) {
@@ -224,9 +259,10 @@ async function paymentScenario(p, s) {
   // 32 connections like every scenario, and 4: payments' chained audit append does not take turns within the
   // isolate (phi's does), so concurrent creations race for the chain's next seq and retry.
   for (const connections of [32, 4]) {
-    const g = `payment creation (inline card, Idempotency-Key), ${connections} connections`;
-    recordLoad(g, "ours (POST /v1/payments)", await bench({ url: p.url, connections, requests: requests("/v1/payments") }), "gateway revocation query; key claim; processor authorize + capture records; one batch: vault, payment, transition, 2 ledger entries, stored answer, chained audit");
-    recordLoad(g, "twin", await bench({ url: p.url, connections, requests: requests("/twin/payment") }), "jose verify, card checks, seal + fingerprint, one D1 batch: key, vault, payment, 6 ledger lines");
+    await benchGroup(`payment creation (inline card, Idempotency-Key), ${connections} connections`, [
+      { impl: "ours (POST /v1/payments)", opts: { url: p.url, connections, requests: requests("/v1/payments") }, note: "gateway revocation query; key claim; processor authorize + capture records; one batch: vault, payment, transition, 2 ledger entries, stored answer, chained audit" },
+      { impl: "twin", opts: { url: p.url, connections, requests: requests("/twin/payment") }, note: "jose verify, card checks, seal + fingerprint, one D1 batch: key, vault, payment, 6 ledger lines" },
+    ]);
   }
 }
 
@@ -350,13 +386,10 @@ try {
   if (want("telemetry")) {
     await p.dispose();
     sink = await startChild(path.join(ROOT, "bench/otlp-sink.mjs"));
-    p = await platform({ persist, vars: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } });
-    await patientOurs(p, s, "ours, telemetry on (OTLP to a local sink)", "every worker exports traces (and metrics) to a sink on 127.0.0.1");
+    await telemetryScenario(persist, s, sink.url);
     const counts = await (await fetch(`${sink.url}/counts`)).json();
-    notes.push(`Telemetry sink received ${counts.traces} trace exports and ${counts.metrics} metric exports (${(counts.bytes / 2 ** 20).toFixed(1)} MiB) during the telemetry-on run (warm-up included).`);
-    await p.dispose();
+    notes.push(`Telemetry sink received ${counts.traces} trace exports and ${counts.metrics} metric exports (${(counts.bytes / 2 ** 20).toFixed(1)} MiB) during the telemetry-on instances (warm-ups included).`);
     p = await platform({ persist });
-    await patientOurs(p, s, "ours, telemetry off (again, after)", "the same instance set-up as telemetry on, without the endpoint: controls for order and data growth");
   }
 } finally {
   node?.stop();
@@ -395,10 +428,9 @@ function ratioCell(r) {
 
 const P = (impl) => row(PATIENT_GROUP, impl);
 const ours = P("ours");
-const offAgain = P("ours, telemetry off (again, after)");
+const off = P("ours, telemetry off (instances alternating with on)");
 const on = P("ours, telemetry on (OTLP to a local sink)");
-const offMean = (ours.rps + offAgain.rps) / 2;
-const telemetryCost = 1 - on.rps / offMean;
+const telemetryCost = 1 - on.rps / off.rps;
 const tokenOurs = row("token issuance (client_credentials)", "ours (POST /oauth/token)");
 const tokenTwin = row("token issuance (client_credentials)", "twin");
 const synth = other.filter((r) => r.scenario.startsWith("synthetic"));
@@ -410,7 +442,7 @@ const targets = [
   ...synth.map((r) => [`${r.scenario}: >= 1,000 patients/s`, `${fmt(r.value, 0)}/s`, r.value >= 1000]),
   ["one device object >= 2,000 readings/s", `${fmt(oneDevice.value, 0)}/s`, oneDevice.value >= 2000],
   ["one device object ack p99 < 20 ms", `${fmt(oneDevice.p99)} ms`, oneDevice.p99 < 20],
-  ["telemetry on costs <= 10 % of the Patient read's req/s", `${fmt(telemetryCost * 100)} % (on ${fmt(on.rps, 0)} vs off mean ${fmt(offMean, 0)} req/s; ${fmt(ratio(on.cpuMsPerReq, (ours.cpuMsPerReq + offAgain.cpuMsPerReq) / 2), 2)}x CPU/req)`, telemetryCost <= 0.1],
+  ["telemetry on costs <= 10 % of the Patient read's req/s", `${fmt(telemetryCost * 100)} % (on ${fmt(on.rps, 0)} vs off ${fmt(off.rps, 0)} req/s; ${fmt(ratio(on.cpuMsPerReq, off.cpuMsPerReq), 2)}x CPU/req)`, telemetryCost <= 0.1],
 ];
 
 // What costs what on the Patient read: each twin variant adds one of our pieces to the base twin.
@@ -421,7 +453,7 @@ const pieces = PATIENT_VARIANTS.slice(1).map((v) => {
 });
 const all = P("twin + all three (revocation, principal, chain)");
 pieces.push({ piece: "the rest of ours: Hono + zod-openapi routing and validation, config parsing, otel wrapper (no export), JSON logs, security headers (ours vs twin + all three)", rps: ours.rps, drop: 1 - ours.rps / all.rps, cpu: ours.cpuMsPerReq - all.cpuMsPerReq });
-pieces.push({ piece: "telemetry export (on vs off mean)", rps: on.rps, drop: telemetryCost, cpu: on.cpuMsPerReq - (ours.cpuMsPerReq + offAgain.cpuMsPerReq) / 2 });
+pieces.push({ piece: "telemetry export (on vs off, alternating instances)", rps: on.rps, drop: telemetryCost, cpu: on.cpuMsPerReq - off.cpuMsPerReq });
 
 // Written from the piece-by-piece table and the profile above (the figures in it are this run's).
 const pct = (x) => `${fmt(x * 100, 0)} %`;
@@ -441,7 +473,7 @@ writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify({ machine, duratio
 const md = `# bench ${stamp}
 
 Machine: ${machine}. Shared with other work: absolute figures are noisy; compare the ratios within this run.
-Each HTTP scenario: one probe request (must answer 2xx), ${WARMUP} s warm-up, then ${DURATION} s of autocannon with 32 connections (unless stated) on 127.0.0.1. CPU/req = CPU seconds
+Each HTTP scenario: one probe request (must answer 2xx), ${WARMUP} s warm-up, then ${DURATION} s of autocannon with 32 connections (unless stated) on 127.0.0.1,\nin ${ROUNDS} slices taken in turns with the other implementations of its group (p50 = median of the slices', p99 = the worst slice's). CPU/req = CPU seconds
 of the workerd processes (or of the Node baseline process) divided by the requests served; the load generator is not counted.
 Ours = the five workers from their minified production bundles on Miniflare, through the real gateway with a real token.
 Twins (bench/twins/) run in the same workerd, against the same D1 databases and keys. Whole run: ${fmt(seconds, 0)} s.
