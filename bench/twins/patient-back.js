@@ -6,6 +6,7 @@
 //   TWIN_AUDIT=chain   + a hash-chained append as ours: read the head, SHA-256 over the canonical row,
 //                        insert seq+1, appends taking turns within the isolate (workers/phi/src/audit/trail.ts)
 //   TWIN_PRINCIPAL=1   + verify the principal header's HMAC and parse it
+// TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
 import { sha256Hex, unb64u, utf8 } from "./common.js";
 
 let ring;
@@ -40,19 +41,19 @@ function auditRow(sub, id) {
 
 const canonical = (row) => "{" + Object.keys(row).sort().map((k) => `${JSON.stringify(k)}:${JSON.stringify(row[k])}`).join(",") + "}";
 
-async function audit(db, mode, row) {
+async function audit(db, mode, table, row) {
   const names = Object.keys(row);
   if (mode === "insert") {
     const hash = await sha256Hex(canonical(row));
-    await db.prepare(`INSERT INTO twin_audit_plain (hash, ${names.join(", ")}) VALUES (?${", ?".repeat(names.length)})`).bind(hash, ...Object.values(row)).run();
+    await db.prepare(`INSERT INTO ${table} (hash, ${names.join(", ")}) VALUES (?${", ?".repeat(names.length)})`).bind(hash, ...Object.values(row)).run();
     return;
   }
   const run = tail.then(async () => {
-    const last = await db.prepare("SELECT seq, hash FROM twin_audit_chain ORDER BY seq DESC LIMIT 1").first();
+    const last = await db.prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`).first();
     const seq = (last?.seq ?? 0) + 1;
     const prev = last?.hash ?? "0".repeat(64);
     const hash = await sha256Hex(`${prev}\n${canonical({ ...row, seq })}`);
-    await db.prepare(`INSERT INTO twin_audit_chain (seq, prev_hash, hash, ${names.join(", ")}) VALUES (?, ?, ?${", ?".repeat(names.length)})`).bind(seq, prev, hash, ...Object.values(row)).run();
+    await db.prepare(`INSERT INTO ${table} (seq, prev_hash, hash, ${names.join(", ")}) VALUES (?, ?, ?${", ?".repeat(names.length)})`).bind(seq, prev, hash, ...Object.values(row)).run();
   });
   tail = run.catch(() => undefined);
   await run;
@@ -74,7 +75,7 @@ export default {
       .first();
     if (!head || head.deleted) return new Response(null, { status: 404 });
     const body = await unseal(await keyring(env.PHI_ENCRYPTION_KEYS), head.sealed, `phi/Patient/${id}/${head.version_id}`);
-    if (env.TWIN_AUDIT) await audit(env.DB, env.TWIN_AUDIT, auditRow(request.headers.get("x-sub") ?? "", id));
+    if (env.TWIN_AUDIT) await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
     const resource = { ...body, resourceType: "Patient", id, meta: { versionId: String(head.version_id), lastUpdated: head.last_updated } };
     return new Response(JSON.stringify(resource), { headers: { "content-type": "application/fhir+json", etag: `W/"${head.version_id}"` } });
   },
