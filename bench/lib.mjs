@@ -1,32 +1,43 @@
-// Bench plumbing: Miniflare instances from built bundles, load with autocannon, CPU of the runtime.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+// Bench plumbing: Miniflare instances from built bundles, the platform (five workers, real gateway),
+// twins bundled with esbuild, load with autocannon, CPU of the runtime (or of a baseline process).
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
+import { build } from "esbuild";
 import { Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { buildWorker } from "../scripts/build.mjs";
+import { ensureDevSecrets, parseDotenv } from "../scripts/dev-secrets.mjs";
+import { ROOT, WORKERS } from "../scripts/workers.mjs";
 
 export const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
 
-/** Every workerd process below this Node process (Miniflare spawns them). */
-function runtimePids() {
-  const pids = [];
-  const parentOf = new Map();
+function processTable() {
+  const table = new Map();
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parentOf.set(Number(d), { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) });
+      table.set(Number(d), { ppid: Number(fields[1]), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) });
     } catch {
       /* gone */
     }
   }
-  for (const [pid, { comm }] of parentOf) {
+  return table;
+}
+
+/** Every workerd process below this Node process (Miniflare spawns them). */
+function runtimePids() {
+  const pids = [];
+  const table = processTable();
+  for (const [pid, { comm }] of table) {
     if (!comm.startsWith("workerd")) continue;
     let p = pid;
     while (p > 1) {
-      p = parentOf.get(p)?.ppid ?? 0;
+      p = table.get(p)?.ppid ?? 0;
       if (p === process.pid) {
         pids.push(pid);
         break;
@@ -36,10 +47,10 @@ function runtimePids() {
   return pids;
 }
 
-/** CPU seconds (user + system) used so far by the runtime processes. */
-export function runtimeCpuSeconds() {
+/** CPU seconds (user + system) used so far by the given processes. */
+export function cpuSecondsOf(pids) {
   let ticks = 0;
-  for (const pid of runtimePids()) {
+  for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -51,10 +62,19 @@ export function runtimeCpuSeconds() {
   return ticks / CLK_TCK;
 }
 
-export async function startMiniflare(workers) {
-  const persist = mkdtempSync(path.join(os.tmpdir(), "bench-"));
+/** CPU seconds (user + system) used so far by the runtime processes. */
+export function runtimeCpuSeconds() {
+  return cpuSecondsOf(runtimePids());
+}
+
+/**
+ * Starts Miniflare on 127.0.0.1 with `workers`. `persist` (a directory) keeps D1 and Durable Object
+ * state across restarts, so a second instance (e.g. with telemetry on) sees the same data.
+ */
+export async function startMiniflare(workers, persist = mkdtempSync(path.join(os.tmpdir(), "bench-")), inspectorPort = undefined) {
   const mf = new Miniflare({
     workers,
+    ...(inspectorPort === undefined ? {} : { inspectorPort }),
     host: "127.0.0.1",
     port: 0,
     d1Persist: path.join(persist, "d1"),
@@ -66,7 +86,7 @@ export async function startMiniflare(workers) {
     },
   });
   const url = await mf.ready;
-  return { mf, url: url.toString().replace(/\/$/, "") };
+  return { mf, url: url.toString().replace(/\/$/, ""), persist };
 }
 
 /** Applies drizzle-kit migrations (`--> statement-breakpoint` separated) to a D1 binding. */
@@ -78,18 +98,128 @@ export async function migrate(db, dir) {
   }
 }
 
-/** Runs autocannon and the CPU meter around it. */
-export async function measure(opts) {
-  const cpu0 = runtimeCpuSeconds();
+/** The local secrets of every worker (generated when missing), by worker name. */
+export function devVars() {
+  const root = ensureDevSecrets({ quiet: true });
+  const read = (rel) => parseDotenv(readFileSync(path.join(ROOT, rel), "utf8"));
+  return { auth: root, phi: read("workers/phi/.dev.vars"), payments: read("workers/payments/.dev.vars") };
+}
+
+const builtWorkers = new Map();
+/** Production bundles of the five workers (built once per process; minified unless profiling), as Miniflare worker options. */
+function platformWorkers(minify = true) {
+  if (!builtWorkers.has(minify)) {
+    const outRoot = path.join(ROOT, ".tmp", minify ? "bench-build" : "bench-build-plain");
+    const ordered = [...WORKERS].sort((a, b) => (a.name === "auth" ? -1 : b.name === "auth" ? 1 : 0));
+    builtWorkers.set(minify, ordered.map((w) => {
+      const { outdir } = buildWorker(w.name, { outRoot, minify });
+      const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
+      return { ...workerOptions, name: w.name, modules: true, scriptPath: path.join(outdir, "index.js"), modulesRoot: outdir };
+    }));
+  }
+  return builtWorkers.get(minify);
+}
+
+/** The D1 binding option of one of our workers, so a twin can share its database (same id = same data). */
+export function d1Of(name) {
+  const w = platformWorkers().find((x) => x.name === name);
+  return w.d1Databases;
+}
+
+/**
+ * The whole platform on Miniflare: the five workers from their minified production bundles, the
+ * gateway first (it receives Miniflare's HTTP entry), migrated D1. Returns `{ mf, url, token(scope, auth?) }`
+ * and, for the bench, `persist`, `vars` (dev secrets) and `dispose()`.
+ * Options: `vars` are added to every worker's bindings (e.g. OTEL_EXPORTER_OTLP_ENDPOINT); `extra` are more
+ * Miniflare workers in the same runtime (twins, reached through their `routes`); `persist` reuses state;
+ * `minify: false` and `inspectorPort` are for CPU profiling (bench/profile.mjs).
+ */
+export async function platform({ vars = {}, extra = [], persist, minify = true, inspectorPort } = {}) {
+  const secrets = ensureDevSecrets({ quiet: true });
+  const workers = platformWorkers(minify).map((w) => ({ ...w, bindings: { ...w.bindings, ...vars } }));
+  const fresh = persist === undefined;
+  const { mf, url, persist: dir } = await startMiniflare([...workers, ...extra], persist, inspectorPort);
+  if (fresh) for (const w of WORKERS) if (w.db) await migrate(await mf.getD1Database("DB", w.name), path.join(ROOT, "migrations", w.db));
+  const basic = `Basic ${Buffer.from(`${secrets.BOOTSTRAP_CLIENT_ID}:${secrets.BOOTSTRAP_CLIENT_SECRET}`).toString("base64")}`;
+  const token = async (scope, auth = basic) => {
+    const r = await fetch(`${url}/oauth/token`, { method: "POST", headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ grant_type: "client_credentials", scope }) });
+    if (r.status !== 200) throw new Error(`token ${r.status} ${await r.text()}`);
+    return (await r.json()).access_token;
+  };
+  return { mf, url, token, persist: dir, vars: secrets, dispose: () => mf.dispose() };
+}
+
+/** Bundles a twin (plain JS that may import npm packages such as jose) into one ES module for workerd. */
+export async function bundleTwin(entry) {
+  const outdir = path.join(ROOT, ".tmp", "bench-twins");
+  mkdirSync(outdir, { recursive: true });
+  const outfile = path.join(outdir, path.basename(entry));
+  await build({
+    entryPoints: [path.join(ROOT, "bench", "twins", entry)],
+    outfile,
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker", "browser"],
+    target: "es2022",
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+/** Runs autocannon and the CPU meter around it. `cpu` measures another process (a Node baseline). */
+export async function measure({ cpu = runtimeCpuSeconds, ...opts }) {
+  const cpu0 = cpu();
   const result = await autocannon({ connections: 32, duration: 10, ...opts });
-  const cpu = runtimeCpuSeconds() - cpu0;
+  const used = cpu() - cpu0;
   const total = result.requests.total;
   return {
-    rps: result.requests.average,
+    rps: total / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
     requests: total,
-    cpuMsPerReq: total > 0 ? (cpu * 1000) / total : NaN,
+    seconds: result.duration,
+    cpuSeconds: used,
+    cpuMsPerReq: total > 0 ? (used * 1000) / total : NaN,
   };
+}
+
+/** Several measurements of one implementation as one: totals summed, p50 the median of the slices', p99 the worst. */
+export function combine(parts) {
+  const requests = parts.reduce((a, m) => a + m.requests, 0);
+  const seconds = parts.reduce((a, m) => a + m.seconds, 0);
+  const cpuSeconds = parts.reduce((a, m) => a + m.cpuSeconds, 0);
+  const p50s = parts.map((m) => m.p50).sort((a, b) => a - b);
+  return {
+    rps: requests / seconds,
+    p50: p50s[Math.floor((p50s.length - 1) / 2)],
+    p99: Math.max(...parts.map((m) => m.p99)),
+    errors: parts.reduce((a, m) => a + m.errors, 0),
+    requests,
+    seconds,
+    cpuSeconds,
+    cpuMsPerReq: requests > 0 ? (cpuSeconds * 1000) / requests : NaN,
+  };
+}
+
+/** Starts a Node script as a child process and waits for the `listening <port>` line it prints. */
+export function startChild(script, env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+    let buf = "";
+    const onData = (d) => {
+      buf += d.toString();
+      const m = /listening (\d+)/.exec(buf);
+      if (m) {
+        child.stdout.off("data", onData);
+        child.stdout.resume();
+        resolve({ child, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}`, cpu: () => cpuSecondsOf([child.pid]), stop: () => child.kill("SIGTERM") });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
+    child.once("error", reject);
+  });
 }

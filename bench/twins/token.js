@@ -1,27 +1,33 @@
-// Limit twin of token issuance: the essential work only, no framework. Look up the client in D1,
-// compare the secret's SHA-256 in constant time, sign an ES256 JWT with WebCrypto.
-const enc = new TextEncoder();
-const b64u = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-let key;
+// Limit twin of token issuance (POST /oauth/token, client_credentials): read the form, look the client up
+// in D1 and check its secret hash as ours does, sign an RFC 9068 ES256 access token with jose. No lockout
+// bookkeeping (ours reads and clears the failure counters: two more D1 statements), no framework.
+import { importJWK, SignJWT } from "jose";
+import { authenticateClient, basic, json } from "./common.js";
 
-async function signingKey(env) {
-  key ??= crypto.subtle.importKey("jwk", JSON.parse(env.TWIN_JWK), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
-  return key;
-}
+let signingKey;
 
 export default {
   async fetch(request, env) {
-    const [id, secret] = atob((request.headers.get("authorization") ?? "").slice(6)).split(":");
-    const row = await env.DB.prepare("SELECT secret_hash, roles, scopes FROM clients WHERE id = ?").bind(id).first();
-    const given = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(secret)));
-    const stored = row ? Uint8Array.from(row.secret_hash.match(/../g).map((h) => parseInt(h, 16))) : new Uint8Array(32);
-    let diff = row ? 0 : 1;
-    for (let i = 0; i < 32; i++) diff |= given[i] ^ stored[i];
-    if (diff) return new Response("no", { status: 401 });
+    const params = new URLSearchParams(await request.text());
+    const client = await authenticateClient(env.DB, basic(request));
+    if (!client) return json({ error: "invalid_client" }, 401);
+    if (params.get("grant_type") !== "client_credentials") return json({ error: "unsupported_grant_type" }, 400);
+    const allowed = JSON.parse(client.scopes);
+    const scope = params.get("scope") ?? allowed.join(" ");
+    if (!scope.split(" ").every((s) => allowed.includes(s))) return json({ error: "invalid_scope" }, 400);
+    const jwk = JSON.parse(env.TWIN_PRIVATE_JWK);
+    signingKey ??= importJWK({ ...jwk, alg: "ES256" }, "ES256");
     const now = Math.floor(Date.now() / 1000);
-    const header = b64u(enc.encode(JSON.stringify({ alg: "ES256", typ: "at+jwt", kid: "twin" })));
-    const payload = b64u(enc.encode(JSON.stringify({ iss: "twin", sub: id, aud: "twin", client_id: id, exp: now + 900, iat: now, nbf: now, jti: crypto.randomUUID(), scope: JSON.parse(row.scopes).join(" "), roles: JSON.parse(row.roles) })));
-    const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, await signingKey(env), enc.encode(`${header}.${payload}`));
-    return Response.json({ access_token: `${header}.${payload}.${b64u(sig)}`, token_type: "Bearer", expires_in: 900 }, { headers: { "cache-control": "no-store" } });
+    const token = await new SignJWT({ client_id: client.id, scope, roles: JSON.parse(client.roles) })
+      .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: jwk.kid })
+      .setIssuer(env.JWT_ISSUER)
+      .setSubject(client.id)
+      .setAudience(env.JWT_AUDIENCE)
+      .setIssuedAt(now)
+      .setNotBefore(now)
+      .setExpirationTime(now + 900)
+      .setJti(crypto.randomUUID())
+      .sign(await signingKey);
+    return json({ access_token: token, token_type: "Bearer", expires_in: 900, scope });
   },
 };

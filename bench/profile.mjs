@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// CPU profile of the authenticated Patient read (`node bench/profile.mjs`): the platform from unminified
+// production bundles on Miniflare with the V8 inspector on, the gateway (auth) and phi sampled while
+// autocannon reads one Patient, self time summed by source module (the bundles' `// path` comments).
+// Prints the top modules and functions per worker; used for "what costs what" in the bench results.
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import WebSocket from "ws";
+import { ROOT } from "../scripts/workers.mjs";
+import { measure, platform } from "./lib.mjs";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+/** Line number -> source module, from esbuild's `// node_modules/x/y.js` / `// workers/...` markers. */
+function moduleMap(file) {
+  const marks = [];
+  readFileSync(file, "utf8")
+    .split("\n")
+    .forEach((line, i) => {
+      const m = /^\/\/ (\S+\.[cm]?[jt]s)$/.exec(line);
+      if (m) marks.push([i, m[1].replace(/^(\.\.\/)+/, "").replace(/^[^/]+\/node_modules\//, "node_modules/")]);
+    });
+  return (line) => {
+    let lo = 0;
+    let hi = marks.length - 1;
+    let found = "(bundle prelude)";
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (marks[mid][0] <= line) {
+        found = marks[mid][1];
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  };
+}
+
+function group(mod) {
+  const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(mod);
+  if (m) return m[1];
+  return mod;
+}
+
+function connect(url) {
+  const ws = new WebSocket(url);
+  let id = 0;
+  const waiting = new Map();
+  ws.on("message", (d) => {
+    const m = JSON.parse(d.toString());
+    if (m.id && waiting.has(m.id)) {
+      waiting.get(m.id)(m.result);
+      waiting.delete(m.id);
+    }
+  });
+  const send = (method, params = {}) =>
+    new Promise((resolve) => {
+      waiting.set(++id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve({ send, close: () => ws.close() }));
+    ws.once("error", reject);
+  });
+}
+
+function summarize(name, profile, bundle) {
+  const where = moduleMap(bundle);
+  const selfSamples = new Map();
+  for (const s of profile.samples) selfSamples.set(s, (selfSamples.get(s) ?? 0) + 1);
+  const total = profile.samples.length;
+  const byModule = new Map();
+  const byFunction = new Map();
+  for (const node of profile.nodes) {
+    const n = selfSamples.get(node.id) ?? 0;
+    if (!n) continue;
+    const cf = node.callFrame;
+    const mod = cf.url.endsWith("index.js") ? group(where(cf.lineNumber)) : cf.url || cf.functionName || "(native)";
+    byModule.set(mod, (byModule.get(mod) ?? 0) + n);
+    const fn = `${cf.functionName || "(anonymous)"} [${mod}]`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + n);
+  }
+  const top = (m, k) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([x, n]) => `    ${((100 * n) / total).toFixed(1).padStart(5)} %  ${x}`).join("\n");
+  return `${name}: ${total} samples\n  by module:\n${top(byModule, 14)}\n  by function:\n${top(byFunction, 12)}`;
+}
+
+/**
+ * Profiles the Patient read for `seconds` and returns the summary text (auth and phi, by module and function).
+ */
+export async function profilePatientRead(seconds = SECONDS) {
+  const out = [];
+  const port = await freePort();
+  const p = await platform({ minify: false, inspectorPort: port });
+  try {
+    const tok = await p.token("phi:read phi:write");
+    const created = await fetch(`${p.url}/v1/phi/Patient`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${tok}`, "content-type": "application/fhir+json" },
+      body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Profile", given: ["Ada"] }], gender: "female", birthDate: "1970-01-02" }),
+    });
+    const { id } = await created.json();
+    const opts = { url: `${p.url}/v1/phi/Patient/${id}`, headers: { authorization: `Bearer ${tok}` } };
+    await measure({ ...opts, duration: 2 });
+    const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+    const sessions = [];
+    for (const name of ["auth", "phi"]) {
+      const t = targets.find((x) => x.id?.endsWith(`:${name}`) || x.title?.endsWith(`:${name}`));
+      if (!t) throw new Error(`no inspector target for ${name}: ${targets.map((x) => x.id).join(", ")}`);
+      const s = await connect(t.webSocketDebuggerUrl);
+      await s.send("Profiler.enable");
+      await s.send("Profiler.setSamplingInterval", { interval: 200 });
+      await s.send("Profiler.start");
+      sessions.push([name, s]);
+    }
+    const m = await measure({ ...opts, duration: seconds });
+    out.push(`Patient read under profiling (unminified bundles, bootstrap client, telemetry off): ${m.rps.toFixed(1)} req/s, ${m.cpuMsPerReq.toFixed(2)} ms CPU/req (sampling adds overhead). Self time of each worker's isolate, in % of its samples; D1's own SQLite work runs outside these isolates.\n`);
+    for (const [name, s] of sessions) {
+      const { profile } = await s.send("Profiler.stop");
+      out.push(summarize(name, profile, path.join(ROOT, ".tmp", "bench-build-plain", "local", name, "index.js")) + "\n");
+      s.close();
+    }
+  } finally {
+    await p.dispose();
+  }
+  return out.join("\n");
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) console.log(await profilePatientRead());

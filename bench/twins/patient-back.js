@@ -1,0 +1,82 @@
+// Limit twin of the authenticated Patient read, back half (phi's essential work): one D1 select by primary
+// key (the same statement as ours), AES-256-GCM decryption of the sealed body with the same key ring and AAD
+// (`phi/Patient/<id>/<version>`, shared/crypto.ts format `v1.<kid>.<iv>.<ct>`), the resource with its meta.
+// Variants, by binding:
+//   TWIN_AUDIT=insert  + one plain audit insert per read (same columns as phi_audit, own table, no chain)
+//   TWIN_AUDIT=chain   + a hash-chained append as ours: read the head, SHA-256 over the canonical row,
+//                        insert seq+1, appends taking turns within the isolate (workers/phi/src/audit/trail.ts)
+//   TWIN_PRINCIPAL=1   + verify the principal header's HMAC and parse it
+// TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
+import { sha256Hex, unb64u, utf8 } from "./common.js";
+
+let ring;
+let hmacKey;
+let tail = Promise.resolve();
+
+function keyring(secret) {
+  ring ??= (async () => {
+    const keys = new Map();
+    for (const entry of secret.split(",")) {
+      const [kid, material] = entry.trim().split(":");
+      keys.set(kid, await crypto.subtle.importKey("raw", unb64u(material), "AES-GCM", false, ["decrypt"]));
+    }
+    return keys;
+  })();
+  return ring;
+}
+
+async function unseal(keys, sealed, aad) {
+  const [, kid, iv, ct] = sealed.split(".");
+  const pt = await crypto.subtle.decrypt({ name: "AES-GCM", iv: unb64u(iv), additionalData: utf8(aad) }, keys.get(kid), unb64u(ct));
+  return JSON.parse(new TextDecoder().decode(pt));
+}
+
+function auditRow(sub, id) {
+  return {
+    at: new Date().toISOString(), actor_sub: sub, actor_client: sub, actor_roles: "", token_id: "", action: "read",
+    resource_type: "Patient", resource_id: id, patient_ids: id, outcome: "success", reason: "", purpose_of_use: "unspecified",
+    client_ip: "unknown", request_id: crypto.randomUUID(), trace_id: "",
+  };
+}
+
+const canonical = (row) => "{" + Object.keys(row).sort().map((k) => `${JSON.stringify(k)}:${JSON.stringify(row[k])}`).join(",") + "}";
+
+async function audit(db, mode, table, row) {
+  const names = Object.keys(row);
+  if (mode === "insert") {
+    const hash = await sha256Hex(canonical(row));
+    await db.prepare(`INSERT INTO ${table} (hash, ${names.join(", ")}) VALUES (?${", ?".repeat(names.length)})`).bind(hash, ...Object.values(row)).run();
+    return;
+  }
+  const run = tail.then(async () => {
+    const last = await db.prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`).first();
+    const seq = (last?.seq ?? 0) + 1;
+    const prev = last?.hash ?? "0".repeat(64);
+    const hash = await sha256Hex(`${prev}\n${canonical({ ...row, seq })}`);
+    await db.prepare(`INSERT INTO ${table} (seq, prev_hash, hash, ${names.join(", ")}) VALUES (?, ?, ?${", ?".repeat(names.length)})`).bind(seq, prev, hash, ...Object.values(row)).run();
+  });
+  tail = run.catch(() => undefined);
+  await run;
+}
+
+export default {
+  async fetch(request, env) {
+    if (env.TWIN_PRINCIPAL === "1") {
+      const [payload, mac] = (request.headers.get("x-gateway-principal") ?? "").split(".");
+      hmacKey ??= crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+      if (!payload || !mac || !(await crypto.subtle.verify("HMAC", await hmacKey, unb64u(mac), utf8(payload)))) return new Response(null, { status: 401 });
+      JSON.parse(new TextDecoder().decode(unb64u(payload)));
+    }
+    const id = new URL(request.url).pathname.split("/").pop();
+    const head = await env.DB.prepare(
+      "SELECT resource_type, id, version_id, last_updated, deleted, sealed, patient_id FROM resource_versions WHERE resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1",
+    )
+      .bind("Patient", id)
+      .first();
+    if (!head || head.deleted) return new Response(null, { status: 404 });
+    const body = await unseal(await keyring(env.PHI_ENCRYPTION_KEYS), head.sealed, `phi/Patient/${id}/${head.version_id}`);
+    if (env.TWIN_AUDIT) await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
+    const resource = { ...body, resourceType: "Patient", id, meta: { versionId: String(head.version_id), lastUpdated: head.last_updated } };
+    return new Response(JSON.stringify(resource), { headers: { "content-type": "application/fhir+json", etag: `W/"${head.version_id}"` } });
+  },
+};

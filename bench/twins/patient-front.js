@@ -1,0 +1,26 @@
+// Limit twin of the authenticated Patient read, front half (the gateway's essential work): verify the same
+// ES256 access token with jose against the same public key, check the scope, forward over a service binding.
+// Variants, by binding, each adding one piece of ours (for "what costs what"):
+//   TWIN_REVOCATION=1  the revocation / client-state query our gateway makes (one D1 query on the auth database)
+//   TWIN_PRINCIPAL=1   a signed principal header (HMAC-SHA256 over its JSON), as ours attaches and phi verifies
+import { b64u, bearer, tokenStillValid, utf8, verifyToken } from "./common.js";
+
+let hmacKey;
+
+export default {
+  async fetch(request, env) {
+    const claims = await verifyToken(env, bearer(request));
+    if (!claims) return new Response(null, { status: 401 });
+    if (env.TWIN_REVOCATION === "1" && !(await tokenStillValid(env.AUTH_DB, claims))) return new Response(null, { status: 401 });
+    if (!String(claims.scope).split(" ").includes("phi:read")) return new Response(null, { status: 403 });
+    const id = new URL(request.url).pathname.split("/").pop();
+    const headers = { "x-sub": claims.sub };
+    if (env.TWIN_PRINCIPAL === "1") {
+      hmacKey ??= crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      const principal = { sub: claims.sub, clientId: claims.client_id, roles: claims.roles, scopes: String(claims.scope).split(" "), tokenId: claims.jti, ip: "unknown", iat: Math.floor(Date.now() / 1000) };
+      const payload = b64u(utf8(JSON.stringify(principal)));
+      headers["x-gateway-principal"] = `${payload}.${b64u(await crypto.subtle.sign("HMAC", await hmacKey, utf8(payload)))}`;
+    }
+    return env.BACK.fetch(`https://back.internal/Patient/${id}`, { headers });
+  },
+};
