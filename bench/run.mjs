@@ -350,7 +350,8 @@ async function devices(p, sockets, perSocket, window, label) {
 
 // ---------------------------------------------------------------- run
 
-// BENCH_ONLY=token,introspect,patient,payment,synthetic,devices,telemetry runs a subset and writes no report (debugging).
+// BENCH_ONLY=token,introspect,patient,payment,synthetic,devices,telemetry runs a subset and writes no report (debugging);
+// BENCH_GROWTH=0 skips the cost-growth run at the end.
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const want = (name) => !ONLY || ONLY.includes(name);
 const started = Date.now();
@@ -521,3 +522,12 @@ ${FINDINGS}
 `;
 writeFileSync(path.join(dir, `${stamp}.md`), md);
 console.log(`\n${md}\nwritten bench/results/${stamp}.md in ${fmt(seconds, 0)} s`);
+
+// Cost growth (Patient search, paging and audit verify at 1k/10k/100k stored patients) runs on its own
+// platform instance, so its seeding never disturbs the figures above; BENCH_GROWTH=0 skips it.
+if (process.env.BENCH_GROWTH !== "0") {
+  const { spawnSync } = await import("node:child_process");
+  console.log("\ncost growth (bench/growth.mjs):");
+  const r = spawnSync(process.execPath, [path.join(ROOT, "bench", "growth.mjs")], { stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}

@@ -9,8 +9,9 @@ import { logger } from "./logger";
  *
  * Each row: `seq` (1, 2, 3 ... no gaps), its data columns, `prev_hash` (the hash
  * of row seq-1, or GENESIS) and `hash` = SHA-256(prev_hash "\n" canonical JSON
- * of {seq, ...columns}). Writers append optimistically: read the last row,
- * insert seq+1 in one batch with the data statements it records; a concurrent
+ * of {seq, ...columns}). Writers append optimistically: read the last row (or
+ * trust the head this isolate last saw, guarded in SQL), insert seq+1 in one
+ * batch with the data statements it records; a concurrent
  * writer that took seq+1 first makes the batch fail on the primary key, so the
  * whole batch (data included) rolls back and is retried. The chain therefore
  * never forks or skips, and data never commits without its record.
@@ -104,27 +105,51 @@ export function appendChained(db: D1Database, opts: AppendOptions): Promise<Appe
   return inTurn(opts.table, () => appendOnce(db, opts));
 }
 
+/**
+ * The last head this isolate wrote or read, per chain. An append that trusts it
+ * skips the head read (one D1 round trip instead of two): its insert takes
+ * `prev_hash` from a sub-select that matches the cached row by seq AND hash, so a
+ * stale or foreign cache yields NULL, fails the NOT NULL column, rolls the whole
+ * batch back, and the append starts again from a fresh read. A newer head written
+ * by another isolate fails on `seq` as before.
+ */
+const heads = new Map<string, { seq: number; hash: string }>();
+
+function isGuardMiss(err: unknown, table: string): boolean {
+  return /NOT NULL constraint failed/i.test(message(err)) && message(err).includes(`${table}.prev_hash`);
+}
+
 async function appendOnce(db: D1Database, opts: AppendOptions): Promise<AppendResult> {
   const table = ident(opts.table);
   const names = Object.keys(opts.columns).map(ident);
   const maxAttempts = opts.maxAttempts ?? 50;
-  const insertSql =
-    `INSERT INTO ${table} (seq, prev_hash, hash${names.map((n) => ", " + n).join("")}) ` +
-    `VALUES (?, ?, ?${names.map(() => ", ?").join("")})`;
+  const cols = `(seq, prev_hash, hash${names.map((n) => ", " + n).join("")})`;
+  const rest = names.map(() => ", ?").join("");
+  const insertSql = `INSERT INTO ${table} ${cols} VALUES (?, ?, ?${rest})`;
+  const guardedSql = `INSERT INTO ${table} ${cols} VALUES (?, (SELECT hash FROM ${table} WHERE seq = ? AND hash = ?), ?${rest})`;
+  const values = names.map((n) => opts.columns[n] ?? null);
   let lastError: unknown;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    const cached = heads.get(table);
     try {
-      const last = await db
-        .prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`)
-        .first<{ seq: number; hash: string }>();
+      const last =
+        cached ??
+        (await db.prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`).first<{ seq: number; hash: string }>()) ??
+        undefined;
       const seq = (last?.seq ?? 0) + 1;
       const prevHash = last?.hash ?? GENESIS_HASH;
       const hash = await chainHash(prevHash, seq, opts.columns);
-      const insert = db.prepare(insertSql).bind(seq, prevHash, hash, ...names.map((n) => opts.columns[n] ?? null));
+      const insert = cached
+        ? db.prepare(guardedSql).bind(seq, cached.seq, cached.hash, hash, ...values)
+        : db.prepare(insertSql).bind(seq, prevHash, hash, ...values);
       const results = await db.batch([...(opts.statements ?? []), insert]);
+      heads.set(table, { seq, hash });
       return { seq, hash, results: results.slice(0, -1) };
     } catch (err) {
       lastError = err;
+      heads.delete(table);
+      // The cached head was stale or another database's: read the real one (no back-off needed).
+      if (cached && isGuardMiss(err, table)) continue;
       if (!isChainConflict(err, table)) {
         if (isStatementConstraint(err)) throw err;
         break;

@@ -140,6 +140,33 @@ describe("audit chain", () => {
     expect(await verifyChain(env.DB, "test_audit")).toMatchObject({ ok: false, broken_at: 3, reason: "gap" });
   });
 
+  it("trusts the isolate's last head only while it is still the chain's head (another writer, a reset table)", async () => {
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_audit_head (seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, actor TEXT)");
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_data_head (id INTEGER PRIMARY KEY)");
+    const append = (actor: string, id: number) =>
+      appendChained(env.DB, { table: "test_audit_head", columns: { actor }, statements: [env.DB.prepare("INSERT INTO test_data_head (id) VALUES (?)").bind(id)] });
+    expect((await append("a", 1)).seq).toBe(1);
+    expect((await append("b", 2)).seq).toBe(2);
+    // Another isolate appends seq 3 behind this one's back: the cached head (2) is stale.
+    const { chainHash } = await import("../../../shared/audit-chain");
+    const head = await env.DB.prepare("SELECT hash FROM test_audit_head WHERE seq = 2").first<{ hash: string }>();
+    const h3 = await chainHash(head?.hash ?? "", 3, { actor: "elsewhere" });
+    await env.DB.prepare("INSERT INTO test_audit_head (seq, prev_hash, hash, actor) VALUES (3, ?, ?, 'elsewhere')").bind(head?.hash ?? "", h3).run();
+    expect((await append("c", 4)).seq).toBe(4);
+    expect(await verifyChain(env.DB, "test_audit_head")).toMatchObject({ ok: true, records: 4 });
+    // The table is emptied and refilled with other rows up to the cached seq: the hash no longer matches.
+    await env.DB.exec("DELETE FROM test_audit_head");
+    await env.DB.exec("DELETE FROM test_data_head");
+    for (let i = 0; i < 4; i++) {
+      const prev = i === 0 ? GENESIS_HASH : ((await env.DB.prepare("SELECT hash FROM test_audit_head WHERE seq = ?").bind(i).first<{ hash: string }>())?.hash ?? "");
+      await env.DB.prepare("INSERT INTO test_audit_head (seq, prev_hash, hash, actor) VALUES (?, ?, ?, 'other')").bind(i + 1, prev, await chainHash(prev, i + 1, { actor: "other" })).run();
+    }
+    expect((await append("d", 5)).seq).toBe(5);
+    expect(await verifyChain(env.DB, "test_audit_head")).toMatchObject({ ok: true, records: 5 });
+    // Every data row committed with its record, none without.
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM test_data_head").first("n")).toBe(1);
+  });
+
   it("rolls the data back and answers 503 when the record cannot be written", async () => {
     await env.DB.exec("CREATE TABLE IF NOT EXISTS test_data2 (id INTEGER PRIMARY KEY)");
     await expect(
