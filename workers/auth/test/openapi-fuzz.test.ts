@@ -1,10 +1,10 @@
 import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { PRINCIPAL_HEADER } from "../../../shared/principal";
 import {
   allDatabases,
   basic,
-  bootstrapAuth,
   claims,
   expectErrorBody,
   gw,
@@ -27,10 +27,12 @@ import {
  * real validators behind the gateway. Afterwards every worker is ready and nothing
  * but refusal records was written.
  *
- * FUZZ_RUNS (default 1000) cases per operation; FUZZ_CONCURRENCY operations at once.
+ * FUZZ_RUNS (default 1000) cases per operation. The workers are fuzzed side by side, each worker's
+ * operations one after the other (FUZZ_CONCURRENCY per worker, default 1): PHI and payments append
+ * every refusal to one hash chain each, and parallel appenders there would only wait for one another.
  */
 const RUNS = Number(env.FUZZ_RUNS ?? "1000") || 1000;
-const CONCURRENCY = Number(env.FUZZ_CONCURRENCY ?? "4") || 4;
+const CONCURRENCY = Number(env.FUZZ_CONCURRENCY ?? "1") || 1;
 const SEED = env.FUZZ_SEED ? Number(env.FUZZ_SEED) : undefined;
 /** FUZZ_ONLY: a regular expression on "METHOD /path" to fuzz some operations only (when hunting a failure). */
 const ONLY = env.FUZZ_ONLY ? new RegExp(env.FUZZ_ONLY) : undefined;
@@ -185,7 +187,7 @@ function outOfBounds(s: Schema): fc.Arbitrary<unknown> | undefined {
 }
 
 const deep = fc.integer({ min: 50, max: 20_000 }).map((d) => JSON.parse("[".repeat(Math.min(d, 2000)) + "]".repeat(Math.min(d, 2000))) as unknown);
-const deepText = fc.tuple(fc.integer({ min: 100, max: 200_000 }), fc.boolean()).map(([d, closed]) => (closed ? "[".repeat(d) + "]".repeat(d) : '{"a":'.repeat(d)));
+const deepText = fc.tuple(fc.integer({ min: 100, max: 50_000 }), fc.boolean()).map(([d, closed]) => (closed ? "[".repeat(d) + "]".repeat(d) : '{"a":'.repeat(d)));
 const badJson = fc.oneof(
   fc.constantFrom("{", "}", '{"a":', "{'a':1}", '{"a":1,}', "[1,2", "NaN", "undefined", '{"a":NaN}', "\uFEFF{}x", '{"a":"\\x"}', '"unterminated', "{}{}", ""),
   anyText(200).filter((s) => {
@@ -254,7 +256,7 @@ function badPathValue(p: Param): fc.Arbitrary<string> {
   const bad: fc.Arbitrary<string>[] = [
     fc.constantFrom("%2e%2e%2f%2e%2e%2fadmin%2fkeys", "..%2f..%2f..%2fetc%2fpasswd", "%2e%2e", "%252e%252e%252f", "..%5c..%5cwindows", "%00", "%c0%ae%c0%ae%c0%af", "%ff%fe", "%e2%80%ae", "a%0d%0aSet-Cookie:x=1", "%20", "~", "*", "%27%20OR%201%3D1--"),
     anyText(40).filter((v) => v.length > 0).map((v) => encodeURIComponent(v)),
-    huge(2_000, 60_000).map((v) => encodeURIComponent(v)),
+    huge(1_000, 8_000).map((v) => encodeURIComponent(v)),
     fc.constantFrom("\u{1F600}", "Ω≈ç√", "ｆｕｌｌｗｉｄｔｈ", "\u202etxt.exe").map((v) => encodeURIComponent(v)),
   ];
   if (types(s).includes("integer")) bad.push(fc.constantFrom("0", "-1", "1.5", "1e3", "99999999999999999999999", "0x10", "NaN", "Infinity"));
@@ -335,7 +337,7 @@ function build(op: Operation, world: World) {
         weight: 1,
         arbitrary: fc.tuple(goodPathArb, fc.oneof(fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }).map((a) => JSON.stringify(a)), fc.constantFrom("1", "null", "true", '"x"', "[]"))).map(([p, b]) => mk("body:not-object", p, { "content-type": jsonCt }, b)),
       });
-      kinds.push({ weight: 1, arbitrary: fc.tuple(goodPathArb, fc.integer({ min: 1_100_000, max: 1_500_000 })).map(([p, n]) => mk("body:too-large", p, { "content-type": jsonCt }, `{"x":"${"a".repeat(n)}"}`)) });
+      kinds.push({ weight: 1, arbitrary: fc.tuple(goodPathArb, fc.integer({ min: 1_050_000, max: 1_200_000 })).map(([p, n]) => mk("body:too-large", p, { "content-type": jsonCt }, `{"x":"${"a".repeat(n)}"}`)) });
     }
     const wrongCts = fc
       .oneof(fc.constantFrom("text/plain", "application/xml", "multipart/form-data; boundary=x", "application/json-patch+json", "application/fhir+xml", "image/png", "*/*", "application/x-www-form-urlencoded", "application/json", "application/fhir+json", "application/jsonx", "json"), printable(40))
@@ -382,7 +384,7 @@ function build(op: Operation, world: World) {
     const junk = fc.dictionary(fc.constantFrom("x", "__proto__", "constructor", "_format", "limit[]", "a.b"), printable(50), { maxKeys: 3 });
     kinds.push({
       weight: 4,
-      arbitrary: fc.tuple(goodPathArb, fc.oneof(...queryFaults), fhirSearch ? fc.constant({}) : junk, fc.boolean()).map(([p, [k, v], extra, first]) => {
+      arbitrary: fc.tuple(goodPathArb, fc.oneof(...queryFaults), fhirSearch ? fc.constant<Record<string, string>>({}) : junk, fc.boolean()).map(([p, [k, v], extra, first]) => {
         const q = new URLSearchParams();
         if (first) q.append(k, v);
         for (const [ek, ev] of Object.entries(extra)) if (ek !== k) q.append(ek, ev);
@@ -425,7 +427,7 @@ function build(op: Operation, world: World) {
       fc.constant(undefined),
       fc.constantFrom("Bearer", "Bearer ", "bearer x.y.z", "Basic dGVzdDp0ZXN0", "Token abc", "Bearer a b", `Bearer ${world.expired}`, `Bearer ${world.foreign}`),
       printable(200).map((s) => `Bearer ${s}`),
-      huge(5_000, 120_000).map((s) => `Bearer ${s.replace(/[^\x21-\x7e]/g, "A")}`),
+      huge(5_000, 20_000).map((s) => `Bearer ${s.replace(/[^\x21-\x7e]/g, "A")}`),
       fc.tuple(printable(40), printable(200), printable(80)).map(([a, b, c]) => `Bearer ${btoa(a)}.${btoa(b)}.${c.replace(/[^A-Za-z0-9_-]/g, "")}`),
       fc.constant(`Bearer ${scopesToken}x`),
       fc.constant(`Bearer ${world.wrongScope}`),
@@ -474,7 +476,7 @@ function build(op: Operation, world: World) {
   // Decorations on any case: oversized and odd headers, a spoofed principal.
   const decor = fc.record(
     {
-      big: huge(1_000, 32_000).map((v) => v.replace(/[^\x20-\x7e]/g, "z")),
+      big: huge(1_000, 16_000).map((v) => v.replace(/[^\x20-\x7e]/g, "z")),
       accept: fc.constantFrom("*/*", "text/html", "application/xml", "application/fhir+json;q=0", ""),
       spoof: printable(200),
       traceparent: printable(60),
@@ -482,10 +484,10 @@ function build(op: Operation, world: World) {
     { requiredKeys: [] },
   );
   return fc.tuple(base, decor).map(([c, d]) => {
-    const headers = { ...c.headers, "cf-connecting-ip": randomIp() };
+    const headers: Record<string, string> = { ...c.headers, "cf-connecting-ip": randomIp() };
     if (d.big !== undefined) headers["x-fuzz-padding"] = d.big;
     if (d.accept !== undefined) headers.accept = d.accept;
-    if (d.spoof !== undefined) headers["x-principal"] = d.spoof;
+    if (d.spoof !== undefined) headers[PRINCIPAL_HEADER] = d.spoof;
     if (d.traceparent !== undefined) headers.traceparent = d.traceparent;
     return { ...c, headers };
   });
@@ -586,12 +588,15 @@ describe("fuzz: malformed requests on every operation of the OpenAPI document", 
   });
 
   it(`every operation: ${RUNS} malformed requests each answer 4xx with a problem body, never 5xx or a stack trace`, async () => {
-    // Operations of different workers side by side, FUZZ_CONCURRENCY at a time.
-    const queue = [...ops];
+    const lanes = new Map<string, Operation[]>();
+    for (const op of ops) {
+      const worker = /^\/v1\/(\w+)/.exec(op.path)?.[1] ?? "auth";
+      lanes.set(worker, [...(lanes.get(worker) ?? []), op]);
+    }
     const failures: string[] = [];
     const times: string[] = [];
     await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
+      [...lanes.values()].flatMap((queue) => Array.from({ length: CONCURRENCY }, () => queue)).map(async (queue) => {
         for (let op = queue.shift(); op; op = queue.shift()) {
           const t0 = Date.now();
           try {
