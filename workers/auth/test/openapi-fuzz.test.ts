@@ -132,7 +132,8 @@ interface World {
   device: string;
   deviceToken: string;
   tokens: Map<string, string>;
-  wrongScope: string;
+  /** Valid tokens, each with one scope: the harness picks one that does not cover the operation. */
+  wrongScope: { scope: string; token: string }[];
   expired: string;
   foreign: string;
 }
@@ -430,7 +431,7 @@ function build(op: Operation, world: World) {
       huge(5_000, 20_000).map((s) => `Bearer ${s.replace(/[^\x21-\x7e]/g, "A")}`),
       fc.tuple(printable(40), printable(200), printable(80)).map(([a, b, c]) => `Bearer ${btoa(a)}.${btoa(b)}.${c.replace(/[^A-Za-z0-9_-]/g, "")}`),
       fc.constant(`Bearer ${scopesToken}x`),
-      fc.constant(`Bearer ${world.wrongScope}`),
+      fc.constant(`Bearer ${world.wrongScope.find((w) => !op.scopes.includes(w.scope))?.token ?? ""}`),
     );
     kinds.push({
       weight: 3,
@@ -570,8 +571,10 @@ describe("fuzz: malformed requests on every operation of the OpenAPI document", 
       device: dev.id,
       deviceToken: dev.token,
       tokens,
-      // A valid token whose only scope is one no route needs alone.
-      wrongScope: await token("admin"),
+      wrongScope: [
+        { scope: "synthetic:generate", token: await token("synthetic:generate") },
+        { scope: "device:read", token: await token("device:read") },
+      ],
       expired: await signWith(env.CURRENT_KEY, claims({ exp: Math.floor(Date.now() / 1000) - 3600, iat: Math.floor(Date.now() / 1000) - 7200, nbf: Math.floor(Date.now() / 1000) - 7200 })),
       // Another device's own token: valid, but not for this device.
       foreign: other.token,
@@ -639,14 +642,14 @@ describe("fuzz: malformed requests on every operation of the OpenAPI document", 
     const pay = await env.PAYMENTS_DB.prepare("SELECT outcome, COUNT(*) AS n FROM audit_events WHERE seq > ? GROUP BY outcome").bind(seqBefore.payments).all<{ outcome: string; n: number }>();
     for (const r of pay.results) expect(["refused", "denied"], `payments audit outcome ${r.outcome} x${r.n}`).toContain(r.outcome);
     // Device readings live in the device's object, not in D1: the seeded device has none.
-    const readings = await gw(`/v1/devices/${world.device}/readings`, { headers: { authorization: `Bearer ${world.tokens.get("device:read") ?? ""}` } });
+    const readings = await gw(`/v1/devices/${world.device}/readings`, { headers: { authorization: `Bearer ${await token("device:read")}` } });
     expect(readings.status).toBe(200);
     const page = await readings.json<{ data?: unknown[]; readings?: unknown[] }>();
     expect((page.data ?? page.readings ?? []).length).toBe(0);
     // The seeded payment is still only authorized, and the seeded patient still at version 1.
-    const p = await gw(`/v1/payments/${world.payment}`, { headers: { authorization: `Bearer ${world.tokens.get("payment:read") ?? ""}` } });
+    const p = await gw(`/v1/payments/${world.payment}`, { headers: { authorization: `Bearer ${await token("payment:read")}` } });
     expect((await p.json<{ status: string }>()).status).toBe("requires_capture");
-    const pt = await gw(`/v1/phi/Patient/${world.patient}`, { headers: { authorization: `Bearer ${world.tokens.get("phi:read") ?? ""}` } });
+    const pt = await gw(`/v1/phi/Patient/${world.patient}`, { headers: { authorization: `Bearer ${await token("phi:read")}` } });
     expect((await pt.json<{ meta: { versionId: string } }>()).meta.versionId).toBe("1");
   });
 });
