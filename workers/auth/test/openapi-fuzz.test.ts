@@ -440,7 +440,8 @@ function build(op: Operation, world: World) {
     kinds.push({
       weight: 3,
       arbitrary: fc.tuple(goodPathArb, bad).map(([p, a]) => {
-        const c = mk("auth", p, op.body ? { "content-type": op.body.types[0] ?? "" } : {}, op.body ? "{}" : undefined);
+        // GET /introspect answers any bad token with 200 {active:false} (RFC 7662 style), by design.
+        const c = mk("auth", p, op.body ? { "content-type": op.body.types[0] ?? "" } : {}, op.body ? "{}" : undefined, op.path === "/introspect");
         if (a === undefined) delete c.headers.authorization;
         else c.headers.authorization = a;
         return c;
