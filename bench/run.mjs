@@ -195,7 +195,7 @@ const form = (o) => new URLSearchParams(o).toString();
 async function tokenScenario(p, s, node) {
   const req = { method: "POST", headers: { authorization: s.basic, "content-type": "application/x-www-form-urlencoded" }, body: form({ grant_type: "client_credentials", scope: "phi:read" }) };
   await benchGroup("token issuance (client_credentials)", [
-    { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "3 D1 statements: lockout check, client row, failure clear (waitUntil)" },
+    { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "1 D1 round trip: lockout windows + client row in one batch (failures cleared only when there were some)" },
     { impl: "twin", opts: { url: `${p.url}/twin/token`, ...req }, note: "1 D1 select, SHA-256 check, jose ES256 sign" },
     { impl: "Node baseline", opts: { url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }, note: "node:http + jose + better-sqlite3 in-process" },
   ]);
@@ -204,14 +204,14 @@ async function tokenScenario(p, s, node) {
 async function introspectScenario(p, s) {
   const req = { method: "POST", headers: { authorization: s.basic, "content-type": "application/x-www-form-urlencoded" }, body: form({ token: s.token }) };
   await benchGroup("introspection (RFC 7662)", [
-    { impl: "ours (POST /oauth/introspect)", opts: { url: `${p.url}/oauth/introspect`, ...req }, note: "4 D1 statements: lockout check, caller row, failure clear, revocation + client state" },
+    { impl: "ours (POST /oauth/introspect)", opts: { url: `${p.url}/oauth/introspect`, ...req }, note: "2 D1 round trips: lockout windows + caller row (one batch), revocation + client state" },
     { impl: "twin", opts: { url: `${p.url}/twin/introspect`, ...req }, note: "2 D1 statements: caller row, revocation + client state; jose verify" },
   ]);
 }
 
 const PATIENT_GROUP = "Patient read (GET /v1/phi/Patient/:id)";
 
-const OURS_PATIENT_NOTE = "gateway: verify + revocation query (auth D1) + signed principal; phi: select + decrypt + chained audit append (2 D1 statements, in turn per isolate)";
+const OURS_PATIENT_NOTE = "gateway: verify + revocation query (auth D1) + signed principal; phi: select + decrypt + chained audit append (one batch on the head this isolate last wrote; a head read only when it is stale)";
 
 async function patientScenario(p, s, node) {
   const h = { authorization: `Bearer ${s.token}` };

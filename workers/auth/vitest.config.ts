@@ -22,6 +22,10 @@ export default defineConfig(async () => ({
           PAYMENTS_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/payments")),
           DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
           FAULT_DETAIL,
+          // Fuzz harness knobs (test/openapi-fuzz.test.ts): cases per operation, operations at once, seed, timing report.
+          ...Object.fromEntries(
+            ["FUZZ_RUNS", "FUZZ_CONCURRENCY", "FUZZ_SEED", "FUZZ_REPORT", "FUZZ_ONLY"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
+          ),
         },
         // The internal workers' databases, shared with the test so their migrations can be applied.
         d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices"), FAULT_DB: "fault-auth-empty" },

@@ -17,6 +17,12 @@ declare global {
       /** Private JWKs of the test keys, to forge rotation and attack cases. */
       PREVIOUS_KEY: string;
       CURRENT_KEY: string;
+      /** Fuzz harness knobs, from the environment of `vitest run` (see vitest.config.ts). */
+      FUZZ_RUNS?: string;
+      FUZZ_CONCURRENCY?: string;
+      FUZZ_SEED?: string;
+      FUZZ_REPORT?: string;
+      FUZZ_ONLY?: string;
     }
   }
 }

@@ -144,3 +144,97 @@ export async function signRaw(jwkJson: string, header: Record<string, unknown>, 
   const sig = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key, new TextEncoder().encode(input)));
   return `${input}.${b64url(sig)}`;
 }
+
+/** Text that must never appear in an answer: stack frames, source paths, runtime internals. */
+export const LEAK = /\n\s+at |^\s*at .+:\d+|\(?[\w/.-]+\.(?:ts|js|mjs):\d+|file:\/\/|\/work\/|node_modules|workerd|miniflare/im;
+
+/**
+ * Asserts an error answer's body: an RFC 9457 problem (application/problem+json, or an OAuth
+ * error that also reads as one: application/json with the same fields), or a FHIR
+ * OperationOutcome on /v1/phi routes; never a stack trace or a source path.
+ */
+export async function expectErrorBody(res: Response, path: string): Promise<Record<string, unknown>> {
+  const text = await res.text();
+  if (LEAK.test(text)) throw new Error(`${res.status} on ${path} leaks internals: ${text.slice(0, 300)}`);
+  const type = (res.headers.get("content-type") ?? "").split(";")[0]?.trim();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Error(`${res.status} on ${path}: not JSON (${type}): ${text.slice(0, 200)}`);
+  }
+  if (type === "application/fhir+json") {
+    if (!path.startsWith("/v1/phi/")) throw new Error(`OperationOutcome outside /v1/phi: ${path}`);
+    const issues = body.issue as unknown[] | undefined;
+    if (body.resourceType !== "OperationOutcome" || !Array.isArray(issues) || issues.length === 0) {
+      throw new Error(`${res.status} on ${path}: not an OperationOutcome: ${text.slice(0, 200)}`);
+    }
+    return body;
+  }
+  const oauth = /^\/(oauth\/|token$)/.test(path) && type === "application/json";
+  if (type !== "application/problem+json" && !oauth) throw new Error(`${res.status} on ${path}: content-type ${type}: ${text.slice(0, 200)}`);
+  if (body.status !== res.status || typeof body.type !== "string" || typeof body.title !== "string" || typeof body.code !== "string") {
+    throw new Error(`${res.status} on ${path}: not a problem body: ${text.slice(0, 200)}`);
+  }
+  return body;
+}
+
+/** Row counts of every table of a D1 database. */
+export async function tableCounts(db: D1Database): Promise<Record<string, number>> {
+  const { results } = await db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name != 'd1_migrations'")
+    .all<{ name: string }>();
+  const out: Record<string, number> = {};
+  for (const { name } of results) {
+    const row = await db.prepare(`SELECT COUNT(*) AS n FROM "${name}"`).first<{ n: number }>();
+    out[name] = row?.n ?? 0;
+  }
+  return out;
+}
+
+/** Every database behind the gateway, by the name used in assertions. */
+export function allDatabases(): Record<"auth" | "phi" | "payments" | "devices", D1Database> {
+  return { auth: env.DB, phi: env.PHI_DB, payments: env.PAYMENTS_DB, devices: env.DEVICES_DB };
+}
+
+export const FHIR = { "content-type": "application/fhir+json" };
+export const JSON_CT = { "content-type": "application/json" };
+
+/** A Patient created through the gateway; returns its id. */
+export async function seedPatient(): Promise<string> {
+  const res = await gw("/v1/phi/Patient", {
+    method: "POST",
+    headers: { authorization: `Bearer ${await token("phi:write")}`, ...FHIR },
+    body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Seed", given: ["Fuzz"] }], gender: "unknown" }),
+  });
+  if (res.status !== 201) throw new Error(`seed patient: ${res.status} ${await res.text()}`);
+  return (await res.json<{ id: string }>()).id;
+}
+
+/** A payment authorized but not captured (manual capture); returns its id and payment method. */
+export async function seedPayment(): Promise<{ id: string; payment_method: string }> {
+  const res = await gw("/v1/payments", {
+    method: "POST",
+    headers: { authorization: `Bearer ${await token("payment:write")}`, ...JSON_CT, "idempotency-key": crypto.randomUUID() },
+    body: JSON.stringify({
+      amount: 1234,
+      currency: "usd",
+      capture: "manual",
+      card: { number: "4242424242424242", exp_month: 12, exp_year: new Date().getUTCFullYear() + 3, cvc: "123" },
+    }),
+  });
+  if (res.status !== 201) throw new Error(`seed payment: ${res.status} ${await res.text()}`);
+  return res.json<{ id: string; payment_method: string }>();
+}
+
+/** A registered device and a token of its own credentials (role `device`: scope device:connect). */
+export async function seedDevice(label = "fuzz"): Promise<{ id: string; token: string; client_id: string }> {
+  const res = await gw("/v1/devices", {
+    method: "POST",
+    headers: { authorization: `Bearer ${await token("device:write")}`, ...JSON_CT },
+    body: JSON.stringify({ udi: `(01)0000${label}`, model: "M1", manufacturer: "Acme", serial: `SN-${crypto.randomUUID()}`, type: "pulse_oximeter" }),
+  });
+  if (res.status !== 201) throw new Error(`seed device: ${res.status} ${await res.text()}`);
+  const d = await res.json<{ id: string; credentials: { client_id: string; client_secret: string } }>();
+  return { id: d.id, token: await clientToken(d.credentials), client_id: d.credentials.client_id };
+}

@@ -64,6 +64,10 @@ describe("audit trail: one record per access", () => {
       ["read", "HOPERAT"],
     ]);
     expect((await call(`/Patient/${p.id}/$access-log`, { as: { scopes: ["phi:read"] } })).status).toBe(403);
+    // No accounting for a record that does not exist.
+    const unknown = await call(`/Patient/no-such-patient/$access-log`);
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json<{ resourceType: string }>()).resourceType).toBe("OperationOutcome");
 
     // An insider edits one record in place: verify names it.
     const target = (await auditRows()).find((r) => r.action === "read" && r.patient_ids === p.id);

@@ -105,6 +105,8 @@ patientHistoryRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "access-log"));
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
+    // An accounting of disclosures is about a record that exists: an unknown id is a 404, as on every instance route.
+    if (!(await readVersion(c.env.DB, "Patient", id, 1))) throw new ApiError(404, "not_found");
     const rows = await queryAudit(c.env.DB, { patient: id, after: q.cursor, limit: q.limit + 1 });
     const page = rows.slice(0, q.limit);
     const data = page.map((r) => ({
