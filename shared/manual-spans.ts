@@ -48,6 +48,12 @@ export interface ManualSpanOptions {
   links?: SpanContext[];
 }
 
+/** Marks a span failed with the error's class only (never its message, which may carry data). */
+function markError(span: { setStatus(s: { code: SpanStatusCode }): unknown; setAttribute(k: string, v: string): unknown }, err: unknown): void {
+  span.setStatus({ code: SpanStatusCode.ERROR });
+  span.setAttribute("error.type", err instanceof Error ? err.name : typeof err);
+}
+
 /** Bound on spans kept while waiting for an export; the oldest are dropped beyond it. */
 const MAX_BUFFERED = 2048;
 
@@ -85,8 +91,7 @@ export class IsolateTracer {
     try {
       return fn(span);
     } catch (err) {
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      span.setAttribute("error.type", err instanceof Error ? err.name : typeof err);
+      markError(span, err);
       throw err;
     } finally {
       span.end();
@@ -164,8 +169,7 @@ export function tracedRpc<T extends object>(target: T, peer: string): T {
             try {
               return await call(...args);
             } catch (err) {
-              span.setStatus({ code: SpanStatusCode.ERROR });
-              span.setAttribute("error.type", err instanceof Error ? err.name : typeof err);
+              markError(span, err);
               throw err;
             } finally {
               span.end();
