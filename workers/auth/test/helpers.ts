@@ -1,5 +1,6 @@
-import { env, SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { importJWK, SignJWT, type JWK } from "jose";
+import worker from "../src/index";
 
 export const BASE = "https://gw.test";
 export const ISSUER = "http://127.0.0.1:8787";
@@ -13,6 +14,27 @@ export function randomIp(): string {
 
 export function gw(path: string, init: RequestInit = {}): Promise<Response> {
   return SELF.fetch(BASE + path, init);
+}
+
+/**
+ * The gateway's own fetch handler called in this isolate, with the same env (real D1, real
+ * service bindings to the internal workers, real Durable Objects) and a real execution
+ * context whose `waitUntil` work is awaited before the answer is returned. For suites that
+ * send tens of thousands of requests: the pool builds a new entrypoint wrapper for every
+ * `SELF.fetch` and stacks one more Proxy on its prototype each time
+ * (vitest-pool-workers 0.15 `createProxyPrototypeClass`), so those requests slow down
+ * within a file (about 10x slower than this from the start here) until
+ * "Maximum call stack size exceeded".
+ */
+export async function gwDirect(path: string, init: RequestInit = {}): Promise<Response> {
+  const ctx = createExecutionContext();
+  const handler = worker as Required<Pick<ExportedHandler<Env>, "fetch">>;
+  const res = await handler.fetch(new Request(BASE + path, init) as Request<unknown, IncomingRequestCfProperties>, env, ctx);
+  if (res.status === 101) return res; // a WebSocket: its work goes on with the socket
+  // The body is read in full first, so the work the handler left in waitUntil has ended too.
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(res.status === 204 || res.status === 304 ? null : body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 export function basic(id: string, secret: string): string {
