@@ -15,12 +15,11 @@ const WINDOW = Number(process.env.LOAD_WINDOW ?? 4);
 const RESEND_EVERY = 25;
 const CONNECTIONS = 32;
 /**
- * Registrations at a time. Each appends to devices' hash-chained audit trail, and concurrent appends
- * race for the next seq (optimistic retry, 50 attempts): at 32 at once on this 2-core machine some
- * exhausted their attempts after ~43 s and answered 503 audit_unavailable (nothing registered, the new
- * credentials disabled). phi's appends take turns within an isolate; devices' do not (yet).
+ * Registrations at a time. Each appends to devices' hash-chained audit trail; appends take turns within
+ * an isolate (shared/audit-chain.ts), so as many as the HTTP connections can register at once. (Before
+ * they took turns, 32 at once raced for the next seq and some answered 503 audit_unavailable.)
  */
-const REGISTER_CONNECTIONS = Number(process.env.LOAD_REGISTER_CONNECTIONS ?? 4);
+const REGISTER_CONNECTIONS = Number(process.env.LOAD_REGISTER_CONNECTIONS ?? CONNECTIONS);
 /** Bound on the whole flow (the streaming phase is bounded by what remains of it). */
 const DEADLINE_MS = Number(process.env.LOAD_DEVICES_DEADLINE_MS ?? 240_000);
 

@@ -96,3 +96,26 @@ export async function releaseKey(db: D1Database, claim: Claim): Promise<void> {
     .bind(claim.clientId, claim.key)
     .run();
 }
+
+/** Keys deleted per statement when pruning, and statements per scheduled run (bounds one run's work). */
+export const PRUNE_BATCH = 1000;
+export const PRUNE_MAX_BATCHES = 50;
+
+/**
+ * Deletes keys whose 24 h are over, in batches on the `expires_at` index, so the table holds about one
+ * day of keys. An expired key is already free to be claimed again (`claimKey` takes it over), so this
+ * changes no answer; a claim still in flight is never expired (its lock is far shorter than the TTL).
+ * Returns how many keys were deleted; stops after PRUNE_MAX_BATCHES (the next run goes on).
+ */
+export async function pruneExpiredKeys(db: D1Database, now: number): Promise<{ deleted: number; more: boolean }> {
+  const stmt = db.prepare(
+    "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+  );
+  let deleted = 0;
+  for (let i = 0; i < PRUNE_MAX_BATCHES; i++) {
+    const res = await stmt.bind(now, PRUNE_BATCH).run();
+    deleted += res.meta.changes;
+    if (res.meta.changes < PRUNE_BATCH) return { deleted, more: false };
+  }
+  return { deleted, more: true };
+}

@@ -2,9 +2,11 @@ import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
+import { logger } from "../../../shared/logger";
 import { requirePrincipal } from "../../../shared/principal";
 import { traceConfig } from "../../../shared/telemetry";
 import { auditTrail } from "./audit";
+import { pruneExpiredKeys } from "./idempotency";
 import auditRoutes from "./routes/audit";
 import ledgerRoutes from "./routes/ledger";
 import paymentMethodRoutes from "./routes/payment-methods";
@@ -32,4 +34,21 @@ app.route("/", paymentRoutes);
 serveOpenApi(app, "payments");
 
 export { app };
-export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("payments"));
+/**
+ * The cron trigger (wrangler.toml `[triggers]`): idempotency keys past their 24 h are deleted, so the
+ * table stays about one day of keys. The run's scheduled time is "now", so a test can run it as of later.
+ */
+async function scheduled(controller: ScheduledController, env: Env): Promise<void> {
+  try {
+    const { deleted, more } = await pruneExpiredKeys(env.DB, controller.scheduledTime);
+    logger.info("idempotency_keys_pruned", { deleted, more, cron: controller.cron });
+  } catch (err) {
+    logger.error("idempotency_prune_failed", { error: err instanceof Error ? err.name : "unknown", cron: controller.cron });
+    throw err;
+  }
+}
+
+export default instrument(
+  { fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx), scheduled: (controller, env: Env) => scheduled(controller, env) } satisfies ExportedHandler<Env>,
+  traceConfig("payments"),
+);

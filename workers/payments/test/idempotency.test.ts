@@ -1,6 +1,7 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { claimKey, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS } from "../src/idempotency";
+import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH } from "../src/idempotency";
+import worker from "../src/index";
 import { call, card, json, type PaymentBody } from "./helpers";
 
 const count = async (sql: string) => (await env.DB.prepare(sql).first<{ n: number }>())?.n ?? 0;
@@ -98,5 +99,44 @@ describe("idempotency keys", () => {
     expect((await claimKey(env.DB, "cli_unit", "k1", "h1", now + 1000)).kind).toBe("replay");
     // Kept 24 h, then the key is free again.
     expect((await claimKey(env.DB, "cli_unit", "k1", "other", now + IN_FLIGHT_LOCK_MS + 1 + IDEMPOTENCY_TTL_MS)).kind).toBe("claimed");
+  });
+
+  it("the hourly cron deletes keys past their 24 h, in batches, and nothing else", async () => {
+    const handler = worker as Required<Pick<ExportedHandler<Env>, "scheduled">>;
+    const runCron = async (at: number) => {
+      const ctx = createExecutionContext();
+      await handler.scheduled(createScheduledController({ scheduledTime: at, cron: "17 * * * *" }), env, ctx);
+      await waitOnExecutionContext(ctx);
+    };
+    const t0 = Date.now() + 10 * IDEMPOTENCY_TTL_MS; // later than any key the other tests made
+    const keyRows = async (client: string) =>
+      (await env.DB.prepare("SELECT key FROM idempotency_keys WHERE client_id = ? ORDER BY key").bind(client).all<{ key: string }>()).results.map((r) => r.key);
+    // An answered key made at t0, one made an hour later, and one still in flight.
+    const old = await claimKey(env.DB, "cli_prune", "old", "h", t0);
+    if (old.kind !== "claimed") throw new Error("expected a claim");
+    await completeStatement(env.DB, old.claim, 201, "{}").run();
+    await claimKey(env.DB, "cli_prune", "newer", "h", t0 + 3_600_000);
+    // 2.5 batches of expired keys, all made at t0.
+    const many = Math.floor(PRUNE_BATCH * 2.5);
+    const insert = env.DB.prepare(
+      "INSERT INTO idempotency_keys (client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at) VALUES ('cli_prune_bulk', ?, 'h', 'done', 201, '{}', ?, ?, ?)",
+    );
+    for (let i = 0; i < many; i += 500) {
+      await env.DB.batch(Array.from({ length: Math.min(500, many - i) }, (_, j) => insert.bind(`k${i + j}`, t0, t0 + IN_FLIGHT_LOCK_MS, t0 + IDEMPOTENCY_TTL_MS)));
+    }
+    const otherRows = await count("SELECT COUNT(*) AS n FROM payments") + (await count("SELECT COUNT(*) AS n FROM audit_events"));
+
+    // Before the 24 h are over, nothing goes.
+    await runCron(t0 + IDEMPOTENCY_TTL_MS - 1);
+    expect(await keyRows("cli_prune")).toEqual(["newer", "old"]);
+    expect(await count("SELECT COUNT(*) AS n FROM idempotency_keys WHERE client_id = 'cli_prune_bulk'")).toBe(many);
+    // Once they are, the keys of t0 go (all of them, over several batches); the later one stays.
+    await runCron(t0 + IDEMPOTENCY_TTL_MS);
+    expect(await keyRows("cli_prune")).toEqual(["newer"]);
+    expect(await count("SELECT COUNT(*) AS n FROM idempotency_keys WHERE client_id = 'cli_prune_bulk'")).toBe(0);
+    // Payments and their audit trail are untouched.
+    expect(await count("SELECT COUNT(*) AS n FROM payments") + (await count("SELECT COUNT(*) AS n FROM audit_events"))).toBe(otherRows);
+    // A pruned key is free, as an expired one always was: the same key claims anew.
+    expect((await claimKey(env.DB, "cli_prune", "old", "another", t0 + IDEMPOTENCY_TTL_MS + 1)).kind).toBe("claimed");
   });
 });
