@@ -165,38 +165,112 @@ async function appendOnce(db: D1Database, opts: AppendOptions): Promise<AppendRe
   throw new ApiError(503, "audit_unavailable", "The audit trail could not be written; nothing was done.");
 }
 
-export type VerifyResult =
+/** Most records one verification segment checks (the routes' default and maximum `limit`). */
+export const VERIFY_LIMIT_MAX = 100_000;
+
+/** Where a segment sits in the chain: present on every result, ok or not. */
+export interface VerifySegment {
+  /** Seq of the first record this segment examined; null when there was none after `after`. */
+  from: number | null;
+  /** Seq of the last record this segment verified intact; null when none was. */
+  to: number | null;
+  /** Pass as `after` for the next segment; null when this segment reached the head or found a break. */
+  next_after: number | null;
+  /** True only when this segment verified every record up to the current head. */
+  complete: boolean;
+}
+
+export type VerifyResult = (
   | { ok: true; records: number; head: string }
-  | { ok: false; records: number; broken_at: number; reason: "hash_mismatch" | "prev_hash_mismatch" | "gap" };
+  | { ok: false; records: number; broken_at: number; reason: "hash_mismatch" | "prev_hash_mismatch" | "gap" }
+) &
+  VerifySegment;
+
+export interface VerifyOptions {
+  /** Start after this seq (0 = genesis); its stored `hash` is the first link. */
+  after?: number;
+  /** Check at most this many records (default: all of them, to the head). */
+  limit?: number;
+  /** Rows read per D1 query. */
+  pageSize?: number;
+}
 
 /**
- * Recomputes the whole chain in pages; reports the first broken link. Linear
- * in the number of records.
+ * Recomputes the chain, or one segment of it, in pages; reports the first broken
+ * link. Linear in the number of records checked.
+ *
+ * A segment (`after`, `limit`) checks records after+1 ... after+limit: each one's
+ * hash and its link to the one before, starting from the stored hash of record
+ * `after` (GENESIS for 0). It proves those links, not record `after` itself, which
+ * the previous segment checked; walking `next_after` from 0 until `complete`
+ * proves the whole chain. `records` counts the records verified intact here, and
+ * `head` is the hash of `to` (of `after` when the segment was empty).
+ *
+ * When record `after` does not exist: if later records exist, a record was removed
+ * and the result is `{ok: false, broken_at: after, reason: "gap"}` (what a walk
+ * from genesis reports there); if none does, `after` lies beyond the head and
+ * ApiError 404 `audit_record_not_found` is thrown.
  */
-export async function verifyChain(db: D1Database, tableName: string, pageSize = 1000): Promise<VerifyResult> {
+export async function verifyChain(db: D1Database, tableName: string, options: VerifyOptions | number = {}): Promise<VerifyResult> {
   const table = ident(tableName);
+  const { after = 0, limit = Infinity, pageSize = 1000 } = typeof options === "number" ? { pageSize: options } : options;
+  if (!Number.isSafeInteger(after) || after < 0) throw new RangeError("after must be an integer >= 0");
+  if (!(limit === Infinity || (Number.isSafeInteger(limit) && limit >= 1))) throw new RangeError("limit must be an integer >= 1");
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new RangeError("pageSize must be an integer >= 1");
+
   let prevHash = GENESIS_HASH;
-  let expected = 1;
+  if (after > 0) {
+    const anchor = await db.prepare(`SELECT hash FROM ${table} WHERE seq = ?`).bind(after).first<{ hash: string }>();
+    if (!anchor) {
+      const later = await db.prepare(`SELECT seq FROM ${table} WHERE seq > ? ORDER BY seq LIMIT 1`).bind(after).first<{ seq: number }>();
+      if (!later) {
+        throw new ApiError(404, "audit_record_not_found", "No audit record has this seq: `after` must be 0 or the seq of an existing record.");
+      }
+      return { ok: false, records: 0, broken_at: after, reason: "gap", from: Number(later.seq), to: null, next_after: null, complete: false };
+    }
+    prevHash = String(anchor.hash);
+  }
+
+  let expected = after + 1;
   let count = 0;
-  for (;;) {
+  let from: number | null = null;
+  let reachedEnd = false;
+  const to = () => (count > 0 ? expected - 1 : null);
+  const broken = (broken_at: number, reason: "hash_mismatch" | "prev_hash_mismatch" | "gap"): VerifyResult => ({
+    ok: false,
+    records: count,
+    broken_at,
+    reason,
+    from,
+    to: to(),
+    next_after: null,
+    complete: false,
+  });
+  while (count < limit) {
+    const take = Math.min(pageSize, limit - count);
     const { results } = await db
       .prepare(`SELECT * FROM ${table} WHERE seq >= ? ORDER BY seq LIMIT ?`)
-      .bind(expected, pageSize)
+      .bind(expected, take)
       .all<Record<string, ChainValue>>();
-    if (results.length === 0) break;
     for (const row of results) {
       const { seq, prev_hash, hash, ...columns } = row;
       const n = Number(seq);
-      if (n !== expected) return { ok: false, records: count, broken_at: expected, reason: "gap" };
-      if (prev_hash !== prevHash) return { ok: false, records: count, broken_at: n, reason: "prev_hash_mismatch" };
-      if ((await chainHash(prevHash, n, columns)) !== hash) {
-        return { ok: false, records: count, broken_at: n, reason: "hash_mismatch" };
-      }
+      from ??= n;
+      if (n !== expected) return broken(expected, "gap");
+      if (prev_hash !== prevHash) return broken(n, "prev_hash_mismatch");
+      if ((await chainHash(prevHash, n, columns)) !== hash) return broken(n, "hash_mismatch");
       prevHash = String(hash);
       expected = n + 1;
       count++;
     }
-    if (results.length < pageSize) break;
+    if (results.length < take) {
+      reachedEnd = true;
+      break;
+    }
   }
-  return { ok: true, records: count, head: prevHash };
+  // The limit was used up exactly: the segment is complete only if nothing follows it.
+  if (!reachedEnd) {
+    reachedEnd = !(await db.prepare(`SELECT seq FROM ${table} WHERE seq >= ? LIMIT 1`).bind(expected).first());
+  }
+  return { ok: true, records: count, head: prevHash, from, to: to(), next_after: reachedEnd ? null : to(), complete: reachedEnd };
 }

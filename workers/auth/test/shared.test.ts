@@ -140,6 +140,62 @@ describe("audit chain", () => {
     expect(await verifyChain(env.DB, "test_audit")).toMatchObject({ ok: false, broken_at: 3, reason: "gap" });
   });
 
+  it("verifies in segments (after, limit): a walk gives the full verdict and head; breaks are found by their segment", async () => {
+    await env.DB.exec("CREATE TABLE IF NOT EXISTS test_audit_seg (seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, actor TEXT)");
+    for (let i = 0; i < 27; i++) await appendChained(env.DB, { table: "test_audit_seg", columns: { actor: `a${i}` } });
+    const walk = async (limit: number, pageSize: number) => {
+      const segments = [];
+      let after: number | null = 0;
+      while (after !== null && segments.length < 50) {
+        const s = await verifyChain(env.DB, "test_audit_seg", { after, limit, pageSize });
+        segments.push(s);
+        after = s.next_after;
+      }
+      return segments;
+    };
+    const full = await verifyChain(env.DB, "test_audit_seg");
+    const stored = await env.DB.prepare("SELECT hash FROM test_audit_seg WHERE seq = 27").first<{ hash: string }>();
+    expect(full).toEqual({ ok: true, records: 27, head: stored?.hash, from: 1, to: 27, next_after: null, complete: true });
+    for (const [limit, pageSize] of [[5, 2], [9, 1000], [27, 4], [26, 26], [1, 1]] as const) {
+      const segs = await walk(limit, pageSize);
+      expect(segs).toHaveLength(Math.ceil(27 / limit));
+      expect(segs.every((s) => s.ok)).toBe(true);
+      expect(segs.map((s) => s.records).reduce((a, b) => a + b, 0)).toBe(27);
+      // Contiguous: each segment starts right after the previous one ends.
+      segs.forEach((s, i) => expect(s.from).toBe(i * limit + 1));
+      expect(segs.slice(0, -1).every((s) => !s.complete && s.next_after === s.to)).toBe(true);
+      expect(segs.at(-1)).toMatchObject({ ok: true, head: full.ok ? full.head : "", to: 27, next_after: null, complete: true });
+    }
+    // A limit that ends exactly at the head is complete (nothing follows).
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 20, limit: 7 })).toMatchObject({ ok: true, records: 7, from: 21, to: 27, complete: true, next_after: null });
+    // After the head itself: nothing to check, complete, head = that record's hash (resume later from there).
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 27 })).toEqual({ ok: true, records: 0, head: stored?.hash, from: null, to: null, next_after: null, complete: true });
+    // Past the head: 404, not a verdict.
+    await expect(verifyChain(env.DB, "test_audit_seg", { after: 28 })).rejects.toMatchObject({ status: 404, code: "audit_record_not_found" });
+    for (const bad of [{ after: -1 }, { after: 1.5 }, { limit: 0 }, { limit: 2.5 }, { pageSize: 0 }]) {
+      await expect(verifyChain(env.DB, "test_audit_seg", bad)).rejects.toThrow(RangeError);
+    }
+
+    // Tamper inside the 2nd segment (seq 8 with limit 5): the 1st still verifies, the 2nd names it.
+    await env.DB.prepare("UPDATE test_audit_seg SET actor = 'mallory' WHERE seq = 8").run();
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 0, limit: 5 })).toMatchObject({ ok: true, to: 5, next_after: 5 });
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 5, limit: 5 })).toEqual({
+      ok: false, records: 2, broken_at: 8, reason: "hash_mismatch", from: 6, to: 7, next_after: null, complete: false,
+    });
+    // The segment after the tampered record anchors on its stored hash, so the links after it still check out.
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 8 })).toMatchObject({ ok: true, records: 19, complete: true });
+    // The tampered record's own hash was rewritten to match: its successor's link breaks instead.
+    const h7 = await env.DB.prepare("SELECT hash FROM test_audit_seg WHERE seq = 7").first<{ hash: string }>();
+    const { chainHash } = await import("../../../shared/audit-chain");
+    await env.DB.prepare("UPDATE test_audit_seg SET hash = ? WHERE seq = 8").bind(await chainHash(h7?.hash ?? "", 8, { actor: "mallory" })).run();
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 5, limit: 5 })).toMatchObject({ ok: false, broken_at: 9, reason: "prev_hash_mismatch", to: 8 });
+    expect((await verifyChain(env.DB, "test_audit_seg")).ok).toBe(false);
+    // A removed record: a segment anchored on it reports the gap there, as a walk from genesis does.
+    await env.DB.prepare("DELETE FROM test_audit_seg WHERE seq = 12").run();
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 12 })).toMatchObject({ ok: false, records: 0, broken_at: 12, reason: "gap" });
+    expect(await verifyChain(env.DB, "test_audit_seg", { after: 10 })).toMatchObject({ ok: false, records: 1, broken_at: 12, reason: "gap", to: 11 });
+  });
+
   it("trusts the isolate's last head only while it is still the chain's head (another writer, a reset table)", async () => {
     await env.DB.exec("CREATE TABLE IF NOT EXISTS test_audit_head (seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, actor TEXT)");
     await env.DB.exec("CREATE TABLE IF NOT EXISTS test_data_head (id INTEGER PRIMARY KEY)");

@@ -241,3 +241,83 @@ describe("thresholds (If-Match, reason, Part 11 audit)", () => {
     expect((await call(AUDITOR, "/v1/devices/dev_nothingHereAtAll1/audit")).status).toBe(404);
   });
 });
+
+describe("audit chain verification in segments (verify_after, verify_limit)", () => {
+  type Chain = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean };
+  const chainOf = async (id: string, query: string) => {
+    const res = await call(AUDITOR, `/v1/devices/${id}/audit?verify=true${query}`);
+    expect(res.status).toBe(200);
+    const body = await res.json<{ chain: Chain }>();
+    return body.chain;
+  };
+  const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM device_audit").first<{ n: number }>())?.n ?? 0;
+
+  it("walks the whole chain in segments to the same verdict and head as one pass; a break is named by its segment", async () => {
+    const dev = await register();
+    for (let i = 0; i < 40 && (await count()) < 26; i++) await register();
+    const total = await count();
+    expect(total).toBeGreaterThanOrEqual(26);
+    const head = await env.DB.prepare("SELECT hash FROM device_audit WHERE seq = ?").bind(total).first<{ hash: string }>();
+
+    // One pass with the defaults (what old callers get).
+    const full = await chainOf(dev.id, "");
+    expect(full).toEqual({ ok: true, records: total, head: head?.hash, from: 1, to: total, next_after: null, complete: true });
+
+    // Segments of 5 (reading the audit does not append to it, so the walk ends at the same head).
+    const segments: Chain[] = [];
+    let after: number | null = 0;
+    while (after !== null && segments.length < 30) {
+      const s = await chainOf(dev.id, `&verify_after=${after}&verify_limit=5`);
+      segments.push(s);
+      after = s.next_after;
+    }
+    expect(segments).toHaveLength(Math.ceil(total / 5));
+    expect(segments.every((s) => s.ok)).toBe(true);
+    expect(segments.reduce((n, s) => n + s.records, 0)).toBe(total);
+    segments.forEach((s, i) => expect([s.from, s.to]).toEqual([i * 5 + 1, Math.min(total, i * 5 + 5)]));
+    expect(segments.slice(0, -1).every((s) => !s.complete && s.next_after === s.to)).toBe(true);
+    expect(segments.at(-1)).toMatchObject({ head: full.head, complete: true, next_after: null });
+    // From the head itself: nothing new to check, complete, and the head is reported.
+    expect(await chainOf(dev.id, `&verify_after=${total}`)).toEqual({ ok: true, records: 0, head: head?.hash, from: null, to: null, next_after: null, complete: true });
+
+    // Tamper with a record inside the 2nd segment: the 1st still verifies, the 2nd names the record.
+    const original = await env.DB.prepare("SELECT reason FROM device_audit WHERE seq = 8").first<{ reason: string }>();
+    await env.DB.prepare("UPDATE device_audit SET reason = 'rewritten' WHERE seq = 8").run();
+    try {
+      expect(await chainOf(dev.id, "&verify_limit=5")).toMatchObject({ ok: true, records: 5, next_after: 5 });
+      expect(await chainOf(dev.id, "&verify_after=5&verify_limit=5")).toEqual({
+        ok: false,
+        records: 2,
+        broken_at: 8,
+        reason: "hash_mismatch",
+        from: 6,
+        to: 7,
+        next_after: null,
+        complete: false,
+      });
+    } finally {
+      await env.DB.prepare("UPDATE device_audit SET reason = ? WHERE seq = 8").bind(original?.reason ?? "").run();
+    }
+    expect((await chainOf(dev.id, "")).ok).toBe(true);
+  });
+
+  it("answers 404 past the chain's head and 400 for bad ranges, or a range without verify=true", async () => {
+    const dev = await register();
+    const past = await call(AUDITOR, `/v1/devices/${dev.id}/audit?verify=true&verify_after=${(await count()) + 10}`);
+    expect(past.status).toBe(404);
+    expect(past.headers.get("content-type")).toContain("application/problem+json");
+    expect((await past.json<{ code: string }>()).code).toBe("audit_record_not_found");
+    for (const q of ["verify_after=-1", "verify_after=x", "verify_after=1.5", "verify_limit=0", "verify_limit=100001", "verify_limit=lots"]) {
+      const bad = await call(AUDITOR, `/v1/devices/${dev.id}/audit?verify=true&${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.headers.get("content-type"), q).toContain("application/problem+json");
+    }
+    for (const q of ["verify_after=0", "verify=false&verify_limit=10"]) {
+      const res = await call(AUDITOR, `/v1/devices/${dev.id}/audit?${q}`);
+      expect(res.status, q).toBe(400);
+      expect((await res.json<{ code: string }>()).code).toBe("invalid_request");
+    }
+    expect((await call(AUDITOR, `/v1/devices/${dev.id}/audit?verify=true&verify_limit=100000`)).status).toBe(200);
+    expect((await call(CLINICIAN, `/v1/devices/${dev.id}/audit?verify=true&verify_after=1`)).status).toBe(403);
+  });
+});

@@ -189,6 +189,82 @@ describe("audit trail", () => {
     expect(last).toEqual({ action: "audit.verify", actor_sub: "cli_auditor" });
   });
 
+  it("verifies a long chain in segments: a walk agrees with one pass, a break is named by its segment, bad ranges are 400", async () => {
+    type Verify = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean };
+    const verify = async (query = "") => {
+      const res = await call("GET", `/v1/payments/audit/verify${query}`, { caller: AUDITOR });
+      expect(res.status).toBe(200);
+      return json<Verify>(res);
+    };
+    const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_events").first<{ n: number }>())?.n ?? 0;
+    const hashAt = async (seq: number | null) => (await env.DB.prepare("SELECT hash FROM audit_events WHERE seq = ?").bind(seq).first<{ hash: string }>())?.hash;
+    for (let i = 0; i < 40 && (await count()) < 30; i++) await pay(100 + i);
+    expect(await count()).toBeGreaterThanOrEqual(30);
+
+    // One pass with the defaults (what old callers get): the whole chain, complete.
+    const before = await count();
+    const full = await verify();
+    expect(full).toMatchObject({ ok: true, records: before, from: 1, to: before, next_after: null, complete: true });
+    expect(full.head).toBe(await hashAt(before));
+
+    // Walk segments of 7. Each request appends its own audit.verify record after checking, so the walk ends
+    // at the head as it was when its last segment was read.
+    const segments: Verify[] = [];
+    let after: number | null = 0;
+    while (after !== null && segments.length < 30) {
+      const s = await verify(`?after=${after}&limit=7`);
+      segments.push(s);
+      after = s.next_after;
+    }
+    const last = segments.at(-1);
+    expect(segments.length).toBeGreaterThan(4);
+    expect(segments.every((s) => s.ok)).toBe(true);
+    segments.forEach((s, i) => expect([s.from, s.records]).toEqual([i * 7 + 1, s === last ? (last.to ?? 0) - i * 7 : 7]));
+    expect(segments.slice(0, -1).every((s) => !s.complete && s.next_after === s.to)).toBe(true);
+    expect(last).toMatchObject({ complete: true, next_after: null });
+    expect(last?.to).toBeGreaterThan(before);
+    expect(last?.head).toBe(await hashAt(last?.to ?? null));
+    // The same records in one segment: the same verdict and head.
+    const once = await verify(`?limit=${last?.to}`);
+    expect(once).toMatchObject({ ok: true, records: last?.to, to: last?.to, head: last?.head, complete: false, next_after: last?.to });
+    // Resuming at the walk's end checks only what was appended since.
+    const resumed = await verify(`?after=${last?.to}`);
+    expect(resumed).toMatchObject({ ok: true, from: (last?.to ?? 0) + 1, complete: true });
+    expect(resumed.records).toBeGreaterThan(0);
+
+    // Tamper with a record inside the 2nd segment: the 1st still verifies, the 2nd names the record.
+    const original = await env.DB.prepare("SELECT amount FROM audit_events WHERE seq = 10").first<{ amount: number | null }>();
+    await env.DB.prepare("UPDATE audit_events SET amount = 999999 WHERE seq = 10").run();
+    try {
+      expect(await verify("?after=0&limit=7")).toMatchObject({ ok: true, records: 7, to: 7, next_after: 7 });
+      expect(await verify("?after=7&limit=7")).toEqual({ ok: false, records: 2, broken_at: 10, reason: "hash_mismatch", from: 8, to: 9, next_after: null, complete: false });
+      expect(await verify()).toMatchObject({ ok: false, broken_at: 10, records: 9 });
+    } finally {
+      await env.DB.prepare("UPDATE audit_events SET amount = ? WHERE seq = 10").bind(original?.amount ?? null).run();
+    }
+    expect((await verify()).ok).toBe(true);
+
+    // After the head: a 404 problem, recorded as a refused verify; bad values: 400 before any action.
+    const head = await count();
+    const past = await call("GET", `/v1/payments/audit/verify?after=${head + 5}`, { caller: AUDITOR });
+    expect(past.status).toBe(404);
+    expect(past.headers.get("content-type")).toContain("application/problem+json");
+    expect((await json(past)).code).toBe("audit_record_not_found");
+    expect(await env.DB.prepare("SELECT action, outcome, code FROM audit_events ORDER BY seq DESC LIMIT 1").first()).toEqual({
+      action: "audit.verify",
+      outcome: "refused",
+      code: "audit_record_not_found",
+    });
+    for (const q of ["after=-1", "after=abc", "after=1.5", "after=9007199254740993", "limit=0", "limit=100001", "limit=1e9", "limit=ten", "bogus=1"]) {
+      const bad = await call("GET", `/v1/payments/audit/verify?${q}`, { caller: AUDITOR });
+      expect(bad.status, q).toBe(400);
+      expect(bad.headers.get("content-type"), q).toContain("application/problem+json");
+      expect((await json(bad)).code, q).toBe("invalid_request");
+    }
+    expect((await call("GET", "/v1/payments/audit/verify?limit=100000", { caller: AUDITOR })).status).toBe(200);
+    expect((await call("GET", "/v1/payments/audit/verify?after=1", { caller: { sub: "cli_x", scopes: ["payment:read"] } })).status).toBe(403);
+  });
+
   it("detects tampering with a record", async () => {
     await env.DB.prepare("UPDATE audit_events SET amount = 1 WHERE seq = 3").run();
     const res = await json<{ ok: boolean; broken_at: number; reason: string }>(await call("GET", "/v1/payments/audit/verify", { caller: AUDITOR }));

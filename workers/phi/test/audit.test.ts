@@ -35,6 +35,67 @@ describe("audit trail: one record per access", () => {
     expect(JSON.stringify(rows)).not.toMatch(/Auditable|Zed|555-0100|1980-02-29|Main St/);
   });
 
+  it("verifies a long chain in segments: a walk agrees with one pass, a break is named by its segment, bad ranges are 400", async () => {
+    type Verify = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean };
+    const verify = async (query = "") => {
+      const res = await call(`/audit/verify${query}`);
+      expect(res.status).toBe(200);
+      return json<Verify>(res);
+    };
+    const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM phi_audit").first<{ n: number }>())?.n ?? 0;
+    const hashAt = async (seq: number | null) => (await env.DB.prepare("SELECT hash FROM phi_audit WHERE seq = ?").bind(seq).first<{ hash: string }>())?.hash;
+    for (let i = 0; i < 40 && (await count()) < 30; i++) await createPatient(patient(`Segment${i}`));
+    expect(await count()).toBeGreaterThanOrEqual(30);
+
+    // One pass with the defaults (what old callers get): verified before this access is recorded, so the whole chain.
+    const before = await count();
+    const full = await verify();
+    expect(full).toMatchObject({ ok: true, records: before, from: 1, to: before, next_after: null, complete: true });
+    expect(full.head).toBe(await hashAt(before));
+
+    // Walk segments of 6; each request adds its own record after checking, which the walk then catches up with.
+    const segments: Verify[] = [];
+    let after: number | null = 0;
+    while (after !== null && segments.length < 30) {
+      const s = await verify(`?after=${after}&limit=6`);
+      segments.push(s);
+      after = s.next_after;
+    }
+    const last = segments.at(-1);
+    expect(segments.length).toBeGreaterThan(5);
+    expect(segments.every((s) => s.ok)).toBe(true);
+    segments.forEach((s, i) => expect([s.from, s.records]).toEqual([i * 6 + 1, s === last ? (last.to ?? 0) - i * 6 : 6]));
+    expect(segments.slice(0, -1).every((s) => !s.complete && s.next_after === s.to)).toBe(true);
+    expect(last).toMatchObject({ complete: true, next_after: null });
+    expect(last?.head).toBe(await hashAt(last?.to ?? null));
+    // The same records in one segment: the same verdict and head.
+    expect(await verify(`?after=0&limit=${last?.to}`)).toMatchObject({ ok: true, records: last?.to, head: last?.head, complete: false });
+
+    // Tamper with a record inside the 2nd segment: the 1st still verifies, the 2nd names the record.
+    const original = await env.DB.prepare("SELECT actor_sub FROM phi_audit WHERE seq = 9").first<{ actor_sub: string }>();
+    await env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = 9").run();
+    try {
+      expect(await verify("?limit=6")).toMatchObject({ ok: true, records: 6, to: 6, next_after: 6 });
+      expect(await verify("?after=6&limit=6")).toEqual({ ok: false, records: 2, broken_at: 9, reason: "hash_mismatch", from: 7, to: 8, next_after: null, complete: false });
+    } finally {
+      await env.DB.prepare("UPDATE phi_audit SET actor_sub = ? WHERE seq = 9").bind(original?.actor_sub ?? null).run();
+    }
+    expect((await verify()).ok).toBe(true);
+
+    // After the head: a 404 problem, recorded as a failed verify with that reason.
+    const past = await call(`/audit/verify?after=${(await count()) + 3}`);
+    expect(past.status).toBe(404);
+    expect(past.headers.get("content-type")).toContain("application/problem+json");
+    expect((await json(past)).code).toBe("audit_record_not_found");
+    expect((await auditRows()).at(-1)).toMatchObject({ action: "audit-verify", outcome: "failed", reason: "audit_record_not_found" });
+    for (const q of ["after=-1", "after=abc", "after=2.5", "limit=0", "limit=100001", "limit=many"]) {
+      const bad = await call(`/audit/verify?${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.headers.get("content-type"), q).toContain("application/problem+json");
+    }
+    expect((await call("/audit/verify?after=1", { as: { scopes: ["phi:read"] } })).status).toBe(403);
+  });
+
   it("verifies the chain, reports the first tampered record, and serves filtered pages to auditors", async () => {
     const p = await createPatient(patient("Chained"));
     await call(`/Patient/${p.id}`, { headers: { "x-purpose-of-use": "HOPERAT" } });

@@ -54,6 +54,8 @@ describe("through the auth gateway (real tokens, real service binding)", () => {
     expect((await auditRows()).length).toBe(before);
     const verify = await gw("/audit/verify", reader);
     expect(await verify.json()).toMatchObject({ ok: true });
+    // The segment's range reaches phi through the gateway.
+    expect(await (await gw("/audit/verify?after=1&limit=1", reader)).json()).toMatchObject({ ok: true, records: 1, from: 2, to: 2, next_after: 2, complete: false });
   });
 });
 

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { verifyChain } from "../../../../shared/audit-chain";
+import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
 import { ApiError } from "../../../../shared/errors";
 import { validationHook, type AppVariables } from "../../../../shared/http";
 import { assertScopes } from "../../../../shared/principal";
@@ -28,15 +28,24 @@ interface AuditRow {
 const list = createRoute({
   method: "get",
   path: "/v1/devices/{id}/audit",
-  summary: "The device's Part 11 configuration trail; verify=true recomputes the whole hash chain",
+  summary:
+    "The device's Part 11 configuration trail; verify=true recomputes one segment of the hash chain (walk verify_after = chain.next_after until chain.complete)",
   request: { params: DeviceIdParam, query: AuditQuery },
-  responses: { 200: json(AuditPage, "Audit records, oldest first"), 400: problem("Invalid query"), 404: problem("No such device") },
+  responses: {
+    200: json(AuditPage, "Audit records, oldest first"),
+    400: problem("Invalid query (verify_after and verify_limit need verify=true)"),
+    404: problem("No such device, or verify_after past the chain's head"),
+  },
 });
 
 app.openapi(list, async (c) => {
   assertScopes(c.var.principal, "audit:read");
   const { id } = c.req.valid("param");
   const q = c.req.valid("query");
+  const verify = q.verify === "true";
+  if (!verify && (q.verify_after !== undefined || q.verify_limit !== undefined)) {
+    throw new ApiError(400, "invalid_request", "verify_after and verify_limit apply only with verify=true.");
+  }
   if (!(await new Registry(c.env.DB).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
   const { results } = await c.env.DB.prepare("SELECT * FROM device_audit WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?")
     .bind(id, q.after ?? 0, q.limit + 1)
@@ -46,7 +55,9 @@ app.openapi(list, async (c) => {
     old_value: r.old_value === null ? null : (JSON.parse(r.old_value) as unknown),
     new_value: r.new_value === null ? null : (JSON.parse(r.new_value) as unknown),
   }));
-  const chain = q.verify === "true" ? await verifyChain(c.env.DB, "device_audit") : undefined;
+  const chain = verify
+    ? await verifyChain(c.env.DB, "device_audit", { after: q.verify_after ?? 0, limit: q.verify_limit ?? VERIFY_LIMIT_MAX })
+    : undefined;
   return c.json({ data: page, next_cursor: results.length > q.limit ? (page.at(-1)?.seq ?? null) : null, ...(chain ? { chain } : {}) }, 200);
 });
 

@@ -3,7 +3,7 @@ import { verifyChain } from "../../../../shared/audit-chain";
 import { assertScopes } from "../../../../shared/principal";
 import { AUDIT_TABLE, beginAudit } from "../audit";
 import { errorResponses } from "../schemas/common";
-import { AuditListSchema, AuditQuery, VerifySchema } from "../schemas/reports";
+import { AuditListSchema, AuditQuery, VerifyQuery, VerifySchema } from "../schemas/reports";
 import { router } from "./router";
 
 const app = router();
@@ -63,14 +63,16 @@ app.openapi(list, async (c) => {
 const verify = createRoute({
   method: "get",
   path: "/v1/payments/audit/verify",
-  summary: "Recompute the hash chain; report the first broken link",
+  summary: "Recompute the hash chain in segments (walk `after` = `next_after` until `complete`); report the first broken link",
+  request: { query: VerifyQuery },
   responses: { 200: { content: { "application/json": { schema: VerifySchema } }, description: "Verification result" }, ...errorResponses },
 });
 
 app.openapi(verify, async (c) => {
   beginAudit(c, { action: "audit.verify", resourceType: "audit" });
   assertScopes(c.var.principal, "audit:read");
-  return c.json(await verifyChain(c.env.DB, AUDIT_TABLE), 200);
+  const q = c.req.valid("query");
+  return c.json(await verifyChain(c.env.DB, AUDIT_TABLE, { after: q.after, limit: q.limit }), 200);
 });
 
 export default app;

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
 import { Timestamp } from "./common";
 
 export const BalanceSchema = z
@@ -65,12 +66,35 @@ export const AuditListSchema = z
   .object({ object: z.literal("list"), data: z.array(AuditRecordSchema), next_after: z.number().int().nullable() })
   .openapi("AuditList");
 
+export const VerifyQuery = z
+  .object({
+    after: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(Number.MAX_SAFE_INTEGER)
+      .default(0)
+      .openapi({ description: "Start after this seq (0 = genesis; else the seq of an existing record, 404 past the head): the previous segment's `next_after`" }),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(VERIFY_LIMIT_MAX)
+      .default(VERIFY_LIMIT_MAX)
+      .openapi({ description: "Most records this segment checks" }),
+  })
+  .strict();
+
 export const VerifySchema = z
   .object({
     ok: z.boolean(),
-    records: z.number().int(),
-    head: z.string().optional(),
-    broken_at: z.number().int().optional(),
-    reason: z.string().optional(),
+    records: z.number().int().openapi({ description: "Records verified intact in this segment" }),
+    head: z.string().optional().openapi({ description: "Hash of the last record verified (of `after` when none was); when ok" }),
+    broken_at: z.number().int().optional().openapi({ description: "Seq of the first broken link; when not ok" }),
+    reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "gap"]).optional(),
+    from: z.number().int().nullable().openapi({ description: "First seq this segment examined; null when none followed `after`" }),
+    to: z.number().int().nullable().openapi({ description: "Last seq this segment verified intact; null when none" }),
+    next_after: z.number().int().nullable().openapi({ description: "Pass as `after` for the next segment; null when complete or broken" }),
+    complete: z.boolean().openapi({ description: "True only when this segment reached the current head" }),
   })
   .openapi("AuditVerify");

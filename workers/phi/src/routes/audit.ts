@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { verifyChain } from "../../../../shared/audit-chain";
+import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
 import { decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { AUDIT_TABLE } from "../audit/trail";
@@ -46,27 +46,48 @@ auditRoutes.openapi(
   },
 );
 
+/** One segment of the chain: `after` = the previous segment's `next_after` (0 = genesis). */
+const VerifyQuery = z.object({
+  after: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(Number.MAX_SAFE_INTEGER)
+    .default(0)
+    .openapi({ description: "Start after this seq: 0 (genesis) or the seq of an existing record (404 past the head)" }),
+  limit: z.coerce.number().int().min(1).max(VERIFY_LIMIT_MAX).default(VERIFY_LIMIT_MAX).openapi({ description: "Most records this segment checks" }),
+});
+
 const VerifyOut = z.object({
   ok: z.boolean(),
-  records: z.number(),
-  head: z.string().optional(),
-  broken_at: z.number().optional(),
-  reason: z.string().optional(),
+  records: z.number().int().openapi({ description: "Records verified intact in this segment" }),
+  head: z.string().optional().openapi({ description: "Hash of the last record verified (of `after` when none was); when ok" }),
+  broken_at: z.number().int().optional().openapi({ description: "Seq of the first broken link; when not ok" }),
+  reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "gap"]).optional(),
+  from: z.number().int().nullable().openapi({ description: "First seq this segment examined; null when none followed `after`" }),
+  to: z.number().int().nullable().openapi({ description: "Last seq this segment verified intact; null when none" }),
+  next_after: z.number().int().nullable().openapi({ description: "Pass as `after` for the next segment; null when complete or broken" }),
+  complete: z.boolean().openapi({ description: "True only when this segment reached the current head" }),
 });
 
 auditRoutes.openapi(
   createRoute({
     method: "get",
     path: "/v1/phi/audit/verify",
+    request: { query: VerifyQuery },
     responses: {
-      200: { description: "The chain recomputed; the first broken link if any", content: { "application/json": { schema: VerifyOut } } },
-      ...problemErrors(),
+      200: {
+        description: "One segment of the chain recomputed (walk `next_after` until `complete`); the first broken link if any",
+        content: { "application/json": { schema: VerifyOut } },
+      },
+      ...problemErrors(404),
     },
   }),
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "audit-verify"));
     // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
-    const result = await verifyChain(c.env.DB, AUDIT_TABLE);
+    const q = c.req.valid("query");
+    const result = await verifyChain(c.env.DB, AUDIT_TABLE, { after: q.after, limit: q.limit });
     await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json(result, 200);
   },
