@@ -469,12 +469,20 @@ export async function growth(record) {
       const runs = [];
       for (let k = 0; k < VERIFY_RUNS; k++) {
         const headers = await auditor();
+        // The whole chain, walked in segments (each request checks at most 100,000 records) until complete.
         const t0 = performance.now();
-        const r = await fetchOnceMore(`${p.url}/v1/phi/audit/verify`, { headers });
-        const body = await r.json();
+        let records = 0;
+        for (let after = 0; ; ) {
+          const r = await fetchOnceMore(`${p.url}/v1/phi/audit/verify?after=${after}`, { headers });
+          const body = await r.json();
+          if (r.status !== 200 || body.ok !== true) throw new Error(`verify ${r.status} ${JSON.stringify(body).slice(0, 200)}`);
+          records += body.records;
+          if (body.complete) break;
+          after = body.next_after;
+        }
         const ms = performance.now() - t0;
-        if (r.status !== 200 || body.ok !== true || body.records < size) throw new Error(`verify ${r.status} ${JSON.stringify(body).slice(0, 200)}`);
-        runs.push({ ms, records: body.records });
+        if (records < size) throw new Error(`verify checked ${records} records, fewer than ${size}`);
+        runs.push({ ms, records });
       }
       runs.sort((a, b) => a.ms - b.ms);
       const verify = runs[Math.floor(runs.length / 2)];
@@ -548,7 +556,7 @@ function markdown(stamp, machine, out, totalSeconds) {
     "",
     `Built bundles on Miniflare, through the gateway with real tokens. ${SAMPLES} sequential requests per query and size; ` +
       `search by family returns ${PER_FAMILY} patients, by identifier 1; pages hold ${PAGE} patients, the deep page starts at ${DEEP * 100}% of the set ` +
-      `(reached by following next links, its sealed cursor then replayed). Verify: GET /v1/phi/audit/verify (shared/audit-chain.ts verifyChain over phi_audit), median of ${VERIFY_RUNS}; ` +
+      `(reached by following next links, its sealed cursor then replayed). Verify: GET /v1/phi/audit/verify walked in segments until complete (shared/audit-chain.ts verifyChain over phi_audit), median of ${VERIFY_RUNS}; ` +
       "the chain holds one record per creation plus one per request measured before it.",
     "",
     "| patients | search family= p50 / p99 ms | search identifier= p50 / p99 ms | first page p50 ms | deep page p50 ms | verify ms | audit records | verify records/s |",
