@@ -358,7 +358,12 @@ function build(op: Operation, world: World) {
     }
     const wrongCts = fc
       .oneof(fc.constantFrom("text/plain", "application/xml", "multipart/form-data; boundary=x", "application/json-patch+json", "application/fhir+xml", "image/png", "*/*", "application/x-www-form-urlencoded", "application/json", "application/fhir+json", "application/jsonx", "json"), printable(40))
-      .filter((t) => !cts.includes((t.split(";")[0] ?? "").trim().toLowerCase()));
+      // A JSON route also takes any `+json` type (RFC 6839 structured syntax suffix), as zod-openapi's media type
+      // check does: application/fhir+json on a capture is JSON, so it is not a wrong content type there.
+      .filter((t) => {
+        const essence = (t.split(";")[0] ?? "").trim().toLowerCase();
+        return !cts.includes(essence) && !(jsonCt !== undefined && /^application\/([a-z.-]+\+)?json$/.test(essence));
+      });
     // Also where the body is optional (void, capture, approve): a body of another media type, or one with
     // no content type, is refused with 415 rather than read as no body.
     if (op.body) kinds.push({
