@@ -1,6 +1,7 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { DeviceSession } from "../src/session/device-session";
+import type { SessionStore } from "../src/session/store";
 import { asDevice, call, CLINICIAN, connectDevice, connectViewer, Inbox, openSocket, reading, register, WRITER } from "./helpers";
 
 const stub = (id: string) => env.SESSIONS.get(env.SESSIONS.idFromName(id));
@@ -148,9 +149,9 @@ describe("device session over WebSocket", () => {
     // Not yet silent long enough: the alarm re-arms and the device stays online.
     expect(await runDurableObjectAlarm(stub(dev.id))).toBe(true);
     expect((await (await call(CLINICIAN, `/v1/devices/${dev.id}/status`)).json<{ online: boolean }>()).online).toBe(true);
-    // Silence longer than OFFLINE_AFTER_SECONDS (last seen moved back in the object's own storage).
-    await runInDurableObject(stub(dev.id), (_i: DeviceSession, state) => {
-      state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'last_seen'", String(Date.now() - 10 * 60_000));
+    // Silence longer than OFFLINE_AFTER_SECONDS (last seen moved back through the object's own store).
+    await runInDurableObject(stub(dev.id), (i: DeviceSession) => {
+      (i as unknown as { store: SessionStore }).store.setMeta("last_seen", String(Date.now() - 10 * 60_000));
     });
     expect(await runDurableObjectAlarm(stub(dev.id))).toBe(true);
     const off = await (await call(CLINICIAN, `/v1/devices/${dev.id}/status`)).json<{ online: boolean; connected: boolean }>();
@@ -193,10 +194,11 @@ describe("thresholds reach the object", () => {
   it("catches up from the registry when a device connects, if a push was missed", async () => {
     const dev = await register();
     expect((await setThresholds(dev.id, { "150456": { low: 93 } }, '"0"')).status).toBe(200);
-    // Simulate a lost push: the object forgets its copy.
+    // Simulate a lost push: the object forgets its copy (in SQLite, then a fresh instance without memory of it).
     await runInDurableObject(stub(dev.id), (_i: DeviceSession, state) => {
       state.storage.sql.exec("DELETE FROM meta WHERE key = 'thresholds'");
     });
+    await abortAllDurableObjects();
     const { ws, inbox } = await connectDevice(dev.id);
     ws.send(JSON.stringify(reading(1, { value: 91 })));
     await inbox.count(1);

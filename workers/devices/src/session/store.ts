@@ -52,6 +52,17 @@ export interface ActiveThresholds {
 }
 
 export class SessionStore {
+  /**
+   * Write-through copy of `meta`, read on every frame (decommissioned, online,
+   * device id, thresholds). The object is single-threaded and this store is the
+   * only writer of its SQLite, so the copy cannot go stale while the object
+   * lives; a new instance (after hibernation or eviction) starts empty and reads
+   * through. `setMeta` is never called inside `transactionSync`, whose rollback
+   * the copy would not see.
+   */
+  private readonly meta = new Map<string, string | null>();
+  private parsedThresholds?: { raw: string; value: ActiveThresholds };
+
   constructor(private readonly sql: SqlStorage) {}
 
   migrate(): void {
@@ -59,12 +70,18 @@ export class SessionStore {
   }
 
   getMeta(key: string): string | null {
+    if (this.meta.has(key)) return this.meta.get(key) ?? null;
     const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
-    return row ? row.value : null;
+    const value = row ? row.value : null;
+    this.meta.set(key, value);
+    return value;
   }
 
   setMeta(key: string, value: string): void {
+    // Forget first: should the write throw, the next read goes to SQLite.
+    this.meta.delete(key);
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+    this.meta.set(key, value);
   }
 
   /** Stores a reading unless its seq is already stored; the stored reading, or null for a duplicate. */
@@ -150,8 +167,11 @@ export class SessionStore {
       .map((r) => ({ online: r.online === 1, reason: r.reason, at: r.at }));
   }
 
+  /** The active thresholds (parsed once per stored value; callers must not modify the result). */
   thresholds(): ActiveThresholds {
     const raw = this.getMeta("thresholds");
-    return raw ? (JSON.parse(raw) as ActiveThresholds) : { version: 0, limits: {} };
+    if (!raw) return { version: 0, limits: {} };
+    if (this.parsedThresholds?.raw !== raw) this.parsedThresholds = { raw, value: JSON.parse(raw) as ActiveThresholds };
+    return this.parsedThresholds.value;
   }
 }
