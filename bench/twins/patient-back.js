@@ -3,8 +3,9 @@
 // (`phi/Patient/<id>/<version>`, shared/crypto.ts format `v1.<kid>.<iv>.<ct>`), the resource with its meta.
 // Variants, by binding:
 //   TWIN_AUDIT=insert  + one plain audit insert per read (same columns as phi_audit, own table, no chain)
-//   TWIN_AUDIT=chain   + a hash-chained append as ours: read the head, SHA-256 over the canonical row,
-//                        insert seq+1, appends taking turns within the isolate (workers/phi/src/audit/trail.ts)
+//   TWIN_AUDIT=chain   + a hash-chained append as ours: SHA-256 over the canonical row on the head this isolate
+//                        last wrote, insert seq+1 with prev_hash guarded in SQL (a head read only when the guard
+//                        misses), appends taking turns within the isolate (shared/audit-chain.ts)
 //   TWIN_PRINCIPAL=1   + verify the principal header's HMAC and parse it
 // TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
 import { sha256Hex, unb64u, utf8 } from "./common.js";
@@ -12,6 +13,7 @@ import { sha256Hex, unb64u, utf8 } from "./common.js";
 let ring;
 let hmacKey;
 let tail = Promise.resolve();
+let head; // { seq, hash } this isolate last wrote
 
 function keyring(secret) {
   ring ??= (async () => {
@@ -48,12 +50,27 @@ async function audit(db, mode, table, row) {
     await db.prepare(`INSERT INTO ${table} (hash, ${names.join(", ")}) VALUES (?${", ?".repeat(names.length)})`).bind(hash, ...Object.values(row)).run();
     return;
   }
+  const cols = `(seq, prev_hash, hash, ${names.join(", ")})`;
+  const rest = ", ?".repeat(names.length);
   const run = tail.then(async () => {
-    const last = await db.prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`).first();
-    const seq = (last?.seq ?? 0) + 1;
-    const prev = last?.hash ?? "0".repeat(64);
-    const hash = await sha256Hex(`${prev}\n${canonical({ ...row, seq })}`);
-    await db.prepare(`INSERT INTO ${table} (seq, prev_hash, hash, ${names.join(", ")}) VALUES (?, ?, ?${", ?".repeat(names.length)})`).bind(seq, prev, hash, ...Object.values(row)).run();
+    for (let attempt = 0; ; attempt++) {
+      const cached = head;
+      const last = cached ?? (await db.prepare(`SELECT seq, hash FROM ${table} ORDER BY seq DESC LIMIT 1`).first());
+      const seq = (last?.seq ?? 0) + 1;
+      const prev = last?.hash ?? "0".repeat(64);
+      const hash = await sha256Hex(`${prev}\n${canonical({ ...row, seq })}`);
+      const insert = cached
+        ? db.prepare(`INSERT INTO ${table} ${cols} VALUES (?, (SELECT hash FROM ${table} WHERE seq = ? AND hash = ?), ?${rest})`).bind(seq, cached.seq, cached.hash, hash, ...Object.values(row))
+        : db.prepare(`INSERT INTO ${table} ${cols} VALUES (?, ?, ?${rest})`).bind(seq, prev, hash, ...Object.values(row));
+      try {
+        await insert.run();
+        head = { seq, hash };
+        return;
+      } catch (err) {
+        head = undefined;
+        if (attempt >= 3) throw err;
+      }
+    }
   });
   tail = run.catch(() => undefined);
   await run;
