@@ -7,7 +7,7 @@ import { LIMITS } from "../src/config";
 import { BundleSchema, ResourceSchema, type Bundle } from "../src/fhir/bundle";
 import { GENERATOR } from "../src/generator/constants";
 import { app } from "../src/index";
-import { ndjsonStream } from "../src/output/ndjson";
+import { CHUNK_MAX_PATIENTS, CHUNK_TARGET_CHARS, ndjsonStream } from "../src/output/ndjson";
 
 const BASE = "https://synthetic.internal/v1/synthetic/patients";
 const tester = () => gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "qa", scopes: ["synthetic:generate"] });
@@ -88,21 +88,35 @@ describe("GET /v1/synthetic/patients?format=ndjson", () => {
     const first = await reader.read();
     const text = new TextDecoder().decode(first.value as Uint8Array | undefined);
     expect(text.startsWith('{"resourceType":"Patient"')).toBe(true);
-    // Only what the reader pulled (plus the stream's one-patient queue) has been generated.
-    expect(generated("ndjson") - before).toBeLessThan(50);
+    // Only what the reader pulled (plus the stream's one-chunk queue) has been generated.
+    expect(generated("ndjson") - before).toBeLessThanOrEqual(2 * CHUNK_MAX_PATIENTS);
     await reader.cancel();
   });
 
-  it("generates one patient per pull and nothing after a cancel", async () => {
+  it("generates a bounded chunk of whole patients per pull and nothing after a cancel", async () => {
     const before = generated("ndjson");
     const reader = ndjsonStream({ seed: "pull", referenceDate: "2025-01-01", observations: true, offset: 0, count: 1_000 }).getReader();
     const chunk = await reader.read();
-    const firstLines = lines(new TextDecoder().decode(chunk.value));
-    expect(JSON.parse(firstLines[0] ?? "{}")).toMatchObject({ resourceType: "Patient" });
-    expect(firstLines.slice(1).every((l) => !l.startsWith('{"resourceType":"Patient"'))).toBe(true);
-    expect(generated("ndjson") - before).toBeLessThanOrEqual(2);
+    const text = new TextDecoder().decode(chunk.value);
+    // Whole lines of whole patients: the chunk ends a line, and it stops at the patient that reached the target size.
+    expect(text.endsWith("\n")).toBe(true);
+    const firstLines = lines(text);
+    const starts = firstLines.flatMap((l, k) => (l.startsWith('{"resourceType":"Patient"') ? [k] : []));
+    expect(starts[0]).toBe(0);
+    expect(starts.length).toBeGreaterThanOrEqual(1);
+    expect(starts.length).toBeLessThanOrEqual(CHUNK_MAX_PATIENTS);
+    const beforeLast = firstLines.slice(0, starts.at(-1)).join("\n").length;
+    expect(beforeLast).toBeLessThan(CHUNK_TARGET_CHARS);
+    for (const l of firstLines) expect(() => JSON.parse(l) as unknown).not.toThrow();
+    const pulled = generated("ndjson") - before;
+    expect(pulled).toBeLessThanOrEqual(2 * CHUNK_MAX_PATIENTS);
     await reader.cancel();
-    expect(generated("ndjson") - before).toBeLessThanOrEqual(2);
+    expect(generated("ndjson") - before).toBe(pulled);
+    // Without Observations patients are small: a chunk carries several.
+    const small = ndjsonStream({ seed: "pull", referenceDate: "2025-01-01", observations: false, offset: 0, count: 100 }).getReader();
+    const smallLines = lines(new TextDecoder().decode((await small.read()).value));
+    expect(smallLines.filter((l) => l.startsWith('{"resourceType":"Patient"')).length).toBeGreaterThan(1);
+    await small.cancel();
     const done = ndjsonStream({ seed: "pull", referenceDate: "2025-01-01", observations: false, offset: 0, count: 1 }).getReader();
     expect((await done.read()).done).toBe(false);
     expect((await done.read()).done).toBe(true);
