@@ -36,9 +36,13 @@ export function parseTraceparent(value: string | null | undefined): SpanContext 
   return { traceId: m[1] ?? "", spanId: m[2] ?? "", traceFlags: parseInt(m[3] ?? "0", 16), isRemote: true };
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 function randomHex(bytes: number): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  let out = "";
+  for (const x of b) out += HEX[x];
+  return out;
 }
 
 export interface ManualSpanOptions {
