@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -62,10 +63,9 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
     const status = c.res.status;
     const route = routeTemplate(c);
     const seconds = (performance.now() - start) / 1000;
-    const traceparent = c.req.header("traceparent")?.split("-");
     logger[status >= 500 ? "error" : "info"]("request", {
       request_id: c.var.requestId,
-      trace_id: traceparent?.[1],
+      trace_id: traceIdOf(c),
       method: c.req.method,
       route,
       status,
@@ -81,6 +81,19 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
     }
     if (ctx) scheduleMetricsFlush(c.env as TelemetryEnv, ctx, service);
   };
+}
+
+/**
+ * The trace this request belongs to: the active span's (the one the gateway
+ * starts, or the one an internal worker continues), so every worker's log line
+ * names the trace its spans and audit records carry. At the gateway a client's
+ * own `traceparent` is never trusted; the header is the fallback only where
+ * no span is active.
+ */
+export function traceIdOf(c: Context): string | undefined {
+  const active = trace.getActiveSpan()?.spanContext();
+  if (active && isSpanContextValid(active)) return active.traceId;
+  return c.req.header("traceparent")?.split("-")[1];
 }
 
 /** The matched route's template (`/Patient/:id`), or a placeholder when nothing matched. */

@@ -1,14 +1,14 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { describe, expect, it } from "vitest";
-import { counter } from "../../../shared/metrics";
-import { policyFrom, scheduleMetricsFlush } from "../../../shared/metrics-export";
-import { serveOpenApi } from "../../../shared/openapi";
 import { SpanImpl } from "@microlabs/otel-cf-workers";
 import { ROOT_CONTEXT, SpanKind, TraceFlags } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { counter } from "../../../shared/metrics";
+import { policyFrom, scheduleMetricsFlush } from "../../../shared/metrics-export";
+import { serveOpenApi } from "../../../shared/openapi";
 import {
   BatchingSpanExporter,
   PerTraceSpanProcessor,
@@ -23,7 +23,7 @@ import {
 } from "../../../shared/telemetry";
 import { SERVICES, fullPath } from "../src/gateway/route-table";
 import { toOpenApiPath } from "../src/openapi/merge";
-import { gw, token } from "./helpers";
+import { gw, gwDirect, token } from "./helpers";
 
 type Doc = {
   openapi: string;
@@ -206,6 +206,23 @@ describe("telemetry configuration", () => {
     expect(scheduleMetricsFlush({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }, ctx, "auth", { intervalMs: 0, maxPoints: 1 })).toBe(true);
     expect(scheduleMetricsFlush({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }, ctx, "auth", { intervalMs: 60_000, maxPoints: 1_000_000 })).toBe(false);
     await waitOnExecutionContext(ctx);
+  });
+});
+
+describe("the gateway's request log", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("names the trace the gateway started, never a client's traceparent", async () => {
+    const tok = await token("phi:read");
+    const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    const res = await gwDirect("/v1/phi/Patient/pat-missing", { headers: { authorization: `Bearer ${tok}`, traceparent: `00-${clientTrace}-00f067aa0ba902b7-01` } });
+    vi.restoreAllMocks();
+    expect(res.status).toBe(404);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "request" && l.request_id === res.headers.get("x-request-id"));
+    expect(logged?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(logged?.trace_id).not.toBe(clientTrace);
   });
 });
 
