@@ -1,26 +1,12 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { SpanImpl } from "@microlabs/otel-cf-workers";
-import { ROOT_CONTEXT, SpanKind, TraceFlags } from "@opentelemetry/api";
-import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { counter } from "../../../shared/metrics";
 import { policyFrom, scheduleMetricsFlush } from "../../../shared/metrics-export";
 import { serveOpenApi } from "../../../shared/openapi";
-import {
-  BatchingSpanExporter,
-  PerTraceSpanProcessor,
-  batchPolicyFrom,
-  batchedSpanExporter,
-  otlpUrl,
-  parseOtlpHeaders,
-  redactSpans,
-  spanExporter,
-  traceConfig,
-  type SpanExporterLike,
-} from "../../../shared/telemetry";
+import { otlpUrl, parseOtlpHeaders, redactSpans, traceConfig } from "../../../shared/telemetry";
 import { SERVICES, fullPath } from "../src/gateway/route-table";
 import { toOpenApiPath } from "../src/openapi/merge";
 import { gw, gwDirect, token } from "./helpers";
@@ -77,17 +63,10 @@ describe("telemetry configuration", () => {
     const off = traceConfig("auth")({ ENVIRONMENT: "test" }, new Request("https://x/"));
     expect(off.service).toMatchObject({ name: "auth", namespace: "health-platform" });
     const done: number[] = [];
-    spanExporter({ ENVIRONMENT: "test" }).export([], (r) => done.push(r.code));
+    (off as { exporter: { export(s: unknown[], cb: (r: { code: number }) => void): void } }).exporter.export([], (r) => done.push(r.code));
     expect(done).toEqual([0]);
-    expect((off as { spanProcessors: unknown }).spanProcessors).not.toBeInstanceOf(PerTraceSpanProcessor);
-    const onEnv = { ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_HEADERS: "k=v" };
-    const on = traceConfig("phi")(onEnv, new Request("https://x/"));
+    const on = traceConfig("phi")({ ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_HEADERS: "k=v" }, new Request("https://x/"));
     expect(on.handlers?.fetch?.acceptTraceContext).toBe(true);
-    expect((on as { spanProcessors: unknown }).spanProcessors).toBeInstanceOf(PerTraceSpanProcessor);
-    // Resolved on every request, built once per isolate and collector.
-    expect((traceConfig("phi")(onEnv, new Request("https://x/")) as { spanProcessors: unknown }).spanProcessors).toBe((on as { spanProcessors: unknown }).spanProcessors);
-    expect(batchedSpanExporter(onEnv)).toBe(batchedSpanExporter({ ...onEnv }));
-    expect(batchedSpanExporter(onEnv)).not.toBe(batchedSpanExporter({ ...onEnv, OTEL_EXPORTER_OTLP_HEADERS: "k=w" }));
     expect(traceConfig("auth")({}, new Request("https://x/")).handlers?.fetch?.acceptTraceContext).toBe(false);
   });
 
@@ -102,98 +81,6 @@ describe("telemetry configuration", () => {
     expect(out?.name).toBe("fetch GET /v1/phi/Patient/{id}");
     expect(out?.attributes).toEqual({ "url.full": "https://gw/v1/phi/Patient/{id}?family=REDACTED", "http.response.status_code": 200 });
     expect(out?.resource.attributes["deployment.environment"]).toBe("staging");
-  });
-
-  it("reads the batching window from OpenTelemetry's BSP variables, within bounds", () => {
-    expect(batchPolicyFrom({})).toEqual({ delayMs: 1000, maxSpans: 512 });
-    expect(batchPolicyFrom({ OTEL_BSP_SCHEDULE_DELAY: "0", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "64" })).toEqual({ delayMs: 0, maxSpans: 64 });
-    expect(batchPolicyFrom({ OTEL_BSP_SCHEDULE_DELAY: "60000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "0" })).toEqual({ delayMs: 1000, maxSpans: 512 });
-    expect(batchPolicyFrom({ OTEL_BSP_SCHEDULE_DELAY: "soon", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "1.5" })).toEqual({ delayMs: 1000, maxSpans: 512 });
-  });
-
-  it("gathers the traces finished within the window into one export, and settles each caller with its result", async () => {
-    const posts: { spans: number; done: (r: { code: number }) => void }[] = [];
-    const inner: SpanExporterLike = { export: (spans, done) => void posts.push({ spans: spans.length, done }), shutdown: () => Promise.resolve() };
-    const spans = (n: number) => Array.from({ length: n }, () => ({}) as ReadableSpan);
-    const settled: number[] = [];
-    const batcher = new BatchingSpanExporter(inner, { delayMs: 50, maxSpans: 10 });
-    batcher.export([], (r) => settled.push(r.code));
-    expect(settled).toEqual([0]);
-    batcher.export(spans(2), (r) => settled.push(r.code));
-    batcher.export(spans(3), (r) => settled.push(r.code + 10));
-    expect(posts).toHaveLength(0);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(posts.map((p) => p.spans)).toEqual([5]);
-    expect(settled).toEqual([0]);
-    posts[0]?.done({ code: 1 });
-    expect(settled).toEqual([0, 1, 11]);
-    // Full before the delay: sent at once, and the timer does not send an empty batch later.
-    batcher.export(spans(4), () => undefined);
-    batcher.export(spans(6), () => undefined);
-    expect(posts.map((p) => p.spans)).toEqual([5, 10]);
-    await new Promise((r) => setTimeout(r, 80));
-    expect(posts).toHaveLength(2);
-    expect(batcher.exports).toBe(2);
-    // Delay 0: one export per call, as the library alone would do.
-    const direct = new BatchingSpanExporter(inner, { delayMs: 0, maxSpans: 512 });
-    direct.export(spans(1), () => undefined);
-    direct.export(spans(1), () => undefined);
-    expect(posts.map((p) => p.spans)).toEqual([5, 10, 1, 1]);
-  });
-
-  it("exports each trace when it is flushed and then forgets it (no state kept per request)", async () => {
-    const exported: string[][] = [];
-    const inner: SpanExporterLike = { export: (s, done) => (exported.push(s.map((x) => x.name)), done({ code: 0 })), shutdown: () => Promise.resolve() };
-    const processor = new PerTraceSpanProcessor(inner);
-    const resource = resourceFromAttributes({ "service.name": "test" });
-    const hex = (n: number, i: number) => i.toString(16).padStart(n, "0");
-    const start = (trace: number, span: number, name: string) => {
-      const s = new SpanImpl({
-        name,
-        attributes: {},
-        resource,
-        spanKind: SpanKind.INTERNAL,
-        spanContext: { traceId: hex(32, trace), spanId: hex(16, span), traceFlags: TraceFlags.SAMPLED },
-        onEnd: (ended) => processor.onEnd(ended as unknown as ReadableSpan),
-      });
-      processor.onStart(s, ROOT_CONTEXT);
-      return s;
-    };
-    for (let t = 1; t <= 50; t++) {
-      const root = start(t, 1, `root ${t}`);
-      start(t, 2, `child ${t}`).end();
-      root.end();
-      await processor.forceFlush(hex(32, t));
-    }
-    expect(processor.open).toBe(0);
-    expect(exported).toHaveLength(50);
-    expect(exported[49]).toEqual(["root 50", "child 50"]);
-    // Flushing ends a span still open (and exports it); its own end() later changes nothing.
-    const open = start(99, 1, "open");
-    await processor.forceFlush(hex(32, 99));
-    open.end();
-    expect(exported.at(-1)).toEqual(["open"]);
-    expect(exported).toHaveLength(51);
-    // A trace never flushed by the library (a span after the flush) is exported when it ends, and swept once idle.
-    const sweeping = new PerTraceSpanProcessor(inner, 2, 0);
-    const orphan = new SpanImpl({
-      name: "orphan",
-      attributes: {},
-      resource,
-      spanContext: { traceId: hex(32, 200), spanId: hex(16, 1), traceFlags: TraceFlags.SAMPLED },
-      onEnd: (ended) => sweeping.onEnd(ended as unknown as ReadableSpan),
-    });
-    sweeping.onStart(orphan, ROOT_CONTEXT);
-    orphan.end();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(exported.at(-1)).toEqual(["orphan"]);
-    expect(sweeping.open).toBe(1);
-    for (const i of [201, 202]) {
-      const s = new SpanImpl({ name: "x", attributes: {}, resource, spanContext: { traceId: hex(32, i), spanId: hex(16, 1), traceFlags: TraceFlags.SAMPLED }, onEnd: () => undefined });
-      sweeping.onStart(s, ROOT_CONTEXT);
-    }
-    // The orphan went at the sweep; the two open traces stay.
-    expect(sweeping.open).toBe(2);
   });
 
   it("schedules a metrics export after the response only when one is due, and survives a collector that is down", async () => {
