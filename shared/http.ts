@@ -65,7 +65,7 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
     const seconds = (performance.now() - start) / 1000;
     logger[status >= 500 ? "error" : "info"]("request", {
       request_id: c.var.requestId,
-      trace_id: traceIdOf(c),
+      trace_id: activeTraceId(c),
       method: c.req.method,
       route,
       status,
@@ -90,7 +90,7 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
  * own `traceparent` is never trusted; the header is the fallback only where
  * no span is active.
  */
-export function traceIdOf(c: Context): string | undefined {
+export function activeTraceId(c: Context): string | undefined {
   const active = trace.getActiveSpan()?.spanContext();
   if (active && isSpanContextValid(active)) return active.traceId;
   return c.req.header("traceparent")?.split("-")[1];
