@@ -71,7 +71,7 @@ export async function platform() {
   // A bench-only worker (not deployed) bound to phi's own D1 database, so Node can run statements on it in
   // batches (Miniflare's Node-side D1 proxy prepares each statement with a synchronous round trip).
   const phiDb = workers.find((w) => w.name === "phi").d1Databases;
-  workers.push({ name: "growth-seeder", modules: true, script: SEEDER, compatibilityDate: "2026-04-26", d1Databases: phiDb });
+  workers.push({ name: "growth-seeder", modules: true, script: SEEDER, compatibilityDate: "2026-08-15", d1Databases: phiDb });
   let runtimeTail = "";
   const persist = mkdtempSync(path.join(os.tmpdir(), "bench-growth-"));
   const mf = new Miniflare({
@@ -407,7 +407,7 @@ export async function growth(record) {
   const p = await platform();
   const table = [];
   const seeding = [];
-  let plans = [];
+  let plans;
   try {
     const writer = bearer(p, "phi:write");
     const reader = bearer(p, "phi:read");

@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import Database from "better-sqlite3";
+import { DatabaseSync } from "node:sqlite";
 import WebSocket from "ws";
 import { ROOT } from "../scripts/workers.mjs";
 import { plainFakerPatientsPerSecond } from "./baselines/plain-faker.mjs";
@@ -19,7 +19,7 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 8);
 // the machine's load during the run hits ours and its twin alike.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const WARMUP = Math.min(2, DURATION);
-const COMPAT = { compatibilityDate: "2026-04-26", compatibilityFlags: ["nodejs_compat"], modules: true };
+const COMPAT = { compatibilityDate: "2026-08-15", compatibilityFlags: ["nodejs_compat"], modules: true };
 const load = []; // HTTP scenarios: { group, impl, m, note }
 const other = []; // throughput scenarios: { scenario, what, value, unit, note }
 const notes = [];
@@ -177,7 +177,7 @@ async function seedBaseline(p, s) {
   for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
   const client = await (await p.mf.getD1Database("DB", "auth")).prepare("SELECT id, secret_hash, roles, scopes, disabled FROM clients WHERE id = ?").bind(s.clientId).first();
   const head = await (await p.mf.getD1Database("DB", "phi")).prepare("SELECT * FROM resource_versions WHERE resource_type = 'Patient' AND id = ?").bind(s.patientId).first();
-  const db = new Database(file);
+  const db = new DatabaseSync(file);
   db.exec(`CREATE TABLE clients (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, roles TEXT NOT NULL, scopes TEXT NOT NULL, disabled INTEGER NOT NULL);
     CREATE TABLE resource_versions (resource_type TEXT NOT NULL, id TEXT NOT NULL, version_id INTEGER NOT NULL, last_updated TEXT NOT NULL, deleted INTEGER NOT NULL, sealed TEXT, patient_id TEXT NOT NULL);
     CREATE UNIQUE INDEX resource_versions_version ON resource_versions (resource_type, id, version_id);
@@ -197,7 +197,7 @@ async function tokenScenario(p, s, node) {
   await benchGroup("token issuance (client_credentials)", [
     { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "1 D1 round trip: lockout windows + client row in one batch (failures cleared only when there were some)" },
     { impl: "twin", opts: { url: `${p.url}/twin/token`, ...req }, note: "1 D1 select, SHA-256 check, jose ES256 sign" },
-    { impl: "Node baseline", opts: { url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }, note: "node:http + jose + better-sqlite3 in-process" },
+    { impl: "Node baseline", opts: { url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }, note: "node:http + jose + node:sqlite in-process" },
   ]);
 }
 
@@ -218,7 +218,7 @@ async function patientScenario(p, s, node) {
   await benchGroup(PATIENT_GROUP, [
     { impl: "ours", opts: { url: `${p.url}/v1/phi/Patient/${s.patientId}`, headers: h }, note: OURS_PATIENT_NOTE },
     ...PATIENT_VARIANTS.map((v) => ({ impl: v.label, opts: { url: `${p.url}/twin/${v.key}/v1/phi/Patient/${s.patientId}`, headers: h } })),
-    { impl: "Node baseline", opts: { url: `${node.url}/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu }, note: "node:http + jose verify + better-sqlite3 select + AES-GCM; no audit" },
+    { impl: "Node baseline", opts: { url: `${node.url}/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu }, note: "node:http + jose verify + node:sqlite select + AES-GCM; no audit" },
     { impl: "Node baseline + one audit insert", opts: { url: `${node.url}/audited/v1/phi/Patient/${s.patientId}`, headers: h, cpu: node.cpu } },
   ]);
 }

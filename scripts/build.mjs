@@ -22,7 +22,7 @@ export function buildWorker(name, { env, outRoot = path.join(ROOT, ".tmp", "buil
     execFileSync(WRANGLER_BIN, args, { cwd: ROOT, env: { ...process.env, ...WRANGLER_ENV }, stdio: "pipe" });
   } catch (err) {
     const out = `${err.stdout ?? ""}${err.stderr ?? ""}`;
-    throw new Error(`wrangler deploy --dry-run failed for ${name}${env ? ` (${env})` : ""}:\n${out}`);
+    throw new Error(`wrangler deploy --dry-run failed for ${name}${env ? ` (${env})` : ""}:\n${out}`, { cause: err });
   }
   return { outdir, main: path.join(outdir, "index.js") };
 }

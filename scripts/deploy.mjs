@@ -45,7 +45,7 @@ if (first) {
     "--name",
     `auth-${env}`,
     "--compatibility-date",
-    "2026-04-26",
+    "2026-08-15",
     ...(dryRun ? ["--dry-run"] : []),
   ]);
 }

@@ -76,7 +76,9 @@ export function secretsFor(name) {
 export function auxWorker(name, { extraBindings = {}, mainProject, dropServices = [] } = {}) {
   const w = workerInfo(name);
   if (name === "auth") ensureDocsAssets(); // its [assets] directory must exist
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
+  // The bundle is already built: wrangler's module rules are for sources, and Miniflare 5
+  // refuses them on a worker given by scriptPath.
+  const { workerOptions: { modulesRules: _rules, ...workerOptions } } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
   const outdir = path.join(BUILD_DIR, name);
   // The worker under test runs inside the pool's runner, named after its project:
   // bindings to it must point there.

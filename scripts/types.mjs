@@ -15,7 +15,7 @@ let failed = false;
 for (const w of WORKERS) {
   const out = path.join("workers", w.name, "worker-configuration.d.ts");
   try {
-    execFileSync(WRANGLER_BIN, ["types", "-c", w.config, "--include-runtime=false", ...(check ? ["--check"] : []), out], {
+    execFileSync(WRANGLER_BIN, ["types", "-c", w.config, ...(check ? ["--check"] : []), out], {
       cwd: ROOT,
       env: { ...process.env, ...WRANGLER_ENV },
       stdio: check ? "pipe" : "inherit",

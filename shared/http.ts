@@ -73,7 +73,7 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
       sub: c.var.principal?.sub,
     });
     requestDuration.record(seconds, { route, method: c.req.method, status: String(status) });
-    let ctx: ExecutionContext | undefined;
+    let ctx: Context["executionCtx"] | undefined;
     try {
       ctx = c.executionCtx;
     } catch {

@@ -1,5 +1,5 @@
 // A conventional Node stack for the same work, run by `npm run bench` as a child process so its CPU can be
-// measured apart from the load generator: node:http + jose (ES256) + better-sqlite3 in-process (WAL).
+// measured apart from the load generator: node:http + jose (ES256) + node:sqlite in-process (WAL).
 //   POST /oauth/token              client_credentials: client row from SQLite, SHA-256 secret check, ES256 JWT
 //   GET  /v1/phi/Patient/:id       verify the bearer token, one select by primary key, AES-256-GCM decrypt
 //   GET  /audited/v1/phi/Patient/:id  the same plus one audit insert (no chain)
@@ -7,12 +7,12 @@
 // JWT_ISSUER, JWT_AUDIENCE. Prints `listening <port>` once ready.
 import { createDecipheriv, createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import http from "node:http";
-import Database from "better-sqlite3";
+import { DatabaseSync } from "node:sqlite";
 import { importJWK, jwtVerify, SignJWT } from "jose";
 
 const env = process.env;
-const db = new Database(env.BASELINE_DB);
-db.pragma("journal_mode = WAL");
+const db = new DatabaseSync(env.BASELINE_DB);
+db.exec("PRAGMA journal_mode = WAL");
 const jwk = JSON.parse(env.BASELINE_JWK);
 const signKey = await importJWK({ ...jwk, alg: "ES256" }, "ES256");
 const { d: _d, ...pub } = jwk;

@@ -182,7 +182,7 @@ describe("faults: an internal worker failing behind the gateway", () => {
     });
     const { id } = await created.json<{ id: string }>();
     await env.PHI_DB.prepare("ALTER TABLE resource_versions RENAME TO resource_versions_fault").run();
-    let auditBefore = 0;
+    let auditBefore: number;
     try {
       auditBefore = (await countsOf(env.PHI_DB)).phi_audit ?? 0;
       const res = await gw(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}` } });
