@@ -114,6 +114,7 @@ function merge(now: number, since: number, head: number, rows: RevokedRow[], cli
   for (const r of rows) v.revoked.set(r.jti, r.expires_at);
   for (const c of clients) {
     const until = Math.floor(Date.parse(c.disabled_at) / 1000) + retention;
+    // A time that does not parse keeps the client refused for the isolate's life rather than never.
     v.disabled.set(c.id, Math.max(v.disabled.get(c.id) ?? 0, Number.isFinite(until) ? until : Infinity));
   }
   // A head below what this refresh asked from means the table was restored: start again from it.
