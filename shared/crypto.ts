@@ -57,17 +57,19 @@ export async function timingSafeEqualStr(a: string, b: string): Promise<boolean>
   return diff === 0;
 }
 
-const hmacKeys = new Map<string, Promise<CryptoKey>>();
+/**
+ * Imported keys as resolved values, never as promises: a request awaits only an
+ * import it started itself, not one another request began (the runtime cancels
+ * work left pending by a request that ended). Concurrent first uses each import;
+ * the cache then answers synchronously.
+ */
+const hmacKeys = new Map<string, CryptoKey>();
 
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let k = hmacKeys.get(secret);
-  if (!k) {
-    k = crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
-    hmacKeys.set(secret, k);
-  }
+async function hmacKey(secret: string): Promise<CryptoKey> {
+  const hit = hmacKeys.get(secret);
+  if (hit) return hit;
+  const k = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  hmacKeys.set(secret, k);
   return k;
 }
 
@@ -102,36 +104,33 @@ export interface Keyring {
   keys: Map<string, CryptoKey>;
 }
 
-const keyrings = new Map<string, Promise<Keyring>>();
+/** Parsed keyrings as resolved values (plain data; see `hmacKeys` for why not promises). */
+const keyrings = new Map<string, Keyring>();
 
 /**
  * Parses a keyring secret: comma-separated `kid:base64url(32 bytes)` entries,
  * the first one encrypts, all of them decrypt. Rotation = prepend a new entry.
  */
-export function parseKeyring(secret: string): Promise<Keyring> {
-  let ring = keyrings.get(secret);
-  if (!ring) {
-    ring = (async () => {
-      const entries = secret
-        .split(",")
-        .map((e) => e.trim())
-        .filter(Boolean);
-      if (entries.length === 0) throw new Error("keyring is empty");
-      const keys = new Map<string, CryptoKey>();
-      let currentKid = "";
-      for (const entry of entries) {
-        const [kid, material] = entry.split(":");
-        if (!kid || !material || !/^[A-Za-z0-9_-]{1,32}$/.test(kid)) throw new Error("keyring entry malformed");
-        const raw = fromBase64Url(material);
-        if (raw.length !== 32) throw new Error("keyring keys must be 256-bit");
-        keys.set(kid, await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
-        if (!currentKid) currentKid = kid;
-      }
-      return { currentKid, keys };
-    })();
-    ring.catch(() => keyrings.delete(secret));
-    keyrings.set(secret, ring);
+export async function parseKeyring(secret: string): Promise<Keyring> {
+  const hit = keyrings.get(secret);
+  if (hit) return hit;
+  const entries = secret
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean);
+  if (entries.length === 0) throw new Error("keyring is empty");
+  const keys = new Map<string, CryptoKey>();
+  let currentKid = "";
+  for (const entry of entries) {
+    const [kid, material] = entry.split(":");
+    if (!kid || !material || !/^[A-Za-z0-9_-]{1,32}$/.test(kid)) throw new Error("keyring entry malformed");
+    const raw = fromBase64Url(material);
+    if (raw.length !== 32) throw new Error("keyring keys must be 256-bit");
+    keys.set(kid, await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
+    if (!currentKid) currentKid = kid;
   }
+  const ring = { currentKid, keys };
+  keyrings.set(secret, ring);
   return ring;
 }
 

@@ -36,9 +36,12 @@ export async function equalStr(a, b) {
 }
 
 let publicKey;
-/** The gateway's ES256 public key (from the same JWK our auth worker signs with), imported once per isolate. */
-function verifyKey(env) {
-  publicKey ??= importJWK({ ...JSON.parse(env.TWIN_PUBLIC_JWK), alg: "ES256" }, "ES256");
+/**
+ * The gateway's ES256 public key (from the same JWK our auth worker signs with), imported once per isolate and
+ * cached as the key, not a promise: as ours, no request awaits an import another request started.
+ */
+async function verifyKey(env) {
+  publicKey ??= await importJWK({ ...JSON.parse(env.TWIN_PUBLIC_JWK), alg: "ES256" }, "ES256");
   return publicKey;
 }
 

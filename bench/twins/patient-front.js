@@ -16,10 +16,11 @@ export default {
     const id = new URL(request.url).pathname.split("/").pop();
     const headers = { "x-sub": claims.sub };
     if (env.TWIN_PRINCIPAL === "1") {
-      hmacKey ??= crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      // The key itself is cached, not a promise (as ours): no request awaits another's import.
+      hmacKey ??= await crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
       const principal = { sub: claims.sub, clientId: claims.client_id, roles: claims.roles, scopes: String(claims.scope).split(" "), tokenId: claims.jti, ip: "unknown", iat: Math.floor(Date.now() / 1000) };
       const payload = b64u(utf8(JSON.stringify(principal)));
-      headers["x-gateway-principal"] = `${payload}.${b64u(await crypto.subtle.sign("HMAC", await hmacKey, utf8(payload)))}`;
+      headers["x-gateway-principal"] = `${payload}.${b64u(await crypto.subtle.sign("HMAC", hmacKey, utf8(payload)))}`;
     }
     return env.BACK.fetch(`https://back.internal/Patient/${id}`, { headers });
   },

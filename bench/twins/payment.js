@@ -28,15 +28,15 @@ function cardOk(card, now) {
   return n;
 }
 
-function cryptoKeys(env) {
-  keys ??= (async () => {
-    const [kid, material] = env.CARD_ENCRYPTION_KEYS.split(",")[0].split(":");
-    return {
-      kid,
-      aes: await crypto.subtle.importKey("raw", unb64u(material), "AES-GCM", false, ["encrypt"]),
-      hmac: await crypto.subtle.importKey("raw", utf8(env.CARD_FINGERPRINT_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]),
-    };
-  })();
+/** The keys themselves are cached, not a promise (as ours): no request awaits another's import. */
+async function cryptoKeys(env) {
+  if (keys) return keys;
+  const [kid, material] = env.CARD_ENCRYPTION_KEYS.split(",")[0].split(":");
+  keys = {
+    kid,
+    aes: await crypto.subtle.importKey("raw", unb64u(material), "AES-GCM", false, ["encrypt"]),
+    hmac: await crypto.subtle.importKey("raw", utf8(env.CARD_FINGERPRINT_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]),
+  };
   return keys;
 }
 

@@ -16,7 +16,8 @@ export default {
     const scope = params.get("scope") ?? allowed.join(" ");
     if (!scope.split(" ").every((s) => allowed.includes(s))) return json({ error: "invalid_scope" }, 400);
     const jwk = JSON.parse(env.TWIN_PRIVATE_JWK);
-    signingKey ??= importJWK({ ...jwk, alg: "ES256" }, "ES256");
+    // The key itself is cached, not a promise (as ours): no request awaits another's import.
+    signingKey ??= await importJWK({ ...jwk, alg: "ES256" }, "ES256");
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({ client_id: client.id, scope, roles: JSON.parse(client.roles) })
       .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: jwk.kid })
@@ -27,7 +28,7 @@ export default {
       .setNotBefore(now)
       .setExpirationTime(now + 900)
       .setJti(crypto.randomUUID())
-      .sign(await signingKey);
+      .sign(signingKey);
     return json({ access_token: token, token_type: "Bearer", expires_in: 900, scope });
   },
 };

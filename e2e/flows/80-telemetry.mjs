@@ -62,10 +62,20 @@ export default async function (ctx) {
   // A request rejected before any I/O still has its span.
   assert.ok(receiver.state.spans.some((s) => s.service === "auth" && String(s.attributes["http.response.status_code"]) === "401"), "401 span");
 
-  const metrics = await waitFor(() => {
-    const names = new Set(receiver.state.metrics.map((m) => m.name));
-    return ["auth_tokens_validated_total", "auth_request_duration_seconds", "auth_active_requests", "auth_security_events_total", "http_server_request_duration_seconds"].every((n) => names.has(n)) && receiver.state.metrics;
-  }, "the original metric names");
+  // Metrics leave on the first request after the export interval: keep one cheap request a beat coming
+  // to each worker while waiting, instead of relying on other traffic (a fast run may have none left).
+  const beat = setInterval(() => {
+    for (const p of ["/health", "/v1/phi/Patient/x"]) void ctx.fetch(p, { headers: { authorization: `Bearer ${tok}` } }).then((r) => r.body?.cancel(), () => undefined);
+  }, 400);
+  let metrics;
+  try {
+    metrics = await waitFor(() => {
+      const names = new Set(receiver.state.metrics.map((m) => m.name));
+      return ["auth_tokens_validated_total", "auth_request_duration_seconds", "auth_active_requests", "auth_security_events_total", "http_server_request_duration_seconds"].every((n) => names.has(n)) && receiver.state.metrics;
+    }, "the original metric names");
+  } finally {
+    clearInterval(beat);
+  }
   const validated = metrics.filter((m) => m.name === "auth_tokens_validated_total");
   assert.ok(validated.some((m) => m.labels.result === "valid" && m.labels.scope), "auth_tokens_validated_total{result,scope}");
   assert.ok(metrics.some((m) => m.name === "auth_security_events_total" && m.labels.event_type && m.labels.severity), "auth_security_events_total{event_type,severity}");

@@ -2,10 +2,11 @@ import type { AuthEnv } from "./types";
 import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
 import { hasAllScopes, parseScopeString } from "../../../shared/scopes";
-import { authConfig, MAX_TOKEN_LENGTH } from "./config";
+import { authConfig, MAX_TOKEN_LENGTH, viewOptions } from "./config";
 import { loadKeySet } from "./tokens/keys";
 import { verifyAccessToken, type AccessClaims, type TokenFailure } from "./tokens/verify";
 import { securityEvents, tokensValidated } from "./metrics";
+import { checkRevocation } from "./revocation/view";
 import { recordSecurityEvent, severityOf, type SecurityEventType } from "./security-events";
 import { routeTemplate } from "../../../shared/http";
 
@@ -64,9 +65,21 @@ export function bearerToken(c: Context): string | undefined {
   return m?.[1] ?? "";
 }
 
+/** Signature and claims only (pure, no storage): RFC 9068 section 4, RFC 8725. */
+async function verifySigned(env: Env, token: string, now: number) {
+  const cfg = authConfig(env);
+  return verifyAccessToken(token, await loadKeySet(cfg), {
+    issuer: cfg.JWT_ISSUER,
+    audience: cfg.JWT_AUDIENCE,
+    now,
+    maxLength: MAX_TOKEN_LENGTH,
+  });
+}
+
 /**
- * Verifies a token completely: signature and claims (pure), then revocation
- * and the client's state in D1 (one query). Returns a reason instead of throwing.
+ * Verifies a token authoritatively, for introspection (RFC 7662): signature and
+ * claims, then revocation and the client's state read from D1 (one query).
+ * The gateway does not use this: see `requireBearer`. Returns a reason instead of throwing.
  */
 export async function checkToken(
   env: Env,
@@ -74,13 +87,7 @@ export async function checkToken(
   now: number,
 ): Promise<{ ok: true; claims: AccessClaims } | { ok: false; reason: TokenFailure | "revoked" | "client_disabled" }> {
   const cfg = authConfig(env);
-  const ks = await loadKeySet(cfg);
-  const r = await verifyAccessToken(token, ks, {
-    issuer: cfg.JWT_ISSUER,
-    audience: cfg.JWT_AUDIENCE,
-    now,
-    maxLength: MAX_TOKEN_LENGTH,
-  });
+  const r = await verifySigned(env, token, now);
   if (!r.ok) return r;
   const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
   const row = await env.DB.prepare(
@@ -89,11 +96,38 @@ export async function checkToken(
     .bind(r.claims.jti, r.claims.client_id)
     .first<{ revoked: number; disabled: number | null }>();
   if (row?.revoked) return { ok: false, reason: "revoked" };
-  // A deleted or disabled client's tokens stop working at once, not at expiry.
+  // A deleted or disabled client's tokens are inactive at once, not at expiry.
   if (!isBootstrap && (row?.disabled === null || row?.disabled === undefined || row.disabled)) {
     return { ok: false, reason: "client_disabled" };
   }
   return r;
+}
+
+/**
+ * The gateway's check: signature and claims, then this isolate's revocation view
+ * (no D1 round trip while the view is fresh). Fails closed when the view cannot be
+ * trusted. `nowMs` is milliseconds since the epoch.
+ */
+export async function checkGatewayToken(
+  env: Env,
+  ctx: { waitUntil(p: Promise<unknown>): void },
+  token: string,
+  nowMs: number,
+): Promise<{ ok: true; claims: AccessClaims } | { ok: false; reason: TokenFailure | "revoked" | "client_disabled" | "unavailable" }> {
+  const cfg = authConfig(env);
+  const r = await verifySigned(env, token, Math.floor(nowMs / 1000));
+  if (!r.ok) return r;
+  const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
+  const v = await checkRevocation(env.DB, ctx, viewOptions(env), { jti: r.claims.jti, clientId: r.claims.client_id, isBootstrap }, nowMs);
+  return v.ok ? r : v;
+}
+
+/** 503 when the gateway cannot confirm that a token is not revoked: it fails closed. */
+export function revocationUnavailable(env: Env): ApiError {
+  const retry = Math.max(1, Math.ceil(authConfig(env).REVOCATION_REFRESH_MS / 1000));
+  return new ApiError(503, "revocation_state_unavailable", "Token revocation state cannot be confirmed right now; retry later.", {
+    headers: { "retry-after": String(retry) },
+  });
 }
 
 /** Authenticates the request's bearer token and checks `scopes`; throws 401 / 403. */
@@ -106,8 +140,12 @@ export async function requireBearer(c: Context<AuthEnv>, scopes: readonly string
       headers: { "www-authenticate": `Bearer realm="${REALM}"` },
     });
   }
-  const r = await checkToken(c.env, token, Math.floor(Date.now() / 1000));
+  const r = await checkGatewayToken(c.env, c.executionCtx, token, Date.now());
   if (!r.ok) {
+    if (r.reason === "unavailable") {
+      tokensValidated.add(1, { result: "unavailable", scope: scopes.join(" ") });
+      throw revocationUnavailable(c.env);
+    }
     securityEvent(c, EVENT_FOR[r.reason], { reason: r.reason });
     tokensValidated.add(1, { result: "invalid", scope: scopes.join(" ") });
     throw invalidToken();

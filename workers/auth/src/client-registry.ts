@@ -1,6 +1,7 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { ClientStore } from "./clients";
-import { authConfig } from "./config";
+import { authConfig, viewOptions } from "./config";
+import { noteClientsDisabled } from "./revocation/view";
 
 export interface DeviceCredentials {
   client_id: string;
@@ -27,6 +28,9 @@ export class ClientRegistry extends WorkerEntrypoint<Env> {
 
   /** Disables every client bound to the device; their tokens are refused from then on. */
   async disableDeviceClients(deviceId: string): Promise<number> {
-    return new ClientStore(this.env.DB, authConfig(this.env)).disableByDevice(deviceId);
+    const ids = await new ClientStore(this.env.DB, authConfig(this.env)).disableByDevice(deviceId);
+    // Refused in this isolate at once; every other gateway isolate within the revocation bound.
+    noteClientsDisabled(ids, viewOptions(this.env), Date.now());
+    return ids.length;
   }
 }

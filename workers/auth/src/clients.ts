@@ -169,13 +169,14 @@ export class ClientStore {
     return existing;
   }
 
-  async disableByDevice(deviceId: string): Promise<number> {
+  /** Disables every client bound to the device; resolves to the ids it disabled. */
+  async disableByDevice(deviceId: string): Promise<string[]> {
     const rows = await this.orm
       .update(clients)
       .set({ disabled: true, disabledAt: new Date().toISOString() })
       .where(and(eq(clients.deviceId, deviceId), eq(clients.disabled, false)))
       .returning({ id: clients.id })
       .all();
-    return rows.length;
+    return rows.map((r) => r.id);
   }
 }

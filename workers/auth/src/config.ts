@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { envInt, EnvironmentName, parseConfig } from "../../../shared/config";
 import { SCOPES } from "../../../shared/scopes";
+import type { ViewOptions } from "./revocation/view";
 
 const Schema = z.object({
   ENVIRONMENT: EnvironmentName,
@@ -16,6 +17,10 @@ const Schema = z.object({
   ACCESS_TOKEN_TTL_SECONDS: envInt(900),
   AUTH_MAX_FAILURES: envInt(5),
   AUTH_FAILURE_WINDOW_SECONDS: envInt(300),
+  /** A revocation reaches every gateway isolate within this many ms (while D1 answers). */
+  REVOCATION_REFRESH_MS: envInt(5000),
+  /** A revocation view older than this many ms is not trusted: the gateway answers 503. */
+  REVOCATION_MAX_STALENESS_MS: envInt(30_000),
   GATEWAY_HMAC_KEY: z.string().min(32),
   BOOTSTRAP_CLIENT_ID: z.string().min(1).optional(),
   BOOTSTRAP_CLIENT_SECRET: z.string().min(32).optional(),
@@ -25,7 +30,10 @@ const Schema = z.object({
 
 export type AuthConfig = z.output<typeof Schema> & { bootstrapScopes: string[] };
 
-const withDefaults = Schema.transform((c) => ({
+const withDefaults = Schema.refine((c) => c.REVOCATION_REFRESH_MS >= 100 && c.REVOCATION_MAX_STALENESS_MS > c.REVOCATION_REFRESH_MS, {
+  message: "REVOCATION_MAX_STALENESS_MS must exceed REVOCATION_REFRESH_MS (at least 100)",
+  path: ["REVOCATION_MAX_STALENESS_MS"],
+}).transform((c) => ({
   ...c,
   bootstrapScopes: c.BOOTSTRAP_CLIENT_SCOPES ? c.BOOTSTRAP_CLIENT_SCOPES.split(" ").filter(Boolean) : [...SCOPES],
 }));
@@ -36,3 +44,9 @@ export function authConfig(env: Env): AuthConfig {
 
 /** Largest access token the gateway will even parse (RFC 8725 3.x: bound the work an attacker can cause). */
 export const MAX_TOKEN_LENGTH = 4096;
+
+/** The gateway's revocation view: its bounds and the token lifetime (README "Revocation bound"). */
+export function viewOptions(env: Env): ViewOptions {
+  const cfg = authConfig(env);
+  return { refreshMs: cfg.REVOCATION_REFRESH_MS, maxStalenessMs: cfg.REVOCATION_MAX_STALENESS_MS, tokenTtlSeconds: cfg.ACCESS_TOKEN_TTL_SECONDS };
+}

@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** OAuth clients (RFC 6749 section 2). The secret is kept only as a SHA-256 hash. */
 export const clients = sqliteTable(
@@ -19,20 +19,26 @@ export const clients = sqliteTable(
     createdBy: text("created_by").notNull(),
     disabledAt: text("disabled_at"),
   },
-  (t) => [index("clients_device_id").on(t.deviceId)],
+  // disabled_at: the gateway's view loads the clients disabled recently (their tokens may still be live).
+  (t) => [index("clients_device_id").on(t.deviceId), index("clients_disabled_at").on(t.disabledAt)],
 );
 
-/** Revoked access tokens by `jti` (RFC 7009), kept until the token would have expired. */
+/**
+ * Revoked access tokens by `jti` (RFC 7009), kept until the token would have expired.
+ * `seq` is the order D1 assigned (AUTOINCREMENT: never reused, even after rows are
+ * deleted), so each gateway isolate fetches only the revocations after the last it saw.
+ */
 export const revokedTokens = sqliteTable(
   "revoked_tokens",
   {
-    jti: text("jti").primaryKey(),
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    jti: text("jti").notNull(),
     clientId: text("client_id").notNull(),
     expiresAt: integer("expires_at").notNull(),
     revokedAt: text("revoked_at").notNull(),
     revokedBy: text("revoked_by").notNull(),
   },
-  (t) => [index("revoked_tokens_expires_at").on(t.expiresAt)],
+  (t) => [uniqueIndex("revoked_tokens_jti").on(t.jti), index("revoked_tokens_expires_at").on(t.expiresAt)],
 );
 
 /** Failed client authentications per key (`client:<id>` / `ip:<addr>`) in a fixed window. */

@@ -5,7 +5,8 @@ import type { AppVariables } from "../../../../shared/http";
 import { isScopeToken, ROLES } from "../../../../shared/scopes";
 import { requireBearer } from "../bearer";
 import { ClientStore, clientView } from "../clients";
-import { authConfig } from "../config";
+import { authConfig, viewOptions } from "../config";
+import { noteClientsDisabled } from "../revocation/view";
 import { loadKeySet } from "../tokens/keys";
 
 const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
@@ -80,10 +81,14 @@ app.get("/admin/clients/:id", async (c) => {
   return c.json(clientView(client));
 });
 
-/** Disables the client: its credentials stop working and its tokens are refused at once. */
+/**
+ * Disables the client: its credentials stop working at once, its tokens are refused
+ * at once in this isolate and within the revocation bound in every other.
+ */
 app.delete("/admin/clients/:id", async (c) => {
   await requireBearer(c, ["admin"]);
   const client = await new ClientStore(c.env.DB, authConfig(c.env)).disable(c.req.param("id"));
+  noteClientsDisabled([client.id], viewOptions(c.env), Date.now());
   return c.json(clientView(client));
 });
 

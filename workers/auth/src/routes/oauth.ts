@@ -5,6 +5,7 @@ import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWit
 import { bearerToken, checkToken, REALM } from "../bearer";
 import { authenticateClient, oauthError, readOAuthParams } from "../client-auth";
 import { authConfig, MAX_TOKEN_LENGTH } from "../config";
+import { noteRevoked } from "../revocation/view";
 import { issueAccessToken } from "../tokens/issue";
 import { loadKeySet } from "../tokens/keys";
 import { verifyAccessToken, type AccessClaims } from "../tokens/verify";
@@ -68,7 +69,10 @@ function introspection(claims: AccessClaims) {
   };
 }
 
-/** RFC 7662: the caller authenticates as a client; anything not valid is `{active:false}`. */
+/**
+ * RFC 7662: the caller authenticates as a client; anything not valid is `{active:false}`.
+ * Authoritative: it reads revocation and client state from D1, not the gateway's view.
+ */
 app.post("/oauth/introspect", async (c) => {
   const params = await readOAuthParams(c);
   await authenticateClient(c, params);
@@ -114,6 +118,8 @@ app.post("/oauth/revoke", async (c) => {
     )
       .bind(r.claims.jti, r.claims.client_id, r.claims.exp, new Date().toISOString(), caller.id)
       .run();
+    // Refused in this isolate at once; every other gateway isolate within the revocation bound.
+    noteRevoked(r.claims.jti, r.claims.exp);
   }
   return c.body(null, 200, NO_STORE);
 });

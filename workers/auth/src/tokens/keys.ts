@@ -13,23 +13,28 @@ export interface KeySet {
   publicJwks: JWK[];
 }
 
-const cache = new Map<string, Promise<KeySet>>();
+/**
+ * Imported key sets by configuration, as resolved values: a request never awaits
+ * an import another request started (the runtime may cancel that request's work).
+ */
+const cache = new Map<string, KeySet>();
 
 /**
- * Loads the configured keys once per isolate. Rotation without downtime: add
- * the new key to JWT_PRIVATE_KEYS, point JWT_SIGNING_KID at it, and remove the
- * old one after the longest token lifetime has passed.
+ * Loads the configured keys once per isolate. Until a key set is cached, each
+ * request imports its own copy (the first to finish fills the cache; a few
+ * concurrent duplicate imports at cold start cost less than a shared promise
+ * another request could leave unresolved). Rotation without downtime: add the
+ * new key to JWT_PRIVATE_KEYS, point JWT_SIGNING_KID at it, and remove the old
+ * one after the longest token lifetime has passed.
  */
-export function loadKeySet(cfg: AuthConfig): Promise<KeySet> {
+export async function loadKeySet(cfg: AuthConfig): Promise<KeySet> {
   const cacheKey = [cfg.JWT_ALG, cfg.JWT_SIGNING_KID ?? "", cfg.JWT_PRIVATE_KEYS ?? "", cfg.JWT_HS256_SECRET ?? ""].join(
     "\u0000",
   );
-  let ks = cache.get(cacheKey);
-  if (!ks) {
-    ks = build(cfg);
-    ks.catch(() => cache.delete(cacheKey));
-    cache.set(cacheKey, ks);
-  }
+  const hit = cache.get(cacheKey);
+  if (hit) return hit;
+  const ks = await build(cfg);
+  cache.set(cacheKey, ks);
   return ks;
 }
 

@@ -1,0 +1,147 @@
+/**
+ * The gateway's per-isolate view of revoked tokens and disabled clients, so that a valid
+ * token is verified without a D1 round trip (README "Revocation bound").
+ *
+ * Module state is plain data only. A request that finds the view due refreshes it
+ * itself, in its own `waitUntil` or (cold, overdue, stale) before it answers; no
+ * request ever awaits a refresh another request started. Concurrent refreshes may
+ * happen and are harmless: each merges what it read, and the `seq` cursor only moves on.
+ */
+import { logger } from "../../../../shared/logger";
+import { decideView, refusalOf, type ViewBounds } from "./decide";
+
+/** Tokens are accepted up to this long after `exp` (the verifier's clock tolerance). */
+const EXP_SKEW_SECONDS = 30;
+/**
+ * A disabled client is held this long beyond the longest token lifetime after it was
+ * disabled: covers clock differences between isolates and a lowered token lifetime.
+ */
+const DISABLED_MARGIN_SECONDS = 3600;
+
+interface View {
+  asOf: number;
+  /** The highest `revoked_tokens.seq` merged. */
+  seq: number;
+  revoked: Map<string, number>;
+  disabled: Map<string, number>;
+}
+
+let view: View | undefined;
+let refreshStartedAt: number | undefined;
+let failedAt: number | undefined;
+
+export interface ViewOptions extends ViewBounds {
+  /** The access token lifetime (seconds): how long a disabled client's tokens may live. */
+  tokenTtlSeconds: number;
+}
+
+export type RevocationCheck = { ok: true } | { ok: false; reason: "revoked" | "client_disabled" | "unavailable" };
+
+/**
+ * Checks a signature-verified token against the view, refreshing the view first or in
+ * the background as `decideView` says. `now` is milliseconds since the epoch.
+ */
+export async function checkRevocation(
+  db: D1Database,
+  ctx: { waitUntil(p: Promise<unknown>): void },
+  opts: ViewOptions,
+  token: { jti: string; clientId: string; isBootstrap: boolean },
+  now: number,
+): Promise<RevocationCheck> {
+  const d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
+  if (d.kind === "refuse") return { ok: false, reason: "unavailable" };
+  if (d.kind === "use_and_refresh") ctx.waitUntil(refreshView(db, opts, now));
+  if (d.kind === "load" && !(await refreshView(db, opts, now)) && !d.fallback) {
+    logger.error("revocation_view_unavailable", { reason: d.reason, age_ms: view ? now - view.asOf : null });
+    return { ok: false, reason: "unavailable" };
+  }
+  // A failed load with `fallback` answers from the view: it is still within the hard bound.
+  if (!view) return { ok: false, reason: "unavailable" };
+  const r = refusalOf(view, token, token.isBootstrap);
+  return r.refused ? { ok: false, reason: r.reason } : { ok: true };
+}
+
+interface RevokedRow {
+  seq: number;
+  jti: string;
+  expires_at: number;
+}
+
+/**
+ * One D1 round trip (a batch, which D1 runs as one transaction): the head of the
+ * revocation sequence, the revocations after the last one merged (all live ones when
+ * the sequence went backwards, i.e. the table was restored), and the clients disabled
+ * recently enough that a token of theirs may be live. Resolves to whether it succeeded;
+ * never rejects, so it is safe in `waitUntil`.
+ */
+export async function refreshView(db: D1Database, opts: ViewOptions, now: number): Promise<boolean> {
+  refreshStartedAt = now;
+  const nowSec = Math.floor(now / 1000);
+  const since = view?.seq ?? 0;
+  const retention = opts.tokenTtlSeconds + DISABLED_MARGIN_SECONDS;
+  try {
+    const [head, revoked, disabled] = await db.batch([
+      db.prepare("SELECT COALESCE(MAX(seq), 0) AS head FROM revoked_tokens"),
+      db
+        .prepare(
+          `SELECT seq, jti, expires_at FROM revoked_tokens
+           WHERE expires_at >= ?2 AND (seq > ?1 OR ?1 > (SELECT COALESCE(MAX(seq), 0) FROM revoked_tokens))`,
+        )
+        .bind(since, nowSec - EXP_SKEW_SECONDS),
+      db
+        .prepare("SELECT id, disabled_at FROM clients WHERE disabled_at >= ?1 AND disabled = 1")
+        .bind(new Date((nowSec - retention) * 1000).toISOString()),
+    ]);
+    const headSeq = (head?.results[0] as { head: number } | undefined)?.head ?? 0;
+    merge(
+      now,
+      since,
+      headSeq,
+      (revoked?.results ?? []) as RevokedRow[],
+      (disabled?.results ?? []) as { id: string; disabled_at: string }[],
+      retention,
+    );
+    return true;
+  } catch (err) {
+    failedAt = now;
+    logger.error("revocation_refresh_failed", { error_class: err instanceof Error ? err.name : typeof err });
+    return false;
+  }
+}
+
+function merge(now: number, since: number, head: number, rows: RevokedRow[], clients: { id: string; disabled_at: string }[], retention: number): void {
+  const v: View = view ?? { asOf: now, seq: 0, revoked: new Map(), disabled: new Map() };
+  for (const r of rows) v.revoked.set(r.jti, r.expires_at);
+  for (const c of clients) {
+    const until = Math.floor(Date.parse(c.disabled_at) / 1000) + retention;
+    // A time that does not parse keeps the client refused for the isolate's life rather than never.
+    v.disabled.set(c.id, Math.max(v.disabled.get(c.id) ?? 0, Number.isFinite(until) ? until : Infinity));
+  }
+  // A head below what this refresh asked from means the table was restored: start again from it.
+  v.seq = head < since ? head : Math.max(v.seq, head);
+  v.asOf = Math.max(v.asOf, now);
+  prune(v, Math.floor(now / 1000));
+  view = v;
+}
+
+/** Entries that can no longer refuse a live token are dropped, so the view stays small. */
+function prune(v: View, nowSec: number): void {
+  for (const [jti, exp] of v.revoked) if (exp + EXP_SKEW_SECONDS < nowSec) v.revoked.delete(jti);
+  for (const [id, until] of v.disabled) if (until < nowSec) v.disabled.delete(id);
+}
+
+/** This isolate revoked a token: refuse it here at once (the others within the bound). */
+export function noteRevoked(jti: string, exp: number): void {
+  view?.revoked.set(jti, exp);
+}
+
+/** This isolate disabled clients: refuse their tokens here at once (the others within the bound). */
+export function noteClientsDisabled(ids: readonly string[], opts: ViewOptions, now: number): void {
+  const until = Math.floor(now / 1000) + opts.tokenTtlSeconds + DISABLED_MARGIN_SECONDS;
+  for (const id of ids) view?.disabled.set(id, until);
+}
+
+/** The view's size, age and cursor (tests and diagnostics; no identifiers). */
+export function viewStats(now: number): { ageMs: number; revoked: number; disabled: number; seq: number } | undefined {
+  return view && { ageMs: now - view.asOf, revoked: view.revoked.size, disabled: view.disabled.size, seq: view.seq };
+}

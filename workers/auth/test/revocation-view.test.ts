@@ -1,0 +1,128 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { checkGatewayToken } from "../src/bearer";
+import { viewStats } from "../src/revocation/view";
+import { countD1 } from "./d1-count";
+import { clientToken, createClient } from "./helpers";
+
+/**
+ * The gateway's revocation view against the real D1, with `now` injected: the clock
+ * moves forward by the bounds instead of the test waiting for them. Another isolate's
+ * revocation or disabling is its row written straight into D1 (this isolate never sees
+ * the request). Bounds are the configured defaults: 5 s and 30 s.
+ */
+const REFRESH = Number(env.REVOCATION_REFRESH_MS);
+const MAX = Number(env.REVOCATION_MAX_STALENESS_MS);
+// One synthetic clock for the file, only ever moving forward (the view is module state).
+let clock = Date.now();
+
+async function check(tok: string, at: number, over: Partial<Env> = {}) {
+  const ctx = createExecutionContext();
+  const r = await checkGatewayToken({ ...env, ...over }, ctx, tok, at);
+  await waitOnExecutionContext(ctx);
+  return r.ok ? "ok" : r.reason;
+}
+
+/** Moves past any earlier view's hard bound, so the next check loads the view at `clock`. */
+async function freshViewAt(tok: string): Promise<number> {
+  clock += MAX + 1000;
+  expect(await check(tok, clock)).toBe("ok");
+  expect(viewStats(clock)?.ageMs).toBe(0);
+  return clock;
+}
+
+function jtiOf(tok: string): { jti: string; exp: number; client_id: string } {
+  return JSON.parse(atob((tok.split(".")[1] ?? "").replace(/-/g, "+").replace(/_/g, "/"))) as { jti: string; exp: number; client_id: string };
+}
+
+describe("revocation view: a change made elsewhere is refused within the bound", () => {
+  it("a token revoked by another isolate: answered from memory (no D1) until the view refreshes, refused from then on", async () => {
+    const c = await createClient({ name: "view-revoke", roles: ["clinician"] });
+    const tok = await clientToken(c, "phi:read");
+    const t = await freshViewAt(tok);
+    const { jti, exp, client_id } = jtiOf(tok);
+    await env.DB.prepare("INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)")
+      .bind(jti, client_id, exp, new Date().toISOString(), "another-isolate")
+      .run();
+    const counted = countD1(env.DB);
+    // Inside the window the view answers alone: no D1 round trip at all.
+    expect(await check(tok, t + 1, { DB: counted.db })).toBe("ok");
+    expect(counted.roundTrips()).toBe(0);
+    // Half the bound: this request still answers from the view and refreshes it in its own waitUntil.
+    expect(await check(tok, t + REFRESH / 2, { DB: counted.db })).toBe("ok");
+    expect(counted.roundTrips()).toBe(1);
+    expect(await check(tok, t + REFRESH / 2 + 1)).toBe("revoked");
+  });
+
+  it("an idle isolate past the bound refreshes before answering: the revoked token is refused at the bound itself", async () => {
+    const c = await createClient({ name: "view-idle", roles: ["clinician"] });
+    const tok = await clientToken(c, "phi:read");
+    const t = await freshViewAt(tok);
+    const { jti, exp, client_id } = jtiOf(tok);
+    await env.DB.prepare("INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)")
+      .bind(jti, client_id, exp, new Date().toISOString(), "another-isolate")
+      .run();
+    expect(await check(tok, t + REFRESH)).toBe("revoked");
+    clock = t + REFRESH;
+  });
+
+  it("a client disabled by another isolate: its tokens are refused within the bound", async () => {
+    const c = await createClient({ name: "view-disable", roles: ["clinician"] });
+    const tok = await clientToken(c, "phi:read");
+    const t = await freshViewAt(tok);
+    await env.DB.prepare("UPDATE clients SET disabled = 1, disabled_at = ? WHERE id = ?").bind(new Date().toISOString(), c.client_id).run();
+    expect(await check(tok, t + 1)).toBe("ok");
+    expect(await check(tok, t + REFRESH)).toBe("client_disabled");
+    // Another token of another client is not affected.
+    const other = await clientToken(await createClient({ name: "view-other", roles: ["clinician"] }), "phi:read");
+    expect(await check(other, t + REFRESH + 1)).toBe("ok");
+    clock = t + REFRESH + 1;
+  });
+
+  it("the incremental refresh reads only what is new: a long-revoked token stays refused across many refreshes", async () => {
+    const c = await createClient({ name: "view-many", roles: ["clinician"] });
+    const first = await clientToken(c, "phi:read");
+    const t = await freshViewAt(first);
+    const { jti, exp, client_id } = jtiOf(first);
+    await env.DB.prepare("INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)")
+      .bind(jti, client_id, exp, new Date().toISOString(), "another-isolate")
+      .run();
+    const seqBefore = viewStats(t)?.seq ?? 0;
+    for (let i = 1; i <= 4; i++) expect(await check(first, t + i * REFRESH)).toBe("revoked");
+    expect(viewStats(t + 4 * REFRESH)?.seq).toBe(seqBefore + 1);
+    clock = t + 4 * REFRESH;
+  });
+});
+
+describe("revocation view: D1 unavailable", () => {
+  it("answers from the view up to the hard bound, then fails closed; recovers when D1 answers again", async () => {
+    const tok = await clientToken(await createClient({ name: "view-d1-down", roles: ["clinician"] }), "phi:read");
+    const t = await freshViewAt(tok);
+    const down = countD1(env.FAULT_DB);
+    // The fresh view answers without D1 at all.
+    expect(await check(tok, t + 1, { DB: down.db })).toBe("ok");
+    expect(down.roundTrips()).toBe(0);
+    // Refreshes fail (a database without the tables); the view still answers within the hard bound.
+    for (const at of [t + REFRESH / 2, t + REFRESH, t + REFRESH + 1, t + MAX / 2, t + MAX - 1]) {
+      expect(await check(tok, at, { DB: down.db }), `at +${at - t} ms`).toBe("ok");
+    }
+    expect(down.roundTrips()).toBeGreaterThan(0);
+    // Past the hard bound: refused, never answered from the old view.
+    for (const at of [t + MAX, t + MAX + 1, t + 2 * MAX]) {
+      expect(await check(tok, at, { DB: down.db }), `at +${at - t} ms`).toBe("unavailable");
+    }
+    // D1 back: the first request after the last failed attempt's pause reloads and answers.
+    expect(await check(tok, t + 2 * MAX + REFRESH / 2)).toBe("ok");
+    clock = t + 2 * MAX + REFRESH / 2;
+  });
+
+  it("a view long past the hard bound whose reload fails refuses rather than guessing", async () => {
+    const tok = await clientToken(await createClient({ name: "view-old", roles: ["clinician"] }), "phi:read");
+    clock += 2 * MAX;
+    expect(await check(tok, clock, { DB: env.FAULT_DB })).toBe("unavailable");
+    // Moments after a failed attempt requests are refused without trying D1 again; then D1 is retried.
+    expect(await check(tok, clock + 1)).toBe("unavailable");
+    expect(await check(tok, clock + REFRESH / 2)).toBe("ok");
+    clock += REFRESH / 2;
+  });
+});
