@@ -5,8 +5,10 @@ import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
 import { traceConfig } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
+import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
 import { auditRoutes } from "./routes/audit";
+import { metadataRoutes } from "./routes/metadata";
 import { observationRoutes } from "./routes/observation";
 import { patientRoutes } from "./routes/patient";
 import { patientHistoryRoutes } from "./routes/patient-history";
@@ -18,10 +20,14 @@ app.route(
   "/",
   healthRoutes<Env>({ name: "phi", environment: (env) => env.ENVIRONMENT, checks: (env) => ({ db: d1Check(env.DB) }) }),
 );
-// Everything under /v1 comes only through the gateway, with its signed principal,
+// The CapabilityStatement is public (no PHI): answered before the principal check.
+app.use("/v1/phi/metadata", fhirFormat());
+app.route("/", metadataRoutes(() => app.routes));
+// Everything else under /v1 comes only through the gateway, with its signed principal,
 // and every access through it leaves exactly one audit record.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.use("/v1/*", auditEveryAccess());
+app.use("/v1/*", fhirFormat());
 app.route("/", searchRoutes);
 app.route("/", patientRoutes);
 app.route("/", patientHistoryRoutes);
