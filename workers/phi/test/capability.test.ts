@@ -41,7 +41,7 @@ describe("GET /v1/phi/metadata", () => {
     expect(observation?.interaction.map((i) => i.code).sort()).toEqual(["create", "read", "search-type"]);
     expect(patient?.searchParam.map((p) => p.name)).toEqual(SEARCH_PARAMS.Patient.map((p) => p.name));
     expect(observation?.searchParam.map((p) => p.name)).toEqual(SEARCH_PARAMS.Observation.map((p) => p.name));
-    expect(patient).toMatchObject({ conditionalCreate: true, searchRevInclude: ["Observation:patient"] });
+    expect(patient).toMatchObject({ conditionalCreate: true, conditionalUpdate: true, searchRevInclude: ["Observation:patient"] });
     expect(observation).toMatchObject({ conditionalCreate: false, conditionalUpdate: false, searchInclude: ["Observation:patient"] });
     // Without a gateway in front, the request's own origin is the base.
     expect(cap.implementation.url).toBe("https://phi.internal/v1/phi");
@@ -91,5 +91,41 @@ describe("GET /v1/phi/metadata", () => {
     expect(tokenUrl(cap)).toBe(smart.token_endpoint);
     const jwks = await env.GATEWAY.fetch(String(smart.jwks_uri));
     expect(jwks.status).toBe(200);
+  });
+});
+
+describe("through the gateway as a FHIR client sees it", () => {
+  it("next links are absolute on the gateway's origin and work as they are; conditional update is routed", async () => {
+    const tokRes = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
+      method: "POST",
+      headers: {
+        authorization: `Basic ${btoa(`${env.TEST_BOOTSTRAP_CLIENT_ID}:${env.TEST_BOOTSTRAP_CLIENT_SECRET}`)}`,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({ grant_type: "client_credentials", scope: "phi:read phi:write" }),
+    });
+    const auth = { authorization: `Bearer ${(await tokRes.json<{ access_token: string }>()).access_token}` };
+    for (let i = 0; i < 3; i++) {
+      const res = await env.GATEWAY.fetch(`${GW}/v1/phi/Patient?identifier=${encodeURIComponent(`urn:gw|gw-${i}`)}`, {
+        method: "PUT",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Viagateway" }], identifier: [{ system: "urn:gw", value: `gw-${i}` }] }),
+      });
+      expect(res.status).toBe(201);
+    }
+    const first = await env.GATEWAY.fetch(`${GW}/v1/phi/Patient/_search`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/x-www-form-urlencoded" },
+      body: "family=Viagateway&_count=2&_total=accurate",
+    });
+    const bundle = await first.json<{ total: number; link: { relation: string; url: string }[]; entry: { fullUrl: string }[] }>();
+    await expectValidFhir(bundle);
+    expect(bundle.total).toBe(3);
+    for (const e of bundle.entry) expect(e.fullUrl).toMatch(new RegExp(`^${GW}/v1/phi/Patient/`));
+    const next = bundle.link.find((l) => l.relation === "next")?.url ?? "";
+    expect(next.startsWith(`${GW}/v1/phi/Patient?_cursor=`)).toBe(true);
+    const second = await env.GATEWAY.fetch(next, { headers: auth });
+    expect(second.status).toBe(200);
+    expect((await second.json<{ entry: unknown[] }>()).entry).toHaveLength(1);
   });
 });
