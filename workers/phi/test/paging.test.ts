@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { auditRows, call, createPatient, expectValidFhir, form, json, patient } from "./helpers";
 
@@ -100,6 +101,20 @@ describe("searchset Bundles clients can page", () => {
     expect(await ids(`_lastUpdated=eq${mid}`)).toEqual([made[2]?.id]);
     expect(await ids(`_lastUpdated=${mid}`)).toEqual([made[2]?.id]);
     expect((await call(`/Patient?_lastUpdated=xx${mid}`)).status).toBe(400);
+  });
+
+  it("resources with the same lastUpdated page by id, each exactly once, both ways", async () => {
+    const tied: string[] = [];
+    for (let i = 0; i < 5; i++) tied.push((await createPatient(patient("Tied", `T${i}`))).id);
+    // Same instant for all five (as concurrent writers can produce): only the id orders them.
+    await env.DB.prepare(`UPDATE resource_versions SET last_updated = ? WHERE resource_type = 'Patient' AND id IN (${tied.map(() => "?").join(",")})`)
+      .bind("2026-01-01T00:00:00.000Z", ...tied)
+      .run();
+    const byId = [...tied].sort();
+    const asc = matches(await allPages(await get("/Patient?family=Tied&_sort=_lastUpdated&_count=2"))).map((e) => e.resource.id);
+    expect(asc).toEqual(byId);
+    const desc = matches(await allPages(await get("/Patient?family=Tied&_sort=-_lastUpdated&_count=2"))).map((e) => e.resource.id);
+    expect(desc).toEqual([...byId].reverse());
   });
 
   it("_include=Observation:patient and _revinclude=Observation:patient, audited with every patient returned", async () => {

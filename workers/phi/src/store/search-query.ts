@@ -86,9 +86,10 @@ function pageCte(plan: SearchPlan): Sql {
       sql += " AND v.id > ?";
       binds.push(plan.after.id);
     } else {
+      // A row-value comparison: the (last_updated, id) index serves it as one range.
       const cmp = plan.sort === "-_lastUpdated" ? "<" : ">";
-      sql += ` AND (v.last_updated ${cmp} ? OR (v.last_updated = ? AND v.id ${cmp} ?))`;
-      binds.push(plan.after.key, plan.after.key, plan.after.id);
+      sql += ` AND (v.last_updated, v.id) ${cmp} (?, ?)`;
+      binds.push(plan.after.key, plan.after.id);
     }
   }
   sql += ` ORDER BY ${orderBy(plan.sort, "v.last_updated", "v.id")} LIMIT ?)`;
