@@ -56,6 +56,10 @@ describe("writes as generic clients send them", () => {
     expect(location).toMatch(/^\/v1\/phi\/Patient\/[0-9a-f-]{36}\/_history\/1$/);
     expect(minimal.headers.get("etag")).toBe('W/"1"');
     const id = location.split("/")[4] ?? "";
+    // No preference stated: the resource, and no Preference-Applied.
+    const plain = await call("/Patient", { method: "POST", body: patient("Preferred") });
+    expect(plain.headers.get("preference-applied")).toBeNull();
+    expect(await json(plain)).toMatchObject({ resourceType: "Patient" });
 
     const current = await json(await call(`/Patient/${id}`));
     const asOutcome = await call(`/Patient/${id}`, { method: "PUT", body: { ...current, gender: "other" }, headers: { prefer: "return=OperationOutcome" } });

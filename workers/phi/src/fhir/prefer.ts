@@ -9,12 +9,13 @@ import { FHIR_JSON } from "./outcome";
  */
 export type ReturnPreference = "minimal" | "representation" | "OperationOutcome";
 
-export function returnPreference(header: string | undefined): ReturnPreference {
+/** The `return` preference a client stated, or undefined (then the resource is returned, as always). */
+export function returnPreference(header: string | undefined): ReturnPreference | undefined {
   for (const part of (header ?? "").split(/[,;]/)) {
     const m = /^\s*return\s*=\s*"?([A-Za-z]+)"?\s*$/.exec(part);
     if (m?.[1] === "minimal" || m?.[1] === "representation" || m?.[1] === "OperationOutcome") return m[1];
   }
-  return "representation";
+  return undefined;
 }
 
 /** A create, update or conditional create/update of a resource (not a `_search`). */
@@ -32,6 +33,7 @@ export function preferReturn(): MiddlewareHandler {
     const status = c.res.status;
     if ((status !== 200 && status !== 201) || !isResourceWrite(c.req.method, new URL(c.req.url).pathname)) return;
     const pref = returnPreference(c.req.header("prefer"));
+    if (pref === undefined) return;
     const headers = new Headers(c.res.headers);
     headers.set("preference-applied", `return=${pref}`);
     if (pref === "representation") {
