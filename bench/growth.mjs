@@ -360,24 +360,21 @@ async function deepCursor(p, auth, size) {
 
 /** The statements phi issues on these paths, as phi/src/store builds them, and SQLite's plan for each. */
 const PLANNED = [
+  // store/search-query.ts searchPage: the page (snapshot versions, keyset) and its current versions in one statement.
   {
-    what: "search, one exact condition (store/resources.ts searchIds)",
-    sql:
-      "SELECT resource_id FROM search_index WHERE resource_type = ? AND param = '_id' AND resource_id > ? AND resource_id IN " +
-      "(SELECT resource_id FROM search_index WHERE resource_type = ? AND param = ? AND token = ?) ORDER BY resource_id LIMIT ?",
-    binds: ["Patient", "", "Patient", "family", "0".repeat(64), 21],
+    what: "search page, one exact condition (searchPage, id order)",
+    sql: "WITH page AS (SELECT v.id AS id, v.last_updated AS sort_key, v.patient_id AS patient_id FROM resource_versions v WHERE v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = (SELECT MAX(w.version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?) AND v.id IN (SELECT resource_id FROM search_index WHERE resource_type = ? AND param = ? AND token = ?) ORDER BY v.id LIMIT ?) SELECT page.sort_key AS sort_key, h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.sealed, h.patient_id FROM page JOIN resource_versions h ON h.resource_type = ? AND h.id = page.id AND h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.resource_type = h.resource_type AND x.id = h.id) ORDER BY page.id",
+    binds: ["Patient", "9999", "9999", "Patient", "family", "0".repeat(64), 21, "Patient"],
   },
   {
-    what: "paging, no condition (searchIds, cursor after an id)",
-    sql: "SELECT resource_id FROM search_index WHERE resource_type = ? AND param = '_id' AND resource_id > ? ORDER BY resource_id LIMIT ?",
-    binds: ["Patient", "8", PAGE + 1],
+    what: "paging, no condition (searchPage, cursor after an id)",
+    sql: "WITH page AS (SELECT v.id AS id, v.last_updated AS sort_key, v.patient_id AS patient_id FROM resource_versions v WHERE v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = (SELECT MAX(w.version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?) AND v.id > ? ORDER BY v.id LIMIT ?) SELECT page.sort_key AS sort_key, h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.sealed, h.patient_id FROM page JOIN resource_versions h ON h.resource_type = ? AND h.id = page.id AND h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.resource_type = h.resource_type AND x.id = h.id) ORDER BY page.id",
+    binds: ["Patient", "9999", "9999", "8", PAGE + 1, "Patient"],
   },
   {
-    what: "current versions of a page (readHeads)",
-    sql:
-      "SELECT resource_type, id, version_id, last_updated, deleted, sealed, patient_id FROM resource_versions v WHERE resource_type = ? AND id IN (?, ?) " +
-      "AND version_id = (SELECT MAX(version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id)",
-    binds: ["Patient", "a", "b"],
+    what: "paging in -_lastUpdated order (searchPage, cursor after a (lastUpdated, id))",
+    sql: "WITH page AS (SELECT v.id AS id, v.last_updated AS sort_key, v.patient_id AS patient_id FROM resource_versions v WHERE v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = (SELECT MAX(w.version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?) AND (v.last_updated, v.id) < (?, ?) ORDER BY v.last_updated DESC, v.id DESC LIMIT ?) SELECT page.sort_key AS sort_key, h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.sealed, h.patient_id FROM page JOIN resource_versions h ON h.resource_type = ? AND h.id = page.id AND h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.resource_type = h.resource_type AND x.id = h.id) ORDER BY page.sort_key DESC, page.id DESC",
+    binds: ["Patient", "9999", "9999", "2026-01-01T00:00:00.000Z", "8", PAGE + 1, "Patient"],
   },
   { what: "audit append: chain head (appendChained)", sql: "SELECT seq, hash FROM phi_audit ORDER BY seq DESC LIMIT 1", binds: [] },
   { what: "audit verify: one page (verifyChain)", sql: "SELECT * FROM phi_audit WHERE seq >= ? ORDER BY seq LIMIT ?", binds: [1, 1000] },
@@ -390,7 +387,8 @@ async function queryPlans(p) {
     const plan = results.map((r) => r.detail).join("; ");
     // `SCAN t` with no index is a walk of the whole table, unless it goes in rowid order (no temp b-tree to sort)
     // and LIMIT 1 stops it at the first row, as the chain head query does.
-    const scans = /\bSCAN \w+(;|$)/.test(plan);
+    // `SCAN page` reads the page a statement materialized itself (at most a page of rows), not a table.
+    const scans = /\bSCAN (?!page\b)\w+(;|$)/.test(plan);
     const sorts = /TEMP B-TREE/.test(plan);
     const reading = !scans
       ? "indexed: cost follows the rows returned, not the table"

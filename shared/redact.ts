@@ -9,7 +9,7 @@ const STATIC_SEGMENTS = new Set([
   "synthetic", "patients", "load", "devices", "decommission", "session", "readings", "live", "status",
   "thresholds", "alarms", "oauth", "token", "introspect", "revoke", "admin", "clients", "keys",
   "security-events", ".well-known", "jwks.json", "oauth-authorization-server", "health", "readiness",
-  "openapi.json", "docs",
+  "openapi.json", "docs", "smart-configuration",
 ]);
 
 export function redactPath(path: string): string {

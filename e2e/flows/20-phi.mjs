@@ -89,6 +89,26 @@ export default async function (ctx) {
   const verify = await ctx.json("/v1/phi/audit/verify", { token: auditToken });
   assert.equal(verify.body.ok, true, JSON.stringify(verify.body));
 
+  // What a FHIR client reads first, without a token: the CapabilityStatement and the SMART
+  // configuration, both naming the token endpoint as an absolute URL on this origin.
+  const metadata = await ctx.json("/v1/phi/metadata", {});
+  assert.equal(metadata.status, 200);
+  assert.equal(metadata.body.fhirVersion, "4.0.1");
+  valid(metadata.body, "CapabilityStatement");
+  const smart = await ctx.json("/v1/phi/.well-known/smart-configuration", {});
+  assert.equal(smart.body.token_endpoint, `${ctx.base}/oauth/token`);
+  assert.equal(metadata.body.rest[0].security.extension[0].extension[0].valueUri, smart.body.token_endpoint);
+  // Paging: `next` is absolute and works as it is (a client resolves it against nothing).
+  const page1 = await ctx.json("/v1/phi/Patient?_count=1&_total=accurate&_sort=-_lastUpdated", { token });
+  assert.equal(page1.status, 200);
+  const next = page1.body.link.find((l) => l.relation === "next")?.url;
+  assert.ok(next === undefined || next.startsWith(`${ctx.base}/v1/phi/Patient?_cursor=`), next);
+  valid(page1.body, "searchset Bundle (paged)");
+  if (next) {
+    const page2 = await ctx.fetch(next.slice(ctx.base.length), { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(page2.status, 200);
+  }
+
   // Median latency of an authenticated Patient read, end to end through the gateway (reported, not asserted).
   const times = [];
   for (let i = 0; i < 60; i++) {

@@ -2,7 +2,19 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { fhirValidator } from "../../e2e/fhir-schema.mjs";
 import { auxWorker, d1Id, secretsFor, TEST_SECRETS } from "../../scripts/test-support.mjs";
+
+/**
+ * The official FHIR R4 JSON schema (the e2e flows' validator) as a service the tests call:
+ * Ajv compiles it to code, which workerd does not allow, so it runs here in Node. POST a
+ * resource, get `{ valid, errors }`.
+ */
+async function validateFhir(request: Request): Promise<Response> {
+  const validate = fhirValidator();
+  const valid = validate(await request.json());
+  return Response.json({ valid, errors: valid ? [] : (validate.errors ?? []).slice(0, 5) });
+}
 
 const here = import.meta.dirname;
 const migrations = path.resolve(here, "../../migrations/phi");
@@ -24,7 +36,7 @@ export default defineConfig(async () => ({
         // The auth worker (token service + gateway) from its built bundle, forwarding to this
         // worker; its D1 is shared with AUTH_DB here so setup can apply its migrations.
         workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] })],
-        serviceBindings: { GATEWAY: "auth" },
+        serviceBindings: { GATEWAY: "auth", FHIR_VALIDATOR: validateFhir },
         // FAULT_DB: a real second database that never gets its migrations (the fault tests' broken store).
         d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty" },
       },

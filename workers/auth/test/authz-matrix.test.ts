@@ -120,7 +120,8 @@ describe("authorization matrix: every gateway route x every role", () => {
           const res = await call(route.method, path, p.token);
           const code = await codeOf(res);
           const label = `${p.name}: ${route.method} ${path} -> ${res.status} ${code ?? ""}`;
-          const expectAllow = p.token !== undefined && hasAllScopes(p.scopes, route.scopes);
+          // Public routes (FHIR metadata) are answered for everyone, with or without a token.
+          const expectAllow = route.public === true || (p.token !== undefined && hasAllScopes(p.scopes, route.scopes));
           if (!expectAllow) {
             denied++;
             const want = p.token === undefined ? [401, "unauthenticated"] : [403, "insufficient_scope"];

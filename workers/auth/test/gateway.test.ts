@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { PRINCIPAL_HEADER } from "../../../shared/principal";
 import { SERVICES, fullPath } from "../src/gateway/route-table";
-import { bootstrapAuth, FORM, gw, token } from "./helpers";
+import { BASE, bootstrapAuth, FORM, gw, token } from "./helpers";
 
 describe("gateway forwarding", () => {
   it("reaches every service through its binding with a verified principal", async () => {
@@ -29,6 +29,21 @@ describe("gateway forwarding", () => {
     expect(res.status).not.toBe(401);
     const ev = await env.DB.prepare("SELECT COUNT(*) AS n FROM security_events WHERE event_type = 'principal_header_spoofed'").first<{ n: number }>();
     expect(ev?.n).toBeGreaterThan(0);
+  });
+
+  it("forwards public FHIR discovery without a token or principal, naming the origin the client called", async () => {
+    const res = await gw("/v1/phi/metadata", { headers: { "x-forwarded-host": "evil.example", "x-forwarded-proto": "http", [PRINCIPAL_HEADER]: "forged.value" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/fhir\+json/);
+    const cap = await res.json<{ resourceType: string; implementation: { url: string } }>();
+    expect(cap.resourceType).toBe("CapabilityStatement");
+    // The client's forwarding headers are replaced by the gateway's own.
+    expect(cap.implementation.url).toBe(`${BASE}/v1/phi`);
+    // Only GET is public: anything else on the path is not forwarded.
+    expect((await gw("/v1/phi/metadata", { method: "POST" })).status).toBe(405);
+    const smart = await gw("/v1/phi/.well-known/smart-configuration");
+    expect(smart.status).toBe(200);
+    expect(await smart.json()).toMatchObject({ token_endpoint: `${BASE}/oauth/token`, grant_types_supported: ["client_credentials"] });
   });
 
   it("an internal worker called directly, without the gateway, refuses with 401", async () => {

@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PRINCIPAL_HEADER } from "../../../shared/principal";
+import { fullPath, SERVICES } from "../src/gateway/route-table";
 import {
   allDatabases,
   basic,
@@ -434,8 +435,9 @@ function build(op: Operation, world: World) {
     });
   }
 
-  // PHI: every access names a purpose; a purpose that is not a code is refused (and audited).
-  if (op.path.startsWith("/v1/phi/")) {
+  // PHI: every access names a purpose; a purpose that is not a code is refused (and audited). The public
+  // CapabilityStatement is not an access to a record: it ignores the header.
+  if (op.path.startsWith("/v1/phi/") && op.secured) {
     kinds.push({
       weight: 1,
       arbitrary: fc.tuple(goodPathArb, fc.oneof(fc.constantFrom("1TREAT", "TREAT;DROP", "treat now", "-", "_x"), printable(80).filter((v) => v.trim() !== "" && !/^[A-Za-z][A-Za-z0-9._-]{0,63}$/.test(v.trim())))).map(([p, v]) =>
@@ -611,7 +613,11 @@ describe("fuzz: malformed requests on every operation of the OpenAPI document", 
 
   it("the document lists every gateway route, each with the scopes it needs", () => {
     expect(all).toBeGreaterThanOrEqual(55);
-    for (const op of ops.filter((o) => o.path.startsWith("/v1/"))) expect(op.scopes.length, `${op.method} ${op.path}`).toBeGreaterThan(0);
+    for (const op of ops.filter((o) => o.path.startsWith("/v1/") && o.secured)) expect(op.scopes.length, `${op.method} ${op.path}`).toBeGreaterThan(0);
+    // The only /v1 operations without a token are the table's public entries (FHIR metadata).
+    const open = ops.filter((o) => o.path.startsWith("/v1/") && !o.secured).map((o) => `${o.method} ${o.path}`);
+    const publicRoutes = SERVICES.flatMap((svc) => svc.routes.filter((r) => r.public).map((r) => `${r.method} ${fullPath(svc.prefix, r.path)}`));
+    expect(open.sort()).toEqual(publicRoutes.sort());
   });
 
   it(`every operation: ${RUNS} malformed requests each answer 4xx with a problem body, never 5xx or a stack trace`, async () => {

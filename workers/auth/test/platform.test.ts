@@ -33,6 +33,12 @@ describe("GET /openapi.json", () => {
       for (const r of svc.routes) {
         const op = doc.paths[toOpenApiPath(fullPath(svc.prefix, r.path))]?.[r.method.toLowerCase()];
         expect(op, `${r.method} ${r.path}`).toBeDefined();
+        if (r.public) {
+          // Discovery documents need no token: no security requirement, no token errors.
+          expect(op?.security).toEqual([]);
+          expect(op?.responses).not.toHaveProperty("401");
+          continue;
+        }
         expect(op?.security).toEqual([{ oauth2: [...r.scopes] }]);
         expect(op?.responses).toHaveProperty("401");
       }

@@ -5,10 +5,14 @@ import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
 import { traceConfig } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
+import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
+import { preferReturn } from "./fhir/prefer";
 import { auditRoutes } from "./routes/audit";
+import { metadataRoutes } from "./routes/metadata";
 import { observationRoutes } from "./routes/observation";
 import { patientRoutes } from "./routes/patient";
+import { patientConditionalRoutes } from "./routes/patient-conditional";
 import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
 
@@ -18,12 +22,18 @@ app.route(
   "/",
   healthRoutes<Env>({ name: "phi", environment: (env) => env.ENVIRONMENT, checks: (env) => ({ db: d1Check(env.DB) }) }),
 );
-// Everything under /v1 comes only through the gateway, with its signed principal,
+// The CapabilityStatement is public (no PHI): answered before the principal check.
+app.use("/v1/phi/metadata", fhirFormat());
+app.route("/", metadataRoutes(() => app.routes));
+// Everything else under /v1 comes only through the gateway, with its signed principal,
 // and every access through it leaves exactly one audit record.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.use("/v1/*", auditEveryAccess());
+app.use("/v1/*", fhirFormat());
+app.use("/v1/*", preferReturn());
 app.route("/", searchRoutes);
 app.route("/", patientRoutes);
+app.route("/", patientConditionalRoutes);
 app.route("/", patientHistoryRoutes);
 app.route("/", observationRoutes);
 app.route("/", auditRoutes);

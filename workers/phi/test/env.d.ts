@@ -9,6 +9,8 @@ declare global {
       TEST_BOOTSTRAP_CLIENT_SECRET: string;
       /** The auth worker (gateway), as clients reach it. */
       GATEWAY: Fetcher;
+      /** The FHIR R4 JSON schema validator (Node side, see vitest.config.ts). */
+      FHIR_VALIDATOR: Fetcher;
       /** The auth worker's database (shared storage), for its migrations. */
       AUTH_DB: D1Database;
       /** A real D1 database without its tables: the broken store of the fault tests. */

@@ -74,6 +74,6 @@ describe("contracts", () => {
     const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "phi", version: "1" } });
     const paths = Object.keys(doc.paths ?? {});
     expect(paths).toEqual(expect.arrayContaining(["/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify"]));
-    expect(paths).toHaveLength(11);
+    expect(paths).toHaveLength(12);
   });
 });

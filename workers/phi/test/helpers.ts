@@ -1,4 +1,5 @@
 import { env, SELF } from "cloudflare:test";
+import { expect } from "vitest";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 
 export const BASE = "https://phi.internal/v1/phi";
@@ -73,4 +74,12 @@ export interface AuditRecordJson {
 export async function auditRows(): Promise<AuditRecordJson[]> {
   const { results } = await env.DB.prepare("SELECT * FROM phi_audit ORDER BY seq").all<AuditRecordJson>();
   return results;
+}
+
+/** Checks a resource against the official FHIR R4 JSON schema (Ajv in Node, through a binding). */
+export async function expectValidFhir(resource: unknown): Promise<void> {
+  const res = await env.FHIR_VALIDATOR.fetch("https://validator/", { method: "POST", body: JSON.stringify(resource) });
+  const r = await res.json<{ valid: boolean; errors: unknown[] }>();
+  expect(r.errors, JSON.stringify(resource).slice(0, 300)).toEqual([]);
+  expect(r.valid).toBe(true);
 }

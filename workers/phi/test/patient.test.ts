@@ -71,8 +71,8 @@ describe("Patient CRUD and versions", () => {
     );
     expect(first.entry.map((e) => e.response.etag)).toEqual(['W/"4"', 'W/"3"', 'W/"2"']);
     const next = first.link.find((l) => l.relation === "next");
-    expect(next?.url).toBe(`/v1/phi/Patient/${id}/_history?_count=3&_before=2`);
-    const rest = await json<{ entry: { response: { etag: string } }[]; link: { relation: string }[] }>(await call(`https://phi.internal${next?.url}`));
+    expect(next?.url).toBe(`https://phi.internal/v1/phi/Patient/${id}/_history?_count=3&_before=2`);
+    const rest = await json<{ entry: { response: { etag: string } }[]; link: { relation: string }[] }>(await call(next?.url ?? ""));
     expect(rest.entry.map((e) => e.response.etag)).toEqual(['W/"1"']);
     expect(rest.link.map((l) => l.relation)).toEqual(["self"]);
     expect((await call(`/Patient/${id}`, { method: "DELETE", headers: { "if-match": 'W/"4"' } })).status).toBe(204);

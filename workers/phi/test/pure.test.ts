@@ -107,7 +107,28 @@ describe("FHIR dates and search parameters", () => {
     expect(parseSearch("Patient", [["family", "X"], ["_count", "500"], ["_format", "json"]], 100)).toEqual({
       conditions: [{ kind: "exact", param: "family", value: "X" }],
       count: 100,
+      sort: "_id",
+      total: false,
+      summaryCount: false,
+      include: false,
+      revinclude: false,
     });
+    // Result parameters: _count above the maximum is capped, 0 asks for the total only.
+    expect(parseSearch("Patient", [["_count", "123456789"]], 100).count).toBe(100);
+    expect(parseSearch("Patient", [["_count", "0"]], 100)).toMatchObject({ count: 0, total: true });
+    expect(parseSearch("Patient", [["_sort", "-_lastUpdated"], ["_total", "accurate"], ["_revinclude", "Observation:patient"]], 100)).toMatchObject({
+      sort: "-_lastUpdated",
+      total: true,
+      revinclude: true,
+    });
+    expect(parseSearch("Observation", [["_include", "Observation:patient"], ["_summary", "count"]], 100)).toMatchObject({ include: true, summaryCount: true, total: true });
+    expect(parseSearch("Patient", [["_lastUpdated", "gt2024-01-01"]], 50).conditions).toEqual([
+      { kind: "range", param: "_lastUpdated", op: "gt", instant: "2024-01-01T23:59:59.999Z" },
+    ]);
+    for (const [name, value] of [["_sort", "family"], ["_total", "yes"], ["_summary", "true"], ["_include", "Observation:patient"], ["_revinclude", "Observation:subject"], ["_lastUpdated", "ne2024"]]) {
+      expect(() => parseSearch("Patient", [[name ?? "", value ?? ""]], 50), `${name}=${value}`).toThrow(ApiError);
+    }
+    expect(() => parseSearch("Patient", [["_format", "xml"]], 50)).toThrow(expect.objectContaining({ status: 406 }));
     expect(parseSearch("Patient", [["identifier", "sys|v"]], 50).conditions).toEqual([{ kind: "exact", param: "identifier", value: "sys|v" }]);
     expect(parseSearch("Patient", [["identifier", "|v"]], 50).conditions).toEqual([{ kind: "exact", param: "identifier-value", value: "v" }]);
     expect(parseSearch("Observation", [["subject", `Patient/${ID}`]], 50).conditions).toEqual([{ kind: "exact", param: "patient", value: ID }]);
@@ -130,7 +151,12 @@ describe("FHIR dates and search parameters", () => {
 
   it("seals cursors to the caller and refuses expired, foreign or altered ones", async () => {
     const ring = await parseKeyring(env.PHI_ENCRYPTION_KEYS);
-    const page = { type: "Patient" as const, query: { conditions: [{ kind: "exact" as const, param: "family", value: "Zebedee" }], count: 5 }, after: "a" };
+    const page = {
+      type: "Patient" as const,
+      query: { conditions: [{ kind: "exact" as const, param: "family", value: "Zebedee" }], count: 5, sort: "-_lastUpdated" as const, total: true, summaryCount: false, include: false, revinclude: true },
+      after: { key: "2026-01-01T00:00:00.000Z", id: "a" },
+      asOf: "2026-01-02T00:00:00.000Z",
+    };
     const sealed = await sealCursor(ring, "u1", page, 1000);
     expect(sealed).not.toContain("Zebedee");
     expect(await openCursor(ring, "u1", "Patient", sealed, 1001)).toEqual(page);

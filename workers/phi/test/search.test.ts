@@ -52,10 +52,10 @@ describe("Patient search over blind indexes", () => {
       const next = page.link.find((l) => l.relation === "next");
       if (!next) break;
       expect(next.url).not.toMatch(/Pagewell/i);
-      expect(next.url).toMatch(/^\/v1\/phi\/Patient\?_cursor=/);
-      const other = await call(`https://phi.internal${next.url}`, { as: { sub: "someone-else" } });
+      expect(next.url).toMatch(/^https:\/\/phi\.internal\/v1\/phi\/Patient\?_cursor=/);
+      const other = await call(next.url, { as: { sub: "someone-else" } });
       expect(other.status).toBe(400);
-      const res = await call(`https://phi.internal${next.url}`);
+      const res = await call(next.url);
       expect(res.status).toBe(200);
       page = await json<Bundle>(res);
       pages++;
@@ -71,7 +71,7 @@ describe("Patient search over blind indexes", () => {
     expect(first.entry).toHaveLength(100);
     const next = first.link.find((l) => l.relation === "next");
     expect(next).toBeDefined();
-    const rest = await call(`https://phi.internal${next?.url ?? ""}`);
+    const rest = await call(next?.url ?? "");
     expect(rest.status).toBe(200);
     const second = await json<Bundle>(rest);
     expect(second.entry).toHaveLength(5);
@@ -89,7 +89,7 @@ describe("Patient search over blind indexes", () => {
   });
 
   it("refuses unknown parameters, bad dates, bad counts and tampered cursors with an OperationOutcome", async () => {
-    for (const qs of ["name=x", "birthdate=1990-13-01", "birthdate=ge1990", "_count=0", "_count=x", "_cursor=v1.k2.abc.def", "family=", "identifier=sys|", "_cursor=a&family=b"]) {
+    for (const qs of ["name=x", "birthdate=1990-13-01", "birthdate=ge1990", "_count=-1", "_count=x", "_cursor=v1.k2.abc.def", "family=", "identifier=sys|", "_cursor=a&family=b"]) {
       const res = await call(`/Patient?${qs}`);
       expect(res.status, qs).toBe(400);
       expect(await json(res)).toMatchObject({ resourceType: "OperationOutcome" });

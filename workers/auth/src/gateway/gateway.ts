@@ -11,15 +11,19 @@ import { fullPath, SERVICES, type Service } from "./route-table";
 type Ctx = Context<{ Bindings: Env; Variables: AppVariables }>;
 
 /** Headers a client must never be able to pass through to an internal worker. */
-const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host"];
+const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host", "x-forwarded-proto"];
 
-async function forward(c: Ctx, svc: Service, principal: Principal): Promise<Response> {
+/** `principal` is null on public routes: nothing is signed, the worker serves no record there. */
+async function forward(c: Ctx, svc: Service, principal: Principal | null): Promise<Response> {
   const cfg = authConfig(c.env);
   const url = new URL(c.req.url);
   const headers = new Headers(c.req.raw.headers);
-  if (headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal.clientId });
+  if (headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal?.clientId ?? null });
   for (const h of STRIPPED) headers.delete(h);
-  headers.set(PRINCIPAL_HEADER, await signPrincipal(cfg.GATEWAY_HMAC_KEY, principal));
+  if (principal) headers.set(PRINCIPAL_HEADER, await signPrincipal(cfg.GATEWAY_HMAC_KEY, principal));
+  // The origin clients called, so workers can write absolute links (FHIR Bundle links, fullUrl).
+  headers.set("x-forwarded-host", url.host);
+  headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
   headers.set("x-request-id", c.var.requestId);
   const method = c.req.method;
   const init: RequestInit = { method, headers, redirect: "manual" };
@@ -51,6 +55,10 @@ export function gatewayRoutes() {
     // Static segments before parameters so `/refunds/:id` never loses to `/:id`.
     const routes = [...svc.routes].sort((a, b) => (a.path.match(/:/g)?.length ?? 0) - (b.path.match(/:/g)?.length ?? 0));
     for (const route of routes) {
+      if (route.public) {
+        app.on(route.method, fullPath(svc.prefix, route.path), (c) => forward(c, svc, null));
+        continue;
+      }
       app.on(route.method, fullPath(svc.prefix, route.path), async (c) => {
         const claims = await requireBearer(c, route.scopes);
         const principal: Principal = {

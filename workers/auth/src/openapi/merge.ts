@@ -63,17 +63,23 @@ export function mergeDocuments(own: Json, services: ServiceDoc[], tokenUrl: stri
         responses: { default: { description: "See the service's README" } },
       }) as Json;
       const responses = { ...((op.responses ?? {}) as Json) };
-      responses["401"] ??= { description: "Missing, invalid, expired or revoked access token", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
-      responses["403"] ??= { description: "The token lacks a scope this route needs", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
+      // Discovery documents (public) need no token, so they have no token errors and an empty security list.
+      if (!route.public) {
+        responses["401"] ??= { description: "Missing, invalid, expired or revoked access token", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
+        responses["403"] ??= { description: "The token lacks a scope this route needs", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
+      }
       responses["502"] ??= { description: "bad_gateway: the service behind this route did not answer", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
-      // The gateway's own 503 (fail closed on a stale revocation view) joins whatever 503 the service documents.
-      const own503 = "revocation_state_unavailable: the gateway could not refresh its revocation view within its hard bound (Retry-After)";
-      const svc503 = responses["503"] as Json | undefined;
-      responses["503"] = {
-        description: svc503 ? `${String(svc503.description)}; or ${own503}` : own503,
-        content: { ...((svc503?.content ?? {}) as Json), "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
-      };
-      paths[p] = { ...(paths[p] ?? {}), [m]: { ...op, tags: [tag], security: [{ oauth2: [...route.scopes] }], responses } };
+      if (!route.public) {
+        // The gateway's own 503 (fail closed on a stale revocation view) joins whatever 503 the service documents.
+        const own503 = "revocation_state_unavailable: the gateway could not refresh its revocation view within its hard bound (Retry-After)";
+        const svc503 = responses["503"] as Json | undefined;
+        responses["503"] = {
+          description: svc503 ? `${String(svc503.description)}; or ${own503}` : own503,
+          content: { ...((svc503?.content ?? {}) as Json), "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+        };
+      }
+      const security = route.public ? [] : [{ oauth2: [...route.scopes] }];
+      paths[p] = { ...(paths[p] ?? {}), [m]: { ...op, tags: [tag], security, responses } };
     }
   }
   for (const item of Object.values(paths)) {

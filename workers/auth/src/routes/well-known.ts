@@ -11,6 +11,43 @@ app.get("/.well-known/jwks.json", async (c) => {
   return c.json({ keys: ks.publicJwks }, 200, { "cache-control": "public, max-age=300" });
 });
 
+/**
+ * How clients authenticate at the token endpoint today: a client secret (RFC 6749 2.3.1).
+ * `private_key_jwt` (RFC 7523) is not implemented yet; when it is, it joins this list with
+ * its assertion algorithms, and both discovery documents below say so.
+ */
+const TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"];
+const ASSERTION_ALGS: string[] = [];
+
+/**
+ * SMART App Launch 2.x discovery (https://hl7.org/fhir/smart-app-launch/conformance.html)
+ * for the FHIR base `/v1/phi`, public like the OAuth metadata. The token service is this
+ * worker, so it answers here rather than phi; URLs are absolute on the origin the client
+ * called (the same origin phi's CapabilityStatement names).
+ */
+app.get("/v1/phi/.well-known/smart-configuration", (c) => {
+  const origin = new URL(c.req.url).origin;
+  return c.json(
+    {
+      token_endpoint: `${origin}/oauth/token`,
+      jwks_uri: `${origin}/.well-known/jwks.json`,
+      introspection_endpoint: `${origin}/oauth/introspect`,
+      revocation_endpoint: `${origin}/oauth/revoke`,
+      grant_types_supported: ["client_credentials"],
+      token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
+      // RFC 8414 2: present only when a JWT client authentication method is offered.
+      ...(ASSERTION_ALGS.length > 0 ? { token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS } : {}),
+      scopes_supported: [...SCOPES],
+      response_types_supported: [],
+      code_challenge_methods_supported: [],
+      // Confidential clients with a shared secret; no launch, no user: SMART Backend Services only.
+      capabilities: ["client-confidential-symmetric"],
+    },
+    200,
+    { "cache-control": "public, max-age=300" },
+  );
+});
+
 /** RFC 8414 authorization server metadata. */
 app.get("/.well-known/oauth-authorization-server", (c) => {
   const cfg = authConfig(c.env);
@@ -24,7 +61,7 @@ app.get("/.well-known/oauth-authorization-server", (c) => {
       revocation_endpoint: `${base}/oauth/revoke`,
       grant_types_supported: ["client_credentials"],
       response_types_supported: [],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
       introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
       revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
       scopes_supported: [...SCOPES],

@@ -29,7 +29,13 @@ export const resourceVersions = sqliteTable(
   // A unique index (not the primary key): a concurrent writer of the same version then
   // fails with SQLITE_CONSTRAINT_UNIQUE, which the audit append does not mistake for a
   // lost race on its own seq and retry.
-  (t) => [uniqueIndex("resource_versions_version").on(t.resourceType, t.id, t.versionId), index("resource_versions_patient").on(t.patientId)],
+  // `resource_versions_updated` serves searches in _lastUpdated order (keyset paging over the
+  // versions as of a snapshot, store/search-query.ts) without sorting the whole type.
+  (t) => [
+    uniqueIndex("resource_versions_version").on(t.resourceType, t.id, t.versionId),
+    index("resource_versions_patient").on(t.patientId),
+    index("resource_versions_updated").on(t.resourceType, t.lastUpdated, t.id),
+  ],
 );
 
 export const searchIndex = sqliteTable(

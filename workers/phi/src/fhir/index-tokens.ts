@@ -3,7 +3,7 @@ import { dateInterval } from "./dates";
 import type { Observation } from "./observation";
 import { subjectPatientId } from "./observation";
 import type { Patient } from "./patient";
-import type { Condition, ResourceType } from "./search-params";
+import type { Condition, RangeOp, ResourceType } from "./search-params";
 
 /** One search_index row's content. */
 export interface IndexEntry {
@@ -82,7 +82,7 @@ export async function indexEntries(indexKey: string, type: ResourceType, values:
 
 export type TokenCondition =
   | { kind: "exact"; param: string; token: string }
-  | { kind: "range"; param: "date"; op: "ge" | "gt" | "le" | "lt"; instant: string };
+  | { kind: "range"; param: "date" | "_lastUpdated"; op: RangeOp; instant: string };
 
 export async function conditionTokens(indexKey: string, type: ResourceType, conds: Condition[]): Promise<TokenCondition[]> {
   return Promise.all(

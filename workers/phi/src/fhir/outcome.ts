@@ -15,6 +15,7 @@ function issueCode(status: number): string {
     case 404:
       return "not-found";
     case 405:
+    case 406:
     case 415:
       return "not-supported";
     case 409:
@@ -85,7 +86,7 @@ export function operationOutcome(err: ApiError, requestId: string | undefined): 
 
 /** FHIR routes answer errors as OperationOutcome; health and audit routes as problem+json (RFC 9457). */
 export function isFhirPath(pathname: string): boolean {
-  return /^\/v1\/phi\/(Patient|Observation)(\/|$)/.test(pathname);
+  return /^\/v1\/phi\/(Patient|Observation|metadata)(\/|$)/.test(pathname);
 }
 
 export const renderPhiError: ErrorRenderer = (err: ApiError, c: Context) => {

@@ -3,6 +3,7 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { ApiError } from "../../../../shared/errors";
 import { validationHook } from "../../../../shared/http";
+import { acceptableBodyType } from "../fhir/format";
 import { FHIR_JSON } from "../fhir/outcome";
 
 /** A router for one resource: the same validation hook as every worker (400 -> OperationOutcome here). */
@@ -33,7 +34,7 @@ const DESCRIPTIONS: Record<number, string> = {
   410: "Resource deleted",
   412: "If-Match does not name the current version",
   413: "Body too large",
-  415: "Not application/fhir+json",
+  415: "Not application/fhir+json or application/json",
   422: "Resource refers to something that does not exist",
   503: "Audit trail or storage unavailable (audit_unavailable, storage_unavailable): nothing was done and nothing is returned",
 };
@@ -60,16 +61,17 @@ export function problemErrors(...statuses: number[]) {
 export const fhirJson = <T extends z.ZodType>(schema: T) => ({ [FHIR_JSON]: { schema } });
 
 /**
- * FHIR writes take application/fhir+json (FHIR R4 http.html#mime-type); anything
- * else is a 415 with a clear code before the body is read.
+ * FHIR writes take application/fhir+json (FHIR R4 http.html#mime-type) or plain
+ * application/json, which generic HTTP clients send; anything else is a 415 with a
+ * clear code before the body is read. (The OpenAPI document names the FHIR type only:
+ * declaring both would validate every body twice.)
  */
 export const FHIR_REQUEST = "application/fhir+json";
 
 export function requireFhirJson(): MiddlewareHandler {
   return async (c, next) => {
-    const ct = (c.req.header("content-type") ?? "").toLowerCase().split(";")[0]?.trim();
-    if (ct !== FHIR_REQUEST) {
-      throw new ApiError(415, "unsupported_media_type", "Send application/fhir+json.");
+    if (!acceptableBodyType(c.req.header("content-type"))) {
+      throw new ApiError(415, "unsupported_media_type", "Send application/fhir+json or application/json.");
     }
     await next();
   };

@@ -3,7 +3,8 @@ import { ApiError } from "../../../../shared/errors";
 import { decideReadable, decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { phiSettings } from "../config";
-import { BASE, etag, presentVersion, resourceHeaders, versionUrl } from "../service/present";
+import { publicBase } from "../service/base-url";
+import { etag, presentVersion, resourceHeaders } from "../service/present";
 import { queryAudit } from "../store/audit-query";
 import { readHead, readHistory, readVersion } from "../store/resources";
 import { BundleOut, fhirErrors, fhirJson, phiRouter, ResourceId, ResourceOut } from "./openapi";
@@ -32,16 +33,17 @@ patientHistoryRoutes.openapi(
     const rows = await readHistory(c.env.DB, "Patient", id, q._count + 1, q._before);
     if (rows.length === 0 && !(await readHead(c.env.DB, "Patient", id))) throw new ApiError(404, "not_found", "No resource has this id.");
     const page = rows.slice(0, q._count);
+    const base = publicBase(c);
     const entry = await Promise.all(
       page.map(async (r) =>
         r.deleted
           ? {
-              fullUrl: versionUrl("Patient", id, r.version_id),
+              fullUrl: `${base}/Patient/${id}`,
               request: { method: "DELETE", url: `Patient/${id}` },
               response: { status: "204", etag: etag(r.version_id), lastModified: r.last_updated },
             }
           : {
-              fullUrl: versionUrl("Patient", id, r.version_id),
+              fullUrl: `${base}/Patient/${id}`,
               resource: await presentVersion(cfg.ring, r),
               request: { method: r.version_id === 1 ? "POST" : "PUT", url: r.version_id === 1 ? "Patient" : `Patient/${id}` },
               response: { status: r.version_id === 1 ? "201" : "200", etag: etag(r.version_id), lastModified: r.last_updated },
@@ -49,8 +51,8 @@ patientHistoryRoutes.openapi(
       ),
     );
     const last = page.at(-1);
-    const link = [{ relation: "self", url: `${BASE}/Patient/${id}/_history?_count=${q._count}${q._before ? `&_before=${q._before}` : ""}` }];
-    if (rows.length > q._count && last) link.push({ relation: "next", url: `${BASE}/Patient/${id}/_history?_count=${q._count}&_before=${last.version_id}` });
+    const link = [{ relation: "self", url: `${base}/Patient/${id}/_history?_count=${q._count}${q._before ? `&_before=${q._before}` : ""}` }];
+    if (rows.length > q._count && last) link.push({ relation: "next", url: `${base}/Patient/${id}/_history?_count=${q._count}&_before=${last.version_id}` });
     await recordSuccess(c, { action: "history", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
     return c.json({ resourceType: "Bundle" as const, type: "history", link, entry }, 200);
   },

@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import { ApiError } from "../../../../shared/errors";
 import { decideScope, enforce } from "../access";
 import { phiSettings } from "../config";
-import type { ResourceType } from "../fhir/search-params";
+import { RESOURCE_TYPES, RESULT_PARAMS, SEARCH_PARAMS, type ResourceType } from "../fhir/search-params";
 import { pageFrom, runSearch } from "../service/search";
 import { BundleOut, fhirErrors, fhirJson, phiRouter } from "./openapi";
 
@@ -16,8 +16,11 @@ export const searchRoutes = phiRouter();
 
 const MAX_FORM_BYTES = 16 * 1024;
 const str = z.string().max(256).optional();
-const PatientQuery = z.object({ family: str, given: str, birthdate: str, identifier: str, _count: str, _cursor: z.string().max(4096).optional() });
-const ObservationQuery = z.object({ patient: str, subject: str, code: str, date: str, _count: str, _cursor: z.string().max(4096).optional() });
+/** The documented query: the parser's own list of parameters (the parser, not this schema, validates them). */
+function querySchema(type: ResourceType) {
+  const names = [...SEARCH_PARAMS[type].map((p) => p.name), ...RESULT_PARAMS];
+  return z.object({ ...Object.fromEntries(names.map((n) => [n, str])), _cursor: z.string().max(4096).optional() });
+}
 
 async function formParams(c: Context): Promise<[string, string][]> {
   const ct = (c.req.header("content-type") ?? "").toLowerCase().split(";")[0]?.trim();
@@ -38,17 +41,15 @@ async function search(c: Context<PhiEnv>, type: ResourceType, params: [string, s
   enforce(decideScope(principal.scopes, "search"));
   const cfg = await phiSettings(c.env);
   const now = new Date();
-  const page = await pageFrom(cfg, principal.sub, type, params, Math.floor(now.getTime() / 1000));
+  const page = await pageFrom(cfg, principal.sub, type, params, now);
   return runSearch(c, cfg, page, now);
 }
 
 const ok = { 200: { description: "A searchset Bundle with next links", content: fhirJson(BundleOut) }, ...fhirErrors() };
 const formOk = { ...ok, ...fhirErrors(413, 415) };
 
-for (const [type, query] of [
-  ["Patient", PatientQuery],
-  ["Observation", ObservationQuery],
-] as const) {
+for (const type of RESOURCE_TYPES) {
+  const query = querySchema(type);
   searchRoutes.openapi(createRoute({ method: "get", path: `/v1/phi/${type}`, request: { query }, responses: ok }), async (c) =>
     c.json(await search(c, type, queryParams(c)), 200),
   );

@@ -2,17 +2,29 @@ import { ApiError } from "../../../../shared/errors";
 import type { PhiSettings } from "../config";
 import { conditionTokens } from "../fhir/index-tokens";
 import { parseSearch } from "../fhir/search-params";
-import { readHeads, searchIds, type VersionRow } from "../store/resources";
+import type { VersionRow } from "../store/resources";
+import { searchPage } from "../store/search-query";
 
 /**
- * Live Patients matching FHIR conditional-create criteria (`If-None-Exist`, a
- * search query string), at most two: enough to tell none, one and several.
+ * Live Patients matching FHIR conditional criteria (`If-None-Exist` on create, the query
+ * string of a conditional update), at most two: enough to tell none, one and several.
  * Same parsing and blind indexes as search; nothing is decrypted to match.
  */
 export async function conditionalMatches(db: D1Database, cfg: PhiSettings, criteria: string): Promise<VersionRow[]> {
   const params = [...new URLSearchParams(criteria).entries()].filter(([k]) => k !== "_count");
-  if (params.length === 0) throw new ApiError(400, "invalid_search", "If-None-Exist needs at least one search parameter.");
   const query = parseSearch("Patient", params, 2);
-  const ids = await searchIds(db, "Patient", await conditionTokens(cfg.indexKey, "Patient", query.conditions), "", 2);
-  return readHeads(db, "Patient", ids);
+  if (query.conditions.length === 0) throw new ApiError(400, "invalid_search", "Conditional criteria need at least one search parameter.");
+  const found = await searchPage(db, {
+    type: "Patient",
+    conds: await conditionTokens(cfg.indexKey, "Patient", query.conditions),
+    sort: "_id",
+    after: null,
+    limit: 2,
+    asOf: new Date().toISOString(),
+    total: false,
+    include: false,
+    revinclude: false,
+    revincludeMax: 0,
+  });
+  return found.page.filter((r) => !r.deleted);
 }

@@ -11,23 +11,31 @@ import type { Condition, ResourceType, SearchQuery } from "../fhir/search-params
  */
 const CURSOR_TTL_SECONDS = 3600;
 
+const Range = z.object({
+  kind: z.literal("range"),
+  param: z.enum(["date", "_lastUpdated"]),
+  op: z.enum(["ge", "gt", "le", "lt"]),
+  instant: z.string(),
+});
 const CursorBody = z.object({
   t: z.enum(["Patient", "Observation"]),
-  q: z.array(
-    z.union([
-      z.object({ kind: z.literal("exact"), param: z.string(), value: z.string() }),
-      z.object({ kind: z.literal("range"), param: z.literal("date"), op: z.enum(["ge", "gt", "le", "lt"]), instant: z.string() }),
-    ]),
-  ),
-  n: z.number().int().min(1),
-  a: z.string(),
+  q: z.array(z.union([z.object({ kind: z.literal("exact"), param: z.string(), value: z.string() }), Range])),
+  n: z.number().int().min(0),
+  s: z.enum(["_id", "_lastUpdated", "-_lastUpdated"]),
+  /** Options: total, include, revinclude. */
+  o: z.object({ t: z.boolean(), i: z.boolean(), r: z.boolean() }),
+  /** The snapshot instant of the first page, and the last (sort key, id) served. */
+  at: z.string(),
+  a: z.tuple([z.string(), z.string()]).nullable(),
   e: z.number().int(),
 });
 
 export interface PageState {
   type: ResourceType;
   query: SearchQuery;
-  after: string;
+  after: { key: string; id: string } | null;
+  /** The snapshot every page of this search reads (ISO instant of the first page). */
+  asOf: string;
 }
 
 function aad(sub: string): string {
@@ -39,7 +47,10 @@ export function sealCursor(ring: Keyring, sub: string, page: PageState, nowSecon
     t: page.type,
     q: page.query.conditions,
     n: page.query.count,
-    a: page.after,
+    s: page.query.sort,
+    o: { t: page.query.total, i: page.query.include, r: page.query.revinclude },
+    at: page.asOf,
+    a: page.after ? [page.after.key, page.after.id] : null,
     e: nowSeconds + CURSOR_TTL_SECONDS,
   };
   return encryptField(ring, JSON.stringify(body), aad(sub));
@@ -56,6 +67,12 @@ export async function openCursor(ring: Keyring, sub: string, type: ResourceType,
   }
   const r = CursorBody.safeParse(parsed);
   if (!r.success || r.data.t !== type || r.data.e < nowSeconds) throw invalid();
-  const conditions: Condition[] = r.data.q;
-  return { type, query: { conditions, count: r.data.n }, after: r.data.a };
+  const d = r.data;
+  const conditions: Condition[] = d.q;
+  return {
+    type,
+    query: { conditions, count: d.n, sort: d.s, total: d.o.t, summaryCount: false, include: d.o.i, revinclude: d.o.r },
+    after: d.a ? { key: d.a[0], id: d.a[1] } : null,
+    asOf: d.at,
+  };
 }

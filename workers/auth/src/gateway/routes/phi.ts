@@ -2,8 +2,10 @@ import type { RouteScope } from "./types";
 
 /** `/v1/phi` routes (FHIR R4). */
 export const PHI_ROUTES: readonly RouteScope[] = [
+  { method: "GET", path: "/metadata", scopes: [], public: true },
   { method: "POST", path: "/Patient", scopes: ["phi:write"] },
   { method: "GET", path: "/Patient", scopes: ["phi:read"] },
+  { method: "PUT", path: "/Patient", scopes: ["phi:write"] },
   { method: "POST", path: "/Patient/_search", scopes: ["phi:read"] },
   { method: "GET", path: "/Patient/:id", scopes: ["phi:read"] },
   { method: "PUT", path: "/Patient/:id", scopes: ["phi:write"] },

@@ -8,6 +8,11 @@ export interface RouteScope {
   method: Method;
   path: string;
   scopes: readonly string[];
+  /**
+   * Discovery documents clients read before they hold a token (FHIR `metadata`): forwarded
+   * without a bearer check and without a principal. `scopes` must then be empty.
+   */
+  public?: true;
   /** WebSocket upgrade routes (devices sessions and live feeds). */
   websocket?: boolean;
 }

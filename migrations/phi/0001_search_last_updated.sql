@@ -1,0 +1,1 @@
+CREATE INDEX `resource_versions_updated` ON `resource_versions` (`resource_type`,`last_updated`,`id`);

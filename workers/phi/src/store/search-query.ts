@@ -1,0 +1,136 @@
+import type { TokenCondition } from "../fhir/index-tokens";
+import type { ResourceType, SortOrder } from "../fhir/search-params";
+import type { VersionRow } from "./resources";
+
+/**
+ * One page of a FHIR search as one D1 batch (one round trip): the page with the current
+ * version of each match, then the total, the included Patients and the revincluded
+ * Observations when asked. D1 runs a batch as one transaction, so all parts agree.
+ *
+ * Paging is keyset paging over a snapshot: matches are ordered by the version each
+ * resource had at `asOf` (the instant the first page was served; resource_versions is
+ * insert-only, so that version still exists), with the id as tie-breaker. An update
+ * during paging gives a resource a newer version but does not move it in the order, so
+ * no resource is served twice or skipped; one deleted meanwhile is left out of its page.
+ */
+export interface SearchPlan {
+  type: ResourceType;
+  conds: TokenCondition[];
+  sort: SortOrder;
+  /** The last (sort key, id) served; null on the first page. */
+  after: { key: string; id: string } | null;
+  /** Rows to read for the page (count + 1 tells whether another page follows). */
+  limit: number;
+  asOf: string;
+  total: boolean;
+  include: boolean;
+  revinclude: boolean;
+  /** At most this many revincluded resources (+1 to tell that some were left out). */
+  revincludeMax: number;
+}
+
+export interface PageRow extends VersionRow {
+  sort_key: string;
+}
+
+export interface SearchResult {
+  page: PageRow[];
+  total: number | undefined;
+  included: VersionRow[];
+  revincluded: VersionRow[];
+}
+
+const COLUMNS = "h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.sealed, h.patient_id";
+const OPS = { ge: ">=", gt: ">", le: "<=", lt: "<" } as const;
+/** The current version of `h` (the head). */
+const HEAD = "h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.resource_type = h.resource_type AND x.id = h.id)";
+
+interface Sql {
+  sql: string;
+  binds: (string | number)[];
+}
+
+/** Matches as of the snapshot, before keyset and order: `v` is each one's version at `asOf`. */
+function matches(plan: SearchPlan): Sql {
+  let sql =
+    "FROM resource_versions v WHERE v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = " +
+    "(SELECT MAX(w.version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?)";
+  const binds: (string | number)[] = [plan.type, plan.asOf, plan.asOf];
+  for (const c of plan.conds) {
+    if (c.kind === "range" && c.param === "_lastUpdated") {
+      sql += ` AND v.last_updated ${OPS[c.op]} ?`;
+      binds.push(c.instant);
+      continue;
+    }
+    // Exact matches compare blind-index tokens: nothing is decrypted to search.
+    const test = c.kind === "exact" ? "token = ?" : `token ${OPS[c.op]} ?`;
+    sql += ` AND v.id IN (SELECT resource_id FROM search_index WHERE resource_type = ? AND param = ? AND ${test})`;
+    binds.push(plan.type, c.param, c.kind === "exact" ? c.token : c.instant);
+  }
+  return { sql, binds };
+}
+
+function orderBy(sort: SortOrder, key: string, id: string): string {
+  if (sort === "_id") return id;
+  const dir = sort === "-_lastUpdated" ? "DESC" : "ASC";
+  return `${key} ${dir}, ${id} ${dir}`;
+}
+
+/** The page's snapshot rows as a CTE named `page` (id, sort key, patient). */
+function pageCte(plan: SearchPlan): Sql {
+  const m = matches(plan);
+  let sql = `WITH page AS (SELECT v.id AS id, v.last_updated AS sort_key, v.patient_id AS patient_id ${m.sql}`;
+  const binds = [...m.binds];
+  if (plan.after) {
+    if (plan.sort === "_id") {
+      sql += " AND v.id > ?";
+      binds.push(plan.after.id);
+    } else {
+      // A row-value comparison: the (last_updated, id) index serves it as one range.
+      const cmp = plan.sort === "-_lastUpdated" ? "<" : ">";
+      sql += ` AND (v.last_updated, v.id) ${cmp} (?, ?)`;
+      binds.push(plan.after.key, plan.after.id);
+    }
+  }
+  sql += ` ORDER BY ${orderBy(plan.sort, "v.last_updated", "v.id")} LIMIT ?)`;
+  binds.push(plan.limit);
+  return { sql, binds };
+}
+
+export async function searchPage(db: D1Database, plan: SearchPlan): Promise<SearchResult> {
+  const cte = pageCte(plan);
+  const stmts: D1PreparedStatement[] = [
+    db
+      .prepare(
+        `${cte.sql} SELECT page.sort_key AS sort_key, ${COLUMNS} FROM page JOIN resource_versions h ` +
+          `ON h.resource_type = ? AND h.id = page.id AND ${HEAD} ORDER BY ${orderBy(plan.sort, "page.sort_key", "page.id")}`,
+      )
+      .bind(...cte.binds, plan.type),
+  ];
+  const m = matches(plan);
+  if (plan.total) stmts.push(db.prepare(`SELECT COUNT(*) AS n ${m.sql}`).bind(...m.binds));
+  if (plan.include) {
+    stmts.push(
+      db
+        .prepare(`${cte.sql} SELECT ${COLUMNS} FROM resource_versions h WHERE h.resource_type = 'Patient' AND h.id IN (SELECT patient_id FROM page) AND ${HEAD}`)
+        .bind(...cte.binds),
+    );
+  }
+  if (plan.revinclude) {
+    stmts.push(
+      db
+        .prepare(
+          `${cte.sql} SELECT ${COLUMNS} FROM resource_versions h WHERE h.resource_type = 'Observation' AND h.patient_id IN (SELECT id FROM page) ` +
+            `AND ${HEAD} AND h.deleted = 0 ORDER BY h.patient_id, h.id LIMIT ?`,
+        )
+        .bind(...cte.binds, plan.revincludeMax + 1),
+    );
+  }
+  const results = await db.batch(stmts);
+  let i = 1;
+  const page = (results[0]?.results ?? []) as PageRow[];
+  const total = plan.total ? ((results[i++]?.results[0] as { n: number } | undefined)?.n ?? 0) : undefined;
+  const included = plan.include ? ((results[i++]?.results ?? []) as VersionRow[]) : [];
+  const revincluded = plan.revinclude ? ((results[i]?.results ?? []) as VersionRow[]) : [];
+  return { page, total, included, revincluded };
+}
