@@ -1,8 +1,9 @@
+import { __unwrappedFetch } from "@microlabs/otel-cf-workers";
 import { JsonMetricsSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { logger } from "./logger";
 import { drain, pointCount, type MetricSnapshot } from "./metrics";
-import { otlpUrl, parseOtlpHeaders, type TelemetryEnv } from "./telemetry";
+import { otlpUrl, parseOtlpHeaders, type TelemetryEnv } from "./telemetry/target";
 import { VERSION } from "./version";
 
 /**
@@ -109,7 +110,8 @@ export function scheduleMetricsFlush(
   const body = JsonMetricsSerializer.serializeRequest(toResourceMetrics(batch, service, env.ENVIRONMENT ?? "unknown", start, nowMs));
   if (!body) return false;
   ctx.waitUntil(
-    fetch(otlpUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, "metrics"), {
+    // The library's unwrapped fetch: an export is not a span of the request that sends it.
+    __unwrappedFetch(otlpUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, "metrics"), {
       method: "POST",
       headers: { "content-type": "application/json", ...parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS) },
       body,
