@@ -3,6 +3,7 @@ import { JsonMetricsSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { logger } from "./logger";
 import { drain, pointCount, type MetricSnapshot } from "./metrics";
+import { countExportFailure } from "./telemetry/buffer";
 import { otlpUrl, parseOtlpHeaders, type TelemetryEnv } from "./telemetry/target";
 import { VERSION } from "./version";
 
@@ -14,7 +15,10 @@ import { VERSION } from "./version";
  * What can be lost: the deltas aggregated since the last flush when the
  * isolate is evicted before the next request triggers one (at most
  * `intervalMs` of data per isolate), and a batch the collector refuses
- * (dropped after one attempt, so a down collector never slows requests).
+ * (dropped after one attempt and counted in `otlp_export_failures_total`,
+ * so a down collector never slows requests). The batch is drained
+ * synchronously and POSTed with the caller's own fetch in its own
+ * `waitUntil`: no request touches another's promise.
  */
 export interface ExportPolicy {
   intervalMs: number;
@@ -119,9 +123,14 @@ export function scheduleMetricsFlush(
     })
       .then(async (res) => {
         await res.body?.cancel();
-        if (!res.ok) logger.warn("metrics_export_refused", { status: res.status });
+        if (res.ok) return;
+        countExportFailure("metrics", batch.length);
+        logger.warn("metrics_export_refused", { status: res.status });
       })
-      .catch((err: unknown) => logger.warn("metrics_export_failed", { error_class: err instanceof Error ? err.name : typeof err })),
+      .catch((err: unknown) => {
+        countExportFailure("metrics", batch.length);
+        logger.warn("metrics_export_failed", { error_class: err instanceof Error ? err.name : typeof err });
+      }),
   );
   return true;
 }

@@ -116,6 +116,11 @@ async function post(target: ExportTarget, signal: "traces" | "logs", body: strin
   } catch {
     // A collector that is down, slow or unreachable: the batch is dropped and counted below.
   }
+  countExportFailure(signal, items);
+}
+
+/** A failed or refused export of `items` (the batch is dropped): counted, never retried. */
+export function countExportFailure(signal: "traces" | "logs" | "metrics", items: number): void {
   exportStats.failures++;
   exportFailures.add(1, { signal });
   dropped.add(items, { signal });
