@@ -47,6 +47,7 @@ function randomHex(bytes: number): string {
  */
 function ownTraceparent<R extends Request>(req: R): R {
   const headers = new Headers(req.headers);
+  // Flags 00: nothing was recorded here, so a downstream worker that exports keeps only its error traces.
   headers.set("traceparent", `00-${randomHex(16)}-${randomHex(8)}-00`);
   headers.delete("tracestate");
   return new Request(req, { headers }) as R;

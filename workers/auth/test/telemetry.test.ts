@@ -3,10 +3,12 @@ import { SpanImpl } from "@microlabs/otel-cf-workers";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { Span } from "@opentelemetry/sdk-trace-base";
-import { describe, expect, it } from "vitest";
+import { diag } from "@opentelemetry/api";
+import { describe, expect, it, vi } from "vitest";
 import { buffered, exportDue, exportStats } from "../../../shared/telemetry/buffer";
 import { RequestTraceProcessor, traceProcessor } from "../../../shared/telemetry/processor";
 import { requestTarget, exportTarget } from "../../../shared/telemetry/target";
+import { jsonLines } from "../../../shared/testing/log-lines";
 import worker from "../src/index";
 import { BASE } from "./helpers";
 
@@ -219,5 +221,22 @@ describe("telemetry: off means off, sampling keeps errors", () => {
     expect(target).toBeDefined();
     expect(requestTarget.getStore()).toBeUndefined();
     if (target) expect(requestTarget.run(target, () => requestTarget.getStore())).toBe(target);
+  });
+
+  it("routes OpenTelemetry's own diagnostics through our logger: one JSON object a line", () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    try {
+      diag.error("exporting spans failed! OTLPExporterError: Network connection lost");
+      diag.warn("a warning");
+      diag.info("not shown");
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines).toHaveLength(2);
+    expect(jsonLines(lines)).toMatchObject([
+      { level: "warn", msg: "otel_diagnostic", otel_level: "error", detail: "exporting spans failed! OTLPExporterError: Network connection lost" },
+      { level: "warn", msg: "otel_diagnostic", otel_level: "warn" },
+    ]);
   });
 });
