@@ -408,6 +408,7 @@ try {
     const counts = await (await fetch(`${sink.url}/counts`)).json();
     const per1000 = (n) => fmt((n / reads) * 1000, 1);
     notes.push(`Telemetry sink received ${counts.traces} trace, ${counts.logs} log and ${counts.metrics} metric exports (${(counts.bytes / 2 ** 20).toFixed(1)} MiB) for ${reads} Patient reads during the telemetry-on instances (warm-ups included): ${per1000(counts.traces)} trace POSTs and ${per1000(counts.logs)} log POSTs per 1,000 reads.`);
+    console.log(notes.at(-1));
     p = await platform({ persist });
   }
 } finally {
