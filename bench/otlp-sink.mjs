@@ -3,7 +3,7 @@
 // `listening <port>`; GET /counts answers the counts as JSON.
 import http from "node:http";
 
-const counts = { traces: 0, metrics: 0, other: 0, bytes: 0 };
+const counts = { traces: 0, metrics: 0, logs: 0, other: 0, bytes: 0 };
 const server = http.createServer((req, res) => {
   let n = 0;
   req.on("data", (c) => (n += c.length));
@@ -12,6 +12,7 @@ const server = http.createServer((req, res) => {
     counts.bytes += n;
     if (req.url === "/v1/traces") counts.traces++;
     else if (req.url === "/v1/metrics") counts.metrics++;
+    else if (req.url === "/v1/logs") counts.logs++;
     else counts.other++;
     res.writeHead(200, { "content-type": "application/json" });
     res.end("{}");

@@ -2,9 +2,10 @@ import { SpanImpl } from "@microlabs/otel-cf-workers";
 import { SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Link, type SpanContext } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { logger } from "./logger";
 import { flushDue, policyFrom, type ExportPolicy } from "./metrics-export";
-import { spanExporter, type TelemetryEnv } from "./telemetry";
+import { sendBatch } from "./telemetry/buffer";
+import { toOtlpSpan, type OtlpSpan } from "./telemetry/otlp";
+import { exportTarget, type TelemetryEnv } from "./telemetry/target";
 import { VERSION } from "./version";
 
 /**
@@ -62,7 +63,7 @@ function markError(span: { setStatus(s: { code: SpanStatusCode }): unknown; setA
 const MAX_BUFFERED = 2048;
 
 export class IsolateTracer {
-  private buffer: ReadableSpan[] = [];
+  private buffer: OtlpSpan[] = [];
   private lastFlush = Date.now();
   dropped = 0;
 
@@ -79,12 +80,12 @@ export class IsolateTracer {
       spanContext: { traceId: randomHex(16), spanId: randomHex(8), traceFlags: TraceFlags.SAMPLED },
       resource: this.resource(),
       onEnd: (ended) => {
-        const span = ended as unknown as ReadableSpan;
         if (this.buffer.length >= MAX_BUFFERED) {
           this.buffer.shift();
           this.dropped++;
         }
-        this.buffer.push(span);
+        // Kept as plain OTLP data (redacted), not as the span object.
+        this.buffer.push(toOtlpSpan(ended as unknown as ReadableSpan));
       },
     });
   }
@@ -102,30 +103,24 @@ export class IsolateTracer {
     }
   }
 
-  /** Spans ended and not yet exported (for tests and diagnostics). */
-  pending(): readonly ReadableSpan[] {
+  /** Spans ended and not yet exported, as OTLP/JSON (for tests and diagnostics). */
+  pending(): readonly OtlpSpan[] {
     return this.buffer;
   }
 
   /**
    * Exports the buffered spans in `waitUntil` when due (never on the caller's
-   * critical path). Without an endpoint the buffer is simply dropped.
+   * critical path): the buffer is taken synchronously and POSTed with this
+   * event's own fetch. Without an endpoint the buffer is simply dropped.
    */
   flush(env: TelemetryEnv, ctx: { waitUntil(p: Promise<unknown>): void }, policy: ExportPolicy = policyFrom(env), nowMs = Date.now()): boolean {
     if (!flushDue(policy, this.lastFlush, nowMs, this.buffer.length)) return false;
     this.lastFlush = nowMs;
-    const batch = this.buffer;
+    const spans = this.buffer;
     this.buffer = [];
-    if (!env.OTEL_EXPORTER_OTLP_ENDPOINT) return false;
-    const exporter = spanExporter(env);
-    ctx.waitUntil(
-      new Promise<void>((resolve) => {
-        exporter.export(batch, (r) => {
-          if (r.code !== 0) logger.warn("span_export_refused", { service: this.service, spans: batch.length });
-          resolve();
-        });
-      }),
-    );
+    const target = exportTarget(env);
+    if (!target) return false;
+    ctx.waitUntil(sendBatch(target, { groups: [{ attrs: this.resource().attributes, spans, logs: [] }], spans: spans.length, logs: 0 }));
     return true;
   }
 

@@ -1,8 +1,10 @@
+import { __unwrappedFetch } from "@microlabs/otel-cf-workers";
 import { JsonMetricsSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { logger } from "./logger";
 import { drain, pointCount, type MetricSnapshot } from "./metrics";
-import { otlpUrl, parseOtlpHeaders, type TelemetryEnv } from "./telemetry";
+import { countExportFailure } from "./telemetry/buffer";
+import { otlpUrl, parseOtlpHeaders, type TelemetryEnv } from "./telemetry/target";
 import { VERSION } from "./version";
 
 /**
@@ -13,7 +15,10 @@ import { VERSION } from "./version";
  * What can be lost: the deltas aggregated since the last flush when the
  * isolate is evicted before the next request triggers one (at most
  * `intervalMs` of data per isolate), and a batch the collector refuses
- * (dropped after one attempt, so a down collector never slows requests).
+ * (dropped after one attempt and counted in `otlp_export_failures_total`,
+ * so a down collector never slows requests). The batch is drained
+ * synchronously and POSTed with the caller's own fetch in its own
+ * `waitUntil`: no request touches another's promise.
  */
 export interface ExportPolicy {
   intervalMs: number;
@@ -109,7 +114,8 @@ export function scheduleMetricsFlush(
   const body = JsonMetricsSerializer.serializeRequest(toResourceMetrics(batch, service, env.ENVIRONMENT ?? "unknown", start, nowMs));
   if (!body) return false;
   ctx.waitUntil(
-    fetch(otlpUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, "metrics"), {
+    // The library's unwrapped fetch: an export is not a span of the request that sends it.
+    __unwrappedFetch(otlpUrl(env.OTEL_EXPORTER_OTLP_ENDPOINT, "metrics"), {
       method: "POST",
       headers: { "content-type": "application/json", ...parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS) },
       body,
@@ -117,9 +123,14 @@ export function scheduleMetricsFlush(
     })
       .then(async (res) => {
         await res.body?.cancel();
-        if (!res.ok) logger.warn("metrics_export_refused", { status: res.status });
+        if (res.ok) return;
+        countExportFailure("metrics", batch.length);
+        logger.warn("metrics_export_refused", { status: res.status });
       })
-      .catch((err: unknown) => logger.warn("metrics_export_failed", { error_class: err instanceof Error ? err.name : typeof err })),
+      .catch((err: unknown) => {
+        countExportFailure("metrics", batch.length);
+        logger.warn("metrics_export_failed", { error_class: err instanceof Error ? err.name : typeof err });
+      }),
   );
   return true;
 }

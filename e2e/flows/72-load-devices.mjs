@@ -24,17 +24,37 @@ const REGISTER_CONNECTIONS = Number(process.env.LOAD_REGISTER_CONNECTIONS ?? CON
 const DEADLINE_MS = Number(process.env.LOAD_DEVICES_DEADLINE_MS ?? 240_000);
 
 /** Acknowledgements received across all sockets (progress, for a timeout's message). */
-const progress = { acks: 0, sockets: 0 };
+const progress = { acks: 0, sockets: 0, reopened: 0 };
 const seconds = (t0) => ((performance.now() - t0) / 1000).toFixed(1);
 const value = (seq) => 90 + (seq % 10);
 
-function connect(url, token) {
+const LOST_UPGRADE = "Opening handshake has timed out";
+
+function connectOnce(url, token) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 30_000 });
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
     ws.once("error", reject);
   });
+}
+
+/**
+ * An upgrade that wrangler dev's proxy loses never reaches the gateway (its fetch handler never starts:
+ * seen with every worker's entry logged) and is never answered; the client's handshake times out. It is
+ * opened again, at most twice: an upgrade is idempotent (a late first one would be replaced by the object).
+ * Lost upgrades happen on main with telemetry off too (16 of 200 in one run); a per-request OTLP export,
+ * which kept every request busy a little longer, used to hide them. Counted and reported, never silent.
+ */
+async function connect(url, token) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connectOnce(url, token);
+    } catch (err) {
+      if (!String(err?.message).includes(LOST_UPGRADE) || attempt >= 2) throw err;
+      progress.reopened++;
+    }
+  }
 }
 
 /** Streams 1..READINGS with at most WINDOW unacknowledged; resends some acknowledged seqs. */
@@ -152,7 +172,7 @@ export default async function (ctx) {
     const refused = opened.filter((o) => o.status === "rejected").map((o) => String(o.reason?.message ?? o.reason));
     assert.deepEqual(refused, [], `${refused.length} of ${SOCKETS} sockets failed to open: ${JSON.stringify(tally(refused))}`);
     const connectSeconds = seconds(tConnect);
-    ctx.log(`${SOCKETS} sockets open in ${connectSeconds}s`);
+    ctx.log(`${SOCKETS} sockets open in ${connectSeconds}s (${progress.reopened} upgrades opened again after the dev proxy lost them)`);
 
     // 3. Stream; every reading (and every resend) acknowledged.
     const tStream = performance.now();

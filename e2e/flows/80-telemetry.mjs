@@ -1,6 +1,7 @@
-// Telemetry end to end: one trace across the gateway and phi, D1 spans, the original metric names, a
-// collector that refuses or stalls changes nothing for clients, and no canary value leaks anywhere.
-export const name = "telemetry: traces, metrics, redaction, collector faults";
+// Telemetry end to end: one trace across the gateway and phi, D1 spans, the original metric names, the log
+// lines at /v1/logs with their trace ids, batched POSTs, a collector that refuses or stalls changes nothing
+// for clients, and no canary value leaks anywhere.
+export const name = "telemetry: traces, metrics, logs, redaction, collector faults";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -83,6 +84,20 @@ export default async function (ctx) {
   assert.ok(metrics.some((m) => m.name === "http_server_request_duration_seconds" && m.service === "phi" && !/[0-9a-f]{8}-/.test(m.labels.route)), "route templates, not raw paths");
   assert.deepEqual(receiver.state.errors, []);
 
+  // Logs over OTLP: each worker's request lines reach /v1/logs with the trace and span ids of their request.
+  const logged = await waitFor(
+    () => receiver.state.logs.find((l) => l.service === "phi" && l.body === "request" && receiver.state.spans.some((s) => s.service === "phi" && s.traceId === l.traceId)),
+    "a phi request log record whose trace arrived too",
+  );
+  assert.match(logged.spanId, /^[0-9a-f]{16}$/);
+  assert.ok(logged.attributes.request_id, "the log record keeps its request_id");
+  assert.ok(!/[0-9a-f]{8}-[0-9a-f]{4}/.test(String(logged.attributes.route)), `a route template, not a raw path: ${logged.attributes.route}`);
+  assert.ok(receiver.state.logs.some((l) => l.service === "auth" && l.body === "request" && /^[0-9a-f]{32}$/.test(l.traceId)), "the gateway's request lines");
+  // Batched: reported, not asserted (a slow machine may see one request per isolate-second); the workerd test
+  // (workers/auth/test/telemetry.test.ts) asserts the bound. Before batching, each (trace, worker) pair was a POST.
+  const pairs = new Set(receiver.state.spans.map((s) => `${s.service} ${s.traceId}`)).size;
+  ctx.log(`${receiver.state.posts.traces} trace POSTs for ${pairs} (worker, trace) pairs`);
+
   // Collector refusing, then stalling: same answers, no added latency beyond noise.
   const timeRead = async () => {
     const t0 = performance.now();
@@ -109,5 +124,5 @@ export default async function (ctx) {
     assert.ok(!exported.includes(value), `${what} found in OTLP payloads`);
     assert.ok(!logs.includes(value), `${what} found in logs`);
   }
-  ctx.log(`${receiver.state.spans.length} spans, ${receiver.state.metrics.length} metric points received`);
+  ctx.log(`${receiver.state.spans.length} spans, ${receiver.state.logs.length} log records, ${receiver.state.metrics.length} metric points received; POSTs ${JSON.stringify(receiver.state.posts)}`);
 }

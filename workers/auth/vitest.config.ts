@@ -3,48 +3,57 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-worker
 import { defineConfig } from "vitest/config";
 import { ensureDocsAssets } from "../../scripts/docs-assets.mjs";
 import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
+import { testReceiver } from "./test/fixtures/otlp.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 // The [assets] directory of wrangler.toml (Swagger UI for /docs) must exist before the pool reads it.
 ensureDocsAssets();
 
-export default defineConfig(async () => ({
-  plugins: [
-    cloudflareTest({
-      main: path.join(root, "workers/auth/src/index.ts"),
-      wrangler: { configPath: path.join(root, "wrangler.toml") },
-      miniflare: {
-        bindings: {
-          ...secretsFor("auth"),
-          ...TEST_ONLY,
-          TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/auth")),
-          PHI_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/phi")),
-          PAYMENTS_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/payments")),
-          DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
-          FAULT_DETAIL,
-          // Fuzz harness knobs (test/openapi-fuzz.test.ts): cases per operation, operations at once, seed, timing report.
-          ...Object.fromEntries(
-            ["FUZZ_RUNS", "FUZZ_CONCURRENCY", "FUZZ_SEED", "FUZZ_REPORT", "FUZZ_ONLY"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
-          ),
+export default defineConfig(async () => {
+  const receiver = await testReceiver();
+  return {
+    plugins: [
+      cloudflareTest({
+        main: path.join(root, "workers/auth/src/index.ts"),
+        wrangler: { configPath: path.join(root, "wrangler.toml") },
+        miniflare: {
+          bindings: {
+            ...secretsFor("auth"),
+            ...TEST_ONLY,
+            TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/auth")),
+            PHI_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/phi")),
+            PAYMENTS_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/payments")),
+            DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
+            FAULT_DETAIL,
+            OTLP_RECEIVER: receiver,
+            // Fuzz harness knobs (test/openapi-fuzz.test.ts): cases per operation, operations at once, seed, timing report.
+            ...Object.fromEntries(
+              ["FUZZ_RUNS", "FUZZ_CONCURRENCY", "FUZZ_SEED", "FUZZ_REPORT", "FUZZ_ONLY"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
+            ),
+          },
+          // The internal workers' databases, shared with the test so their migrations can be applied.
+          d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices"), FAULT_DB: "fault-auth-empty" },
+          // phi exports its telemetry to the receiver (batched, the default 1 s) throughout the suite.
+          workers: [
+            ...["phi", "payments", "synthetic-phi", "devices"].map((w) => auxWorker(w, { mainProject: "auth", extraBindings: w === "phi" ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver } : {} })),
+            ...faultWorkers(),
+          ],
+          // Fault tests: a real service binding to an upstream that crashes (swapped in for one request).
+          serviceBindings: { FAULT_THROWS: "fault-throws" },
         },
-        // The internal workers' databases, shared with the test so their migrations can be applied.
-        d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices"), FAULT_DB: "fault-auth-empty" },
-        workers: [...["phi", "payments", "synthetic-phi", "devices"].map((w) => auxWorker(w, { mainProject: "auth" })), ...faultWorkers()],
-        // Fault tests: a real service binding to an upstream that crashes (swapped in for one request).
-        serviceBindings: { FAULT_THROWS: "fault-throws" },
-      },
-    }),
-  ],
-  test: {
-    name: "auth",
-    include: ["test/**/*.test.ts"],
-    silent: "passed-only" as const,
-    // Our JSON log lines are for operators; errors still show.
-    onConsoleLog: (log: string) => !/^\{"time":"[^"]*","level":"(debug|info|warn)"/.test(log),
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
-    setupFiles: ["./test/setup.ts"],
-    // A real OTLP endpoint on 127.0.0.1 that refuses every export (metrics exporter fault test).
-    globalSetup: ["./test/fixtures/refusing-collector.mjs"],
-  },
-}));
+      }),
+    ],
+    test: {
+      name: "auth",
+      include: ["test/**/*.test.ts"],
+      silent: "passed-only" as const,
+      // Our JSON log lines are for operators; errors still show.
+      onConsoleLog: (log: string) => !/^\{"time":"[^"]*","level":"(debug|info|warn)"/.test(log),
+      testTimeout: 120_000,
+      hookTimeout: 120_000,
+      setupFiles: ["./test/setup.ts"],
+      // A real OTLP endpoint on 127.0.0.1 that refuses every export (metrics exporter fault test).
+      globalSetup: ["./test/fixtures/refusing-collector.mjs"],
+    },
+  };
+});

@@ -14,6 +14,8 @@ declare global {
       FAULT_THROWS: Fetcher;
       FAULT_DB: D1Database;
       FAULT_DETAIL: string;
+      /** Base URL of the test OTLP receiver phi exports to (test/fixtures/otlp.mjs): GET /_counts, /_find. */
+      OTLP_RECEIVER: string;
       /** Private JWKs of the test keys, to forge rotation and attack cases. */
       PREVIOUS_KEY: string;
       CURRENT_KEY: string;

@@ -1,12 +1,17 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { SpanImpl } from "@microlabs/otel-cf-workers";
+import { resourceFromAttributes } from "@opentelemetry/resources";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { counter } from "../../../shared/metrics";
 import { policyFrom, scheduleMetricsFlush } from "../../../shared/metrics-export";
 import { serveOpenApi } from "../../../shared/openapi";
-import { otlpUrl, parseOtlpHeaders, redactSpans, traceConfig } from "../../../shared/telemetry";
+import { otlpUrl, parseOtlpHeaders, traceConfig } from "../../../shared/telemetry";
+import { toOtlpSpan } from "../../../shared/telemetry/otlp";
+import { traceProcessor } from "../../../shared/telemetry/processor";
+import { batchPolicyFrom, exportTarget, samplerRatio } from "../../../shared/telemetry/target";
+import { jsonLines } from "../../../shared/testing/log-lines";
 import { SERVICES, fullPath } from "../src/gateway/route-table";
 import { toOpenApiPath } from "../src/openapi/merge";
 import { gw, gwDirect, token } from "./helpers";
@@ -62,31 +67,44 @@ describe("GET /openapi.json", () => {
 });
 
 describe("telemetry configuration", () => {
-  it("reads the endpoint and headers from env, and exports nothing without an endpoint", () => {
+  it("reads the endpoint, headers, batching and sampling from env; no endpoint means no target", () => {
     expect(parseOtlpHeaders("api-key=abc, x-team = ops ,bad,=x")).toEqual({ "api-key": "abc", "x-team": "ops" });
     expect(parseOtlpHeaders(undefined)).toEqual({});
     expect(otlpUrl("https://otel.example:4318/", "traces")).toBe("https://otel.example:4318/v1/traces");
-    const off = traceConfig("auth")({ ENVIRONMENT: "test" }, new Request("https://x/"));
-    expect(off.service).toMatchObject({ name: "auth", namespace: "health-platform" });
-    const done: number[] = [];
-    (off as { exporter: { export(s: unknown[], cb: (r: { code: number }) => void): void } }).exporter.export([], (r) => done.push(r.code));
-    expect(done).toEqual([0]);
-    const on = traceConfig("phi")({ ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_HEADERS: "k=v" }, new Request("https://x/"));
+    expect(otlpUrl("https://otel.example:4318", "logs")).toBe("https://otel.example:4318/v1/logs");
+    expect(exportTarget({ ENVIRONMENT: "test" })).toBeUndefined();
+    const target = exportTarget({ ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_HEADERS: "k=v" });
+    expect(target).toMatchObject({ endpoint: "http://127.0.0.1:9", headers: { k: "v" }, environment: "test", policy: { delayMs: 1000, maxBatch: 512 }, ratio: 1 });
+    expect(batchPolicyFrom({ OTEL_BSP_SCHEDULE_DELAY: "250", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "64" })).toEqual({ delayMs: 250, maxBatch: 64 });
+    expect(batchPolicyFrom({ OTEL_BSP_SCHEDULE_DELAY: "-1", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "lots" })).toEqual({ delayMs: 1000, maxBatch: 512 });
+    expect([samplerRatio({ OTEL_TRACES_SAMPLER_ARG: "0.25" }), samplerRatio({ OTEL_TRACES_SAMPLER_ARG: "2" }), samplerRatio({})]).toEqual([0.25, 1, 1]);
+    const on = traceConfig("phi")({ ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }, new Request("https://x/"));
+    expect(on.service).toMatchObject({ name: "phi", namespace: "health-platform" });
+    expect("spanProcessors" in on && on.spanProcessors).toBe(traceProcessor);
     expect(on.handlers?.fetch?.acceptTraceContext).toBe(true);
     expect(traceConfig("auth")({}, new Request("https://x/")).handlers?.fetch?.acceptTraceContext).toBe(false);
   });
 
-  it("redacts ids, query values and sensitive attributes from spans, and adds the environment", async () => {
-    const { resourceFromAttributes } = await import("@opentelemetry/resources");
-    const span = {
+  it("serializes a span to redacted OTLP/JSON: ids, query values and sensitive attributes go", () => {
+    const span = new SpanImpl({
       name: "fetch GET /v1/phi/Patient/pat_123",
-      attributes: { "url.full": "https://gw/v1/phi/Patient/pat_123?family=Smith", "http.request.header.authorization": "Bearer x", "http.response.status_code": 200 },
+      attributes: { "url.full": "https://gw/v1/phi/Patient/pat_123?family=Smith", "http.request.header.authorization": "Bearer x", "http.response.status_code": 200, ratio: 0.5, ok: true },
       resource: resourceFromAttributes({ "service.name": "phi" }),
-    } as unknown as ReadableSpan;
-    const [out] = redactSpans("staging")([span]);
-    expect(out?.name).toBe("fetch GET /v1/phi/Patient/{id}");
-    expect(out?.attributes).toEqual({ "url.full": "https://gw/v1/phi/Patient/{id}?family=REDACTED", "http.response.status_code": 200 });
-    expect(out?.resource.attributes["deployment.environment"]).toBe("staging");
+      spanContext: { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1 },
+      onEnd: () => undefined,
+      startTime: 1_700_000_000_123,
+    });
+    span.end(1_700_000_000_456);
+    const out = toOtlpSpan(span);
+    expect(out).toMatchObject({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", name: "fetch GET /v1/phi/Patient/{id}", kind: 1 });
+    expect(out.startTimeUnixNano).toBe("1700000000123000000");
+    expect(out.endTimeUnixNano).toBe("1700000000456000000");
+    expect(out.attributes).toEqual([
+      { key: "url.full", value: { stringValue: "https://gw/v1/phi/Patient/{id}?family=REDACTED" } },
+      { key: "http.response.status_code", value: { intValue: "200" } },
+      { key: "ratio", value: { doubleValue: 0.5 } },
+      { key: "ok", value: { boolValue: true } },
+    ]);
   });
 
   it("schedules a metrics export after the response only when one is due, and survives a collector that is down", async () => {
@@ -113,7 +131,7 @@ describe("the gateway's request log", () => {
     const res = await gwDirect("/v1/phi/Patient/pat-missing", { headers: { authorization: `Bearer ${tok}`, traceparent: `00-${clientTrace}-00f067aa0ba902b7-01` } });
     vi.restoreAllMocks();
     expect(res.status).toBe(404);
-    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "request" && l.request_id === res.headers.get("x-request-id"));
+    const logged = jsonLines(lines).find((l) => l.msg === "request" && l.request_id === res.headers.get("x-request-id"));
     expect(logged?.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(logged?.trace_id).not.toBe(clientTrace);
   });

@@ -1,9 +1,8 @@
-import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
-import { traceConfig } from "../../../shared/telemetry";
+import { traced } from "../../../shared/telemetry";
 import audit from "./routes/audit";
 import registry from "./routes/registry";
 import sessions from "./routes/sessions";
@@ -37,4 +36,4 @@ app.route("/", audit);
 serveOpenApi(app, "devices");
 
 export { app };
-export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("devices"));
+export default traced({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "devices");

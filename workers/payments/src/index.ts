@@ -1,10 +1,9 @@
-import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
 import { logger } from "../../../shared/logger";
 import { requirePrincipal } from "../../../shared/principal";
-import { traceConfig } from "../../../shared/telemetry";
+import { traced } from "../../../shared/telemetry";
 import { auditTrail } from "./audit";
 import { pruneExpiredKeys } from "./idempotency";
 import auditRoutes from "./routes/audit";
@@ -48,7 +47,7 @@ async function scheduled(controller: ScheduledController, env: Env): Promise<voi
   }
 }
 
-export default instrument(
+export default traced(
   { fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx), scheduled: (controller, env: Env) => scheduled(controller, env) } satisfies ExportedHandler<Env>,
-  traceConfig("payments"),
+  "payments",
 );

@@ -1,9 +1,8 @@
-import { instrument } from "@microlabs/otel-cf-workers";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
-import { traceConfig } from "../../../shared/telemetry";
+import { traced } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
 import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
@@ -42,4 +41,4 @@ app.route("/", auditRoutes);
 serveOpenApi(app, "phi");
 
 export { app };
-export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("phi"));
+export default traced({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "phi");

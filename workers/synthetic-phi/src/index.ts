@@ -1,9 +1,8 @@
-import { instrument } from "@microlabs/otel-cf-workers";
 import { healthRoutes, serviceCheck } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
-import { traceConfig } from "../../../shared/telemetry";
+import { traced } from "../../../shared/telemetry";
 import loadRoutes from "./routes/load";
 import patientRoutes from "./routes/patients";
 
@@ -26,4 +25,4 @@ app.route("/", loadRoutes);
 serveOpenApi(app, "synthetic-phi");
 
 export { app };
-export default instrument({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, traceConfig("synthetic-phi"));
+export default traced({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "synthetic-phi");
