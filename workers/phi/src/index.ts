@@ -12,6 +12,8 @@ import { patientRoutes } from "./routes/patient";
 import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
 
+export { PhiAuditSealer } from "./audit/sealer";
+
 const app = createApp<Env>({ service: "phi", render: renderPhiError });
 
 app.route(

@@ -1,4 +1,5 @@
 import { env, SELF } from "cloudflare:test";
+import { sealAll as sealChain, withoutGuards } from "../../../shared/testing/audit";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 
 export const BASE = "https://phi.internal/v1/phi";
@@ -73,4 +74,16 @@ export interface AuditRecordJson {
 export async function auditRows(): Promise<AuditRecordJson[]> {
   const { results } = await env.DB.prepare("SELECT * FROM phi_audit ORDER BY seq").all<AuditRecordJson>();
   return results;
+}
+
+export const PHI_CHAIN = { table: "phi_audit", checkpoints: "phi_audit_checkpoints" };
+
+/** Seals every pending record now, by the real sealer object's alarm. */
+export function sealAll(): Promise<void> {
+  return sealChain(env.DB, env.AUDIT_SEALER, PHI_CHAIN);
+}
+
+/** Edits records as an insider with raw database access would: guard triggers dropped meanwhile. */
+export function asInsider<T>(fn: () => Promise<T>): Promise<T> {
+  return withoutGuards(env.DB, PHI_CHAIN.table, fn);
 }

@@ -3,6 +3,7 @@ import { ApiError } from "../../../../shared/errors";
 import { decideReadable, decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { phiSettings } from "../config";
+import { readAudited } from "../service/read";
 import { BASE, etag, presentVersion, resourceHeaders, versionUrl } from "../service/present";
 import { queryAudit } from "../store/audit-query";
 import { readHead, readHistory, readVersion } from "../store/resources";
@@ -67,11 +68,10 @@ patientHistoryRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "vread"));
     const { id, vid } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
-    const row = await readVersion(c.env.DB, "Patient", id, vid);
+    const row = await readAudited(c, "vread", "Patient", id, vid);
     enforce(decideReadable(row));
     if (!row) throw new ApiError(404, "not_found");
     const resource = await presentVersion(cfg.ring, row);
-    await recordSuccess(c, { action: "vread", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
     return c.json(resource, 200, resourceHeaders(row, false));
   },
 );
@@ -107,9 +107,8 @@ patientHistoryRoutes.openapi(
     const q = c.req.valid("query");
     // An accounting of disclosures is about a record that exists: an unknown id is a 404, as on every instance route.
     if (!(await readVersion(c.env.DB, "Patient", id, 1))) throw new ApiError(404, "not_found");
-    const rows = await queryAudit(c.env.DB, { patient: id, after: q.cursor, limit: q.limit + 1 });
-    const page = rows.slice(0, q.limit);
-    const data = page.map((r) => ({
+    const { rows, next } = await queryAudit(c.env.DB, { patient: id, after: q.cursor, limit: q.limit });
+    const data = rows.map((r) => ({
       at: r.at,
       actor: { sub: r.actor_sub, client_id: r.actor_client, roles: r.actor_roles ? r.actor_roles.split(",") : [] },
       action: r.action,
@@ -118,6 +117,6 @@ patientHistoryRoutes.openapi(
       request_id: r.request_id,
     }));
     await recordSuccess(c, { action: "access-log", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
-    return c.json({ patient: id, data, next_cursor: rows.length > q.limit ? (page.at(-1)?.seq ?? null) : null }, 200);
+    return c.json({ patient: id, data, next_cursor: next }, 200);
   },
 );
