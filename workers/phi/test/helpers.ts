@@ -58,6 +58,9 @@ export function form(params: Record<string, string>): { raw: string; contentType
 
 export interface AuditRecordJson {
   seq: number;
+  prev_hash: string | null;
+  hash: string | null;
+  sealed_at: string | null;
   action: string;
   outcome: string;
   reason: string;
