@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { auxWorker, d1Id, secretsFor, TEST_SECRETS } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, isolateBindings, isolateInstances, secretsFor, TEST_SECRETS } from "../../scripts/test-support.mjs";
 
 const here = import.meta.dirname;
 const migrations = path.resolve(here, "../../migrations/phi");
@@ -23,8 +23,9 @@ export default defineConfig(async () => ({
         },
         // The auth worker (token service + gateway) from its built bundle, forwarding to this
         // worker; its D1 is shared with AUTH_DB here so setup can apply its migrations.
-        workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] })],
-        serviceBindings: { GATEWAY: "auth" },
+        // ...and three more instances of phi itself on the same database and sealer (the many-isolates test).
+        workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] }), ...isolateInstances("phi", 3, "PhiAuditSealer")],
+        serviceBindings: { GATEWAY: "auth", ...isolateBindings("phi", 3) },
         // FAULT_DB: a real second database that never gets its migrations (the fault tests' broken store).
         d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty" },
       },

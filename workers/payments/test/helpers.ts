@@ -30,7 +30,7 @@ export const newKey = () => `test-key-${Date.now()}-${counter++}-${Math.random()
 export async function call(
   method: string,
   path: string,
-  opts: { body?: unknown; raw?: string; key?: string | null; caller?: Caller; headers?: Record<string, string> } = {},
+  opts: { body?: unknown; raw?: string; key?: string | null; caller?: Caller; headers?: Record<string, string>; via?: Fetcher } = {},
 ): Promise<Response> {
   const h: Record<string, string> = {
     ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: opts.caller?.sub ?? "cli_maker", scopes: opts.caller?.scopes ?? ALL_SCOPES, roles: opts.caller?.roles ?? ["billing"] })),
@@ -41,7 +41,8 @@ export async function call(
   if (opts.raw !== undefined) body = opts.raw;
   else if (opts.body !== undefined) body = JSON.stringify(opts.body);
   if (body !== undefined && !h["content-type"]) h["content-type"] = "application/json";
-  return SELF.fetch(BASE + path, { method, headers: h, body });
+  // `via`: another instance of payments (another isolate) instead of the one under test.
+  return (opts.via ?? SELF).fetch(BASE + path, { method, headers: h, body });
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {

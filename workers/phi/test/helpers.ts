@@ -16,7 +16,7 @@ const DEFAULT_SCOPES = ["phi:read", "phi:write", "audit:read"];
 /** A request as the gateway would forward it: signed principal attached. */
 export async function call(
   path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string>; as?: Caller; raw?: string; contentType?: string } = {},
+  init: { method?: string; body?: unknown; headers?: Record<string, string>; as?: Caller; raw?: string; contentType?: string; via?: Fetcher } = {},
 ): Promise<Response> {
   const who = init.as ?? {};
   const headers: Record<string, string> = {
@@ -26,7 +26,8 @@ export async function call(
   let body: string | undefined = init.raw;
   if (init.body !== undefined) body = JSON.stringify(init.body);
   if (body !== undefined) headers["content-type"] = init.contentType ?? FHIR;
-  return SELF.fetch(path.startsWith("http") ? path : `${BASE}${path}`, { method: init.method ?? "GET", headers, body });
+  // `via`: another instance of phi (another isolate) instead of the one under test.
+  return (init.via ?? SELF).fetch(path.startsWith("http") ? path : `${BASE}${path}`, { method: init.method ?? "GET", headers, body });
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
