@@ -27,7 +27,8 @@ export default defineConfig(async () => ({
         workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] }), ...isolateInstances("phi", 3, "PhiAuditSealer")],
         serviceBindings: { GATEWAY: "auth", ...isolateBindings("phi", 3) },
         // FAULT_DB: a real second database that never gets its migrations (the fault tests' broken store).
-        d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty" },
+        // UPGRADE_DB: a real database migrated in steps by the migration test (rows written before the audit moved).
+        d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty", UPGRADE_DB: "upgrade-phi" },
       },
     }),
   ],
