@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { ApiError } from "../errors";
 import { logger } from "../logger";
 import { sealPending, type ChainSpec, type Checkpoint } from "./seal";
 
@@ -68,7 +69,17 @@ export abstract class AuditSealer<E = unknown> extends DurableObject<E> {
 /** What a request needs of the sealer binding (its stub's one method). */
 export interface SealerNamespace {
   idFromName(name: string): DurableObjectId;
-  get(id: DurableObjectId): { nudge(): Promise<void> };
+  get(id: DurableObjectId): { nudge(): Promise<void>; checkpoint(): Promise<Checkpoint | null> };
+}
+
+/** For verify: the sealer's own copy of its latest checkpoint. 503 when the object cannot answer. */
+export async function sealerCheckpoint(ns: SealerNamespace, chain: string): Promise<Checkpoint | null> {
+  try {
+    return await ns.get(ns.idFromName(chain)).checkpoint();
+  } catch (err) {
+    logger.error("audit_sealer_unavailable", { table: chain, error_class: err instanceof Error ? err.name : typeof err });
+    throw new ApiError(503, "sealer_unavailable", "The audit sealer could not be reached; verify again shortly.");
+  }
 }
 
 /** Per chain, when this isolate last nudged its sealer (ms): plain data, no promise kept. */

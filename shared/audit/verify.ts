@@ -35,6 +35,11 @@ export interface VerifyOptions {
   limit?: number;
   /** Rows read per D1 query. */
   pageSize?: number;
+  /**
+   * The sealer object's own copy of its latest checkpoint (kept outside the audited database): checked
+   * like the database's, so rewriting the chain and its checkpoints table together is caught too.
+   */
+  sealerCheckpoint?: Checkpoint | null;
 }
 
 /**
@@ -131,11 +136,12 @@ export async function verifyChain(db: D1Database, chain: ChainSpec, options: Ver
     // The limit was used up exactly: the segment is complete only if no sealed record follows.
     reachedHead = !(await db.prepare(`SELECT seq FROM ${table} WHERE seq > ? AND hash IS NOT NULL LIMIT 1`).bind(last).first());
   }
-  if (reachedHead && checkpoint) {
+  for (const cp of reachedHead ? [checkpoint, options.sealerCheckpoint] : []) {
+    if (!cp) continue;
     // The newest checkpoint's record must still be in the chain just verified, with its hash.
-    if (checkpoint.sealed_up_to > last) return broken(last + 1, "gap");
-    const at = await db.prepare(`SELECT hash FROM ${table} WHERE seq = ?`).bind(checkpoint.sealed_up_to).first<{ hash: string | null }>();
-    if (checkpoint.sealed_up_to > after && at?.hash !== checkpoint.head_hash) return broken(checkpoint.sealed_up_to, "hash_mismatch");
+    if (cp.sealed_up_to > last) return broken(last + 1, "gap");
+    const at = await db.prepare(`SELECT hash FROM ${table} WHERE seq = ?`).bind(cp.sealed_up_to).first<{ hash: string | null }>();
+    if (cp.sealed_up_to > after && at?.hash !== cp.head_hash) return broken(cp.sealed_up_to, "hash_mismatch");
   }
   return { ok: true, records: count, head: prevHash, from, to: to(), next_after: reachedHead ? null : to(), complete: reachedHead, ...state };
 }

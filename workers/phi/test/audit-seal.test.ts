@@ -1,8 +1,9 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { chainHash } from "../../../shared/audit/hash";
 import { latestCheckpoint } from "../../../shared/audit/seal";
 import { sealDelayMs } from "../../../shared/audit/sealer";
-import { pendingCount, sealerOf } from "../../../shared/testing/audit";
+import { pendingCount, sealerOf, withoutGuards } from "../../../shared/testing/audit";
 import { asInsider, auditRows, call, createPatient, json, patient, PHI_CHAIN, sealAll } from "./helpers";
 
 type Verify = { ok: boolean; records: number; sealed: number; pending: number; complete: boolean; checkpoint: { sealed_up_to: number; head_hash: string; sealed_count: number } | null };
@@ -120,6 +121,27 @@ describe("sealing: one sealer object per chain, on its alarm, within the delay",
     await asInsider(() => env.DB.prepare("DELETE FROM phi_audit WHERE seq = ?").bind(newest?.seq ?? 0).run());
     expect(await verify()).toMatchObject({ ok: false, broken_at: newest?.seq, reason: "gap" });
     expect(last?.seq).toBeLessThan(newest?.seq ?? 0);
+  });
+});
+
+describe("the sealer's own checkpoint", () => {
+  it("catches a newest record rewritten with its hash recomputed and a matching checkpoint forged in the database", async () => {
+    await createPatient(patient("Rewritten"));
+    await sealAll();
+    const { results } = await env.DB.prepare("SELECT * FROM phi_audit ORDER BY seq DESC LIMIT 2").all<Record<string, string | number | null>>();
+    const [newest, before] = results;
+    const seq = Number(newest?.seq);
+    const { seq: _s, prev_hash: _p, hash: _h, sealed_at: _a, ...data } = newest ?? {};
+    const forged = await chainHash(String(before?.hash), seq, { ...data, actor_sub: "someone-else" });
+    // An insider rewrites the record, its hash, and the database's checkpoint, consistently.
+    await asInsider(() => env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else', hash = ? WHERE seq = ?").bind(forged, seq).run());
+    await withoutGuards(env.DB, "phi_audit_checkpoints", () =>
+      env.DB.prepare("INSERT INTO phi_audit_checkpoints (sealed_up_to, head_hash, sealed_count, batch, at) SELECT sealed_up_to, ?, sealed_count, batch, at FROM phi_audit_checkpoints ORDER BY id DESC LIMIT 1").bind(forged).run(),
+    );
+    // The database alone now agrees with itself; the sealer object's copy does not.
+    const own = await sealer().checkpoint();
+    expect(own?.sealed_up_to).toBe(seq);
+    expect(await verify()).toMatchObject({ ok: false, broken_at: seq, reason: "hash_mismatch" });
   });
 });
 

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { listAudit } from "../../../../shared/audit/list";
+import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { ApiError } from "../../../../shared/errors";
 import { validationHook, type AppVariables } from "../../../../shared/http";
@@ -60,8 +61,13 @@ app.openapi(list, async (c) => {
     old_value: r.old_value === null ? null : (JSON.parse(r.old_value) as unknown),
     new_value: r.new_value === null ? null : (JSON.parse(r.new_value) as unknown),
   }));
+  // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
   const chain = verify
-    ? await verifyChain(c.env.DB, DEVICE_CHAIN, { after: q.verify_after ?? 0, limit: q.verify_limit ?? VERIFY_LIMIT_MAX })
+    ? await verifyChain(c.env.DB, DEVICE_CHAIN, {
+        after: q.verify_after ?? 0,
+        limit: q.verify_limit ?? VERIFY_LIMIT_MAX,
+        sealerCheckpoint: await sealerCheckpoint(c.env.AUDIT_SEALER, DEVICE_CHAIN.table),
+      })
     : undefined;
   return c.json({ data: page, next_cursor: next, ...(chain ? { chain } : {}) }, 200);
 });

@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { listAudit } from "../../../../shared/audit/list";
+import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain } from "../../../../shared/audit/verify";
 import { assertScopes } from "../../../../shared/principal";
 import { AUDIT_TABLE, beginAudit, PAYMENTS_CHAIN } from "../audit";
@@ -68,7 +69,9 @@ app.openapi(verify, async (c) => {
   beginAudit(c, { action: "audit.verify", resourceType: "audit" });
   assertScopes(c.var.principal, "audit:read");
   const q = c.req.valid("query");
-  return c.json(await verifyChain(c.env.DB, PAYMENTS_CHAIN, { after: q.after, limit: q.limit }), 200);
+  // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
+  const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PAYMENTS_CHAIN.table);
+  return c.json(await verifyChain(c.env.DB, PAYMENTS_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor }), 200);
 });
 
 export default app;

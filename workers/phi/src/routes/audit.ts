@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
+import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
@@ -77,7 +78,9 @@ auditRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "audit-verify"));
     // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
     const q = c.req.valid("query");
-    const result = await verifyChain(c.env.DB, PHI_CHAIN, { after: q.after, limit: q.limit });
+    // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
+    const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PHI_CHAIN.table);
+    const result = await verifyChain(c.env.DB, PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
     await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json(result, 200);
   },
