@@ -29,8 +29,8 @@ import {
  * but refusal records was written.
  *
  * FUZZ_RUNS (default 1,000, what CI runs) cases per operation. The workers are fuzzed side by side, each
- * worker's operations one after the other (FUZZ_CONCURRENCY per worker, default 1): PHI and payments append
- * every refusal to one hash chain each, and parallel appenders there would only wait for one another.
+ * worker's operations one after the other (FUZZ_CONCURRENCY per worker, default 1). PHI and payments record
+ * every refusal in their audit trails; those appends do not contend (shared/audit), so more is safe too.
  *
  * The cases call the gateway's fetch handler in this isolate (`gwDirect`: same env, real D1, real
  * service bindings to the four other workers, real Durable Objects), not `SELF.fetch`: the pool builds a
