@@ -10,7 +10,8 @@
 // (its TypeScript bundled here with esbuild): PatientSchema parses the body, store/seal.ts seals it under the local
 // PHI_ENCRYPTION_KEYS with its id in the AAD, fhir/index-tokens.ts computes the blind indexes with PHI_INDEX_KEY,
 // store/resources.ts writeVersionStatements gives the very statements the worker runs, audit/trail.ts auditColumns
-// and shared/audit-chain.ts chainHash extend the audit chain from its head, with the actor of the API-made records.
+// and shared/audit/hash.ts chainHash extend the sealed audit chain from its head (each record inserted pending and
+// sealed in the same batch, as the sealer would), with the actor of the API-made records.
 // They are written by a bench-only worker bound to phi's D1, 250 patients per batch, as multi-row INSERTs of the
 // same rows (the index DELETE before a fresh id's rows removes nothing and is left out).
 // The run then proves the rows valid through the API: every search decrypts and checks what it found, and the
@@ -172,7 +173,7 @@ export { PatientSchema } from "./workers/phi/src/fhir/patient";
 export { versionMeta } from "./workers/phi/src/service/present";
 export { writeVersionStatements } from "./workers/phi/src/store/resources";
 export { AUDIT_TABLE, auditColumns } from "./workers/phi/src/audit/trail";
-export { chainHash } from "./shared/audit-chain";
+export { chainHash } from "./shared/audit/hash";
 export { parseKeyring } from "./shared/crypto";
 `;
 
@@ -231,8 +232,17 @@ async function seedDirect(p, phi, from, to) {
   // Records what phi's store code prepares, for the seeder worker to run.
   const db = { prepare: (sql) => ({ sql, params: [], bind: (...params) => ({ sql, params }) }) };
   const table = phi.AUDIT_TABLE;
+  // The API-made records are sealed by phi's sealer object within AUDIT_SEAL_DELAY_MS: extend the chain after them.
+  for (let waited = 0; ; waited += 200) {
+    const [[{ n }]] = await p.phiBatch([{ sql: `SELECT COUNT(*) AS n FROM ${table} WHERE hash IS NULL`, params: [] }]);
+    if (n === 0) break;
+    if (waited > 30_000) throw new Error(`${n} audit records stayed pending: phi's sealer did not run`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   const [[head]] = await p.phiBatch([{ sql: `SELECT * FROM ${table} ORDER BY seq DESC LIMIT 1`, params: [] }]);
   if (!head) throw new Error("direct seeding continues a chain the API started; it is empty");
+  const [[{ sealed }]] = await p.phiBatch([{ sql: `SELECT COUNT(*) AS sealed FROM ${table}`, params: [] }]);
+  let sealedCount = sealed;
   // The actor of the last API-made record: the bench's own client, token and purpose.
   const actor = {
     sub: head.actor_sub,
@@ -267,6 +277,7 @@ async function seedDirect(p, phi, from, to) {
       }),
     );
     const stmts = [];
+    const seals = [];
     for (const { row, index } of made) {
       const columns = phi.auditColumns(
         { ...actor, requestId: crypto.randomUUID(), traceId: "" },
@@ -278,17 +289,33 @@ async function seedDirect(p, phi, from, to) {
       const hash = await phi.chainHash(prevHash, seq, columns);
       stmts.push(
         ...phi.writeVersionStatements(db, row, index),
-        db
-          .prepare(`INSERT INTO ${table} (seq, prev_hash, hash, ${names.join(", ")}) VALUES (?, ?, ?${", ?".repeat(names.length)})`)
-          .bind(seq, prevHash, hash, ...names.map((n) => columns[n])),
+        db.prepare(`INSERT INTO ${table} (seq, ${names.join(", ")}) VALUES (?${", ?".repeat(names.length)})`).bind(seq, ...names.map((n) => columns[n])),
       );
+      seals.push([seq, prevHash, hash, now.toISOString()]);
       prevHash = hash;
     }
+    // Sealed in the same batch as the sealer would (the triggers allow the seal columns once, NULL -> value),
+    // and a checkpoint for the chunk.
+    const sealStatements = [];
+    for (let i = 0; i < seals.length; i += 25) {
+      const part = seals.slice(i, i + 25);
+      sealStatements.push({
+        sql:
+          `UPDATE ${table} SET prev_hash = v.column2, hash = v.column3, sealed_at = v.column4 ` +
+          `FROM (VALUES ${part.map(() => "(?, ?, ?, ?)").join(", ")}) AS v WHERE ${table}.seq = v.column1`,
+        params: part.flat(),
+      });
+    }
+    sealedCount += seals.length;
+    sealStatements.push({
+      sql: `INSERT INTO ${table}_checkpoints (sealed_up_to, head_hash, sealed_count, batch, at) VALUES (?, ?, ?, ?, ?)`,
+      params: [seq, prevHash, sealedCount, seals.length, now.toISOString()],
+    });
     // Write this chunk while the next one is made (the chain order is kept: chunks are made in turn).
     await pending;
     pending = (async () => {
       const w0 = performance.now();
-      await p.phiBatch(multiRow(stmts));
+      await p.phiBatch([...multiRow(stmts), ...sealStatements]);
       writeSeconds += (performance.now() - w0) / 1000;
     })();
   }
@@ -376,8 +403,8 @@ const PLANNED = [
     sql: "WITH page AS (SELECT v.id AS id, v.last_updated AS sort_key, v.patient_id AS patient_id FROM resource_versions v WHERE v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = (SELECT MAX(w.version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?) AND (v.last_updated, v.id) < (?, ?) ORDER BY v.last_updated DESC, v.id DESC LIMIT ?) SELECT page.sort_key AS sort_key, h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.sealed, h.patient_id FROM page JOIN resource_versions h ON h.resource_type = ? AND h.id = page.id AND h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.resource_type = h.resource_type AND x.id = h.id) ORDER BY page.sort_key DESC, page.id DESC",
     binds: ["Patient", "9999", "9999", "2026-01-01T00:00:00.000Z", "8", PAGE + 1, "Patient"],
   },
-  { what: "audit append: chain head (appendChained)", sql: "SELECT seq, hash FROM phi_audit ORDER BY seq DESC LIMIT 1", binds: [] },
-  { what: "audit verify: one page (verifyChain)", sql: "SELECT * FROM phi_audit WHERE seq >= ? ORDER BY seq LIMIT ?", binds: [1, 1000] },
+  { what: "audit seal: pending records (sealPending)", sql: "SELECT * FROM phi_audit WHERE hash IS NULL ORDER BY seq LIMIT ?", binds: [501] },
+  { what: "audit verify: one page (verifyChain)", sql: "SELECT * FROM phi_audit WHERE seq > ? ORDER BY seq LIMIT ?", binds: [1, 1000] },
 ];
 
 async function queryPlans(p) {
@@ -554,7 +581,7 @@ function markdown(stamp, machine, out, totalSeconds) {
     "",
     `Built bundles on Miniflare, through the gateway with real tokens. ${SAMPLES} sequential requests per query and size; ` +
       `search by family returns ${PER_FAMILY} patients, by identifier 1; pages hold ${PAGE} patients, the deep page starts at ${DEEP * 100}% of the set ` +
-      `(reached by following next links, its sealed cursor then replayed). Verify: GET /v1/phi/audit/verify walked in segments until complete (shared/audit-chain.ts verifyChain over phi_audit), median of ${VERIFY_RUNS}; ` +
+      `(reached by following next links, its sealed cursor then replayed). Verify: GET /v1/phi/audit/verify walked in segments until complete (shared/audit/verify.ts verifyChain over phi_audit), median of ${VERIFY_RUNS}; ` +
       "the chain holds one record per creation plus one per request measured before it.",
     "",
     "| patients | search family= p50 / p99 ms | search identifier= p50 / p99 ms | first page p50 ms | deep page p50 ms | verify ms | audit records | verify records/s |",

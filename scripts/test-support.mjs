@@ -129,3 +129,28 @@ export function faultWorkers() {
     },
   ];
 }
+
+/**
+ * More instances of the worker under test (`project`), each its own worker and isolate built from the
+ * real bundle, sharing the project's D1 database (same database id: same storage) and its ONE audit
+ * sealer (their AUDIT_SEALER binding points at the class in the pool's runner): what several isolates
+ * of one deployed Worker are. Named `<project>-iso-1` ... for service bindings from the test.
+ * @param {string} project
+ * @param {number} count
+ * @param {string} sealerClass
+ */
+export function isolateInstances(project, count, sealerClass) {
+  return Array.from({ length: count }, (_, i) => {
+    const w = auxWorker(project);
+    return {
+      ...w,
+      name: `${project}-iso-${i + 1}`,
+      durableObjects: { ...w.durableObjects, AUDIT_SEALER: { className: sealerClass, scriptName: runnerName(project) } },
+    };
+  });
+}
+
+/** Service bindings from the test to those instances: ISO_1 ... ISO_n. */
+export function isolateBindings(project, count) {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`ISO_${i + 1}`, `${project}-iso-${i + 1}`]));
+}

@@ -3,9 +3,9 @@
 // (`phi/Patient/<id>/<version>`, shared/crypto.ts format `v1.<kid>.<iv>.<ct>`), the resource with its meta.
 // Variants, by binding:
 //   TWIN_AUDIT=insert  + one plain audit insert per read (same columns as phi_audit, own table, no chain)
-//   TWIN_AUDIT=chain   + a hash-chained append as ours: SHA-256 over the canonical row on the head this isolate
-//                        last wrote, insert seq+1 with prev_hash guarded in SQL (a head read only when the guard
-//                        misses), appends taking turns within the isolate (shared/audit-chain.ts)
+//   TWIN_AUDIT=chain   + a hash-chained append as phi did before the append-and-seal audit (shared/audit/):
+//                        SHA-256 over the canonical row on the head this isolate last wrote, insert seq+1 with
+//                        prev_hash guarded in SQL, appends taking turns within the isolate (for comparison only)
 //   TWIN_PRINCIPAL=1   + verify the principal header's HMAC and parse it
 // TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
 import { sha256Hex, unb64u, utf8 } from "./common.js";

@@ -15,9 +15,9 @@ const WINDOW = Number(process.env.LOAD_WINDOW ?? 4);
 const RESEND_EVERY = 25;
 const CONNECTIONS = 32;
 /**
- * Registrations at a time. Each appends to devices' hash-chained audit trail; appends take turns within
- * an isolate (shared/audit-chain.ts), so as many as the HTTP connections can register at once. (Before
- * they took turns, 32 at once raced for the next seq and some answered 503 audit_unavailable.)
+ * Registrations at a time. Each appends one record to devices' audit trail in its own batch (shared/audit:
+ * no chain head, no retry; the sealer links them later), so as many as the HTTP connections can register
+ * at once.
  */
 const REGISTER_CONNECTIONS = Number(process.env.LOAD_REGISTER_CONNECTIONS ?? CONNECTIONS);
 /** Bound on the whole flow (the streaming phase is bounded by what remains of it). */

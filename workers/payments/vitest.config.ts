@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { secretsFor } from "../../scripts/test-support.mjs";
+import { isolateBindings, isolateInstances, secretsFor } from "../../scripts/test-support.mjs";
 
 const here = import.meta.dirname;
 const migrations = path.resolve(here, "../../migrations/payments");
@@ -19,6 +19,9 @@ export default defineConfig(async () => ({
         },
         // Fault tests: a real second database that never gets its migrations (a broken store).
         d1Databases: { FAULT_DB: "fault-payments-empty" },
+        // Three more instances of payments on the same database and sealer (the many-isolates test).
+        workers: isolateInstances("payments", 3, "PaymentsAuditSealer"),
+        serviceBindings: isolateBindings("payments", 3),
       },
     }),
   ],

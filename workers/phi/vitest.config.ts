@@ -3,7 +3,7 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { fhirValidator } from "../../e2e/fhir-schema.mjs";
-import { auxWorker, d1Id, secretsFor, TEST_SECRETS } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, isolateBindings, isolateInstances, secretsFor, TEST_SECRETS } from "../../scripts/test-support.mjs";
 
 /**
  * The official FHIR R4 JSON schema (the e2e flows' validator) as a service the tests call:
@@ -35,10 +35,12 @@ export default defineConfig(async () => ({
         },
         // The auth worker (token service + gateway) from its built bundle, forwarding to this
         // worker; its D1 is shared with AUTH_DB here so setup can apply its migrations.
-        workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] })],
-        serviceBindings: { GATEWAY: "auth", FHIR_VALIDATOR: validateFhir },
+        // ...and three more instances of phi itself on the same database and sealer (the many-isolates test).
+        workers: [auxWorker("auth", { mainProject: "phi", dropServices: ["PAYMENTS", "SYNTHETIC", "DEVICES"] }), ...isolateInstances("phi", 3, "PhiAuditSealer")],
+        serviceBindings: { GATEWAY: "auth", FHIR_VALIDATOR: validateFhir, ...isolateBindings("phi", 3) },
         // FAULT_DB: a real second database that never gets its migrations (the fault tests' broken store).
-        d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty" },
+        // UPGRADE_DB: a real database migrated in steps by the migration test (rows written before the audit moved).
+        d1Databases: { AUTH_DB: d1Id("auth"), FAULT_DB: "fault-phi-empty", UPGRADE_DB: "upgrade-phi" },
       },
     }),
   ],

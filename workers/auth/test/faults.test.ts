@@ -1,6 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
-import { verifyChain } from "../../../shared/audit-chain";
+import { verifyChain } from "../../../shared/audit/verify";
 import { isStorageError, storageErrorCode } from "../../../shared/errors";
 import { counter, snapshot } from "../../../shared/metrics";
 import { scheduleMetricsFlush } from "../../../shared/metrics-export";
@@ -197,7 +197,7 @@ describe("faults: an internal worker failing behind the gateway", () => {
     } finally {
       await env.PHI_DB.prepare("ALTER TABLE resource_versions_fault RENAME TO resource_versions").run();
     }
-    expect(await verifyChain(env.PHI_DB, "phi_audit")).toMatchObject({ ok: true });
+    expect(await verifyChain(env.PHI_DB, { table: "phi_audit", checkpoints: "phi_audit_checkpoints" })).toMatchObject({ ok: true });
     const ok = await gw(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}` } });
     expect(ok.status).toBe(200);
   });

@@ -8,6 +8,7 @@ import registry from "./routes/registry";
 import sessions from "./routes/sessions";
 import thresholds from "./routes/thresholds";
 
+export { DeviceAuditSealer } from "./session/audit-sealer";
 export { DeviceSession } from "./session/device-session";
 
 const app = createApp<Env>({ service: "devices" });

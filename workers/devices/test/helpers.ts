@@ -1,4 +1,5 @@
 import { env, SELF } from "cloudflare:test";
+import { sealAll as sealChain, withoutGuards } from "../../../shared/testing/audit";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 
 export const BASE = "https://devices.internal";
@@ -130,4 +131,16 @@ export async function connectViewer(id: string): Promise<{ ws: WebSocket; inbox:
 
 export function reading(seq: number, over: Record<string, unknown> = {}) {
   return { seq, code: "150456", value: 97, unit: "%", device_time: new Date(Date.UTC(2026, 10, 25, 12, 0, seq % 60)).toISOString(), ...over };
+}
+
+export const DEVICE_CHAIN = { table: "device_audit", checkpoints: "device_audit_checkpoints" };
+
+/** Seals every pending record now, by the real sealer object's alarm. */
+export function sealAll(): Promise<void> {
+  return sealChain(env.DB, env.AUDIT_SEALER, DEVICE_CHAIN);
+}
+
+/** Edits records as an insider with raw database access would: guard triggers dropped meanwhile. */
+export function asInsider<T>(fn: () => Promise<T>): Promise<T> {
+  return withoutGuards(env.DB, DEVICE_CHAIN.table, fn);
 }

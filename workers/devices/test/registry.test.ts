@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AUDITOR, asDevice, call, CLINICIAN, connectDevice, connectViewer, deviceInput, openSocket, reading, register, WRITER } from "./helpers";
+import { asDevice, asInsider, AUDITOR, call, CLINICIAN, connectDevice, connectViewer, deviceInput, openSocket, reading, register, sealAll, WRITER } from "./helpers";
 
 interface AuditRecord {
   seq: number;
@@ -255,13 +255,14 @@ describe("audit chain verification in segments (verify_after, verify_limit)", ()
   it("walks the whole chain in segments to the same verdict and head as one pass; a break is named by its segment", async () => {
     const dev = await register();
     for (let i = 0; i < 40 && (await count()) < 26; i++) await register();
+    await sealAll();
     const total = await count();
     expect(total).toBeGreaterThanOrEqual(26);
     const head = await env.DB.prepare("SELECT hash FROM device_audit WHERE seq = ?").bind(total).first<{ hash: string }>();
 
     // One pass with the defaults (what old callers get).
     const full = await chainOf(dev.id, "");
-    expect(full).toEqual({ ok: true, records: total, head: head?.hash, from: 1, to: total, next_after: null, complete: true });
+    expect(full).toMatchObject({ ok: true, records: total, head: head?.hash, from: 1, to: total, next_after: null, complete: true, sealed: total, pending: 0 });
 
     // Segments of 5 (reading the audit does not append to it, so the walk ends at the same head).
     const segments: Chain[] = [];
@@ -278,14 +279,14 @@ describe("audit chain verification in segments (verify_after, verify_limit)", ()
     expect(segments.slice(0, -1).every((s) => !s.complete && s.next_after === s.to)).toBe(true);
     expect(segments.at(-1)).toMatchObject({ head: full.head, complete: true, next_after: null });
     // From the head itself: nothing new to check, complete, and the head is reported.
-    expect(await chainOf(dev.id, `&verify_after=${total}`)).toEqual({ ok: true, records: 0, head: head?.hash, from: null, to: null, next_after: null, complete: true });
+    expect(await chainOf(dev.id, `&verify_after=${total}`)).toMatchObject({ ok: true, records: 0, head: head?.hash, from: null, to: null, next_after: null, complete: true });
 
     // Tamper with a record inside the 2nd segment: the 1st still verifies, the 2nd names the record.
     const original = await env.DB.prepare("SELECT reason FROM device_audit WHERE seq = 8").first<{ reason: string }>();
-    await env.DB.prepare("UPDATE device_audit SET reason = 'rewritten' WHERE seq = 8").run();
+    await asInsider(() => env.DB.prepare("UPDATE device_audit SET reason = 'rewritten' WHERE seq = 8").run());
     try {
       expect(await chainOf(dev.id, "&verify_limit=5")).toMatchObject({ ok: true, records: 5, next_after: 5 });
-      expect(await chainOf(dev.id, "&verify_after=5&verify_limit=5")).toEqual({
+      expect(await chainOf(dev.id, "&verify_after=5&verify_limit=5")).toMatchObject({
         ok: false,
         records: 2,
         broken_at: 8,
@@ -296,7 +297,7 @@ describe("audit chain verification in segments (verify_after, verify_limit)", ()
         complete: false,
       });
     } finally {
-      await env.DB.prepare("UPDATE device_audit SET reason = ? WHERE seq = 8").bind(original?.reason ?? "").run();
+      await asInsider(() => env.DB.prepare("UPDATE device_audit SET reason = ? WHERE seq = 8").bind(original?.reason ?? "").run());
     }
     expect((await chainOf(dev.id, "")).ok).toBe(true);
   });

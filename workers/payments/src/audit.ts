@@ -1,10 +1,15 @@
 import type { MiddlewareHandler } from "hono";
-import { appendChained, type ChainColumns } from "../../../shared/audit-chain";
+import { auditInsert, commitWithRecord } from "../../../shared/audit/append";
+import type { ChainColumns } from "../../../shared/audit/hash";
+import type { ChainSpec } from "../../../shared/audit/seal";
+import { nudgeFromRequest } from "../../../shared/audit/sealer";
 import { ApiError, isStorageError } from "../../../shared/errors";
 import type { AuditSubject, Ctx, PaymentsEnv, RequestInfo } from "./context";
 import { requestInfo } from "./context";
 
-export const AUDIT_TABLE = "audit_events";
+/** payments' chain: its records and its checkpoints (shared/audit). */
+export const PAYMENTS_CHAIN: ChainSpec = { table: "audit_events", checkpoints: "audit_events_checkpoints" };
+export const AUDIT_TABLE = PAYMENTS_CHAIN.table;
 
 export type Outcome = "allowed" | "denied" | "refused" | "declined" | "failed";
 
@@ -34,8 +39,11 @@ export function auditColumns(info: RequestInfo, subject: AuditSubject, outcome: 
 }
 
 /**
- * Commits `statements` and the audit record in one D1 batch (all or nothing),
- * and marks the request as audited.
+ * Commits `statements` and the audit record in one D1 batch (all or nothing,
+ * one round trip, no chain head read, no retry), marks the request as audited,
+ * and nudges the chain's sealer from this request's waitUntil. Throws ApiError
+ * 503 `audit_unavailable` when the record cannot be written (nothing was);
+ * a constraint of `statements` is rethrown for the caller to answer.
  */
 export async function commitAudited(
   c: Ctx,
@@ -45,13 +53,11 @@ export async function commitAudited(
   code: string | null,
   statements: D1PreparedStatement[],
 ): Promise<D1Result[]> {
-  const { results } = await appendChained(info.db, {
-    table: AUDIT_TABLE,
-    columns: auditColumns(info, subject, outcome, code),
-    statements,
-  });
+  const insert = auditInsert(info.db, AUDIT_TABLE, auditColumns(info, subject, outcome, code));
+  const results = await commitWithRecord(info.db, AUDIT_TABLE, statements, insert);
   const state = c.get("audit");
   if (state) state.written = true;
+  nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
   return results;
 }
 
@@ -81,8 +87,6 @@ export function auditTrail(): MiddlewareHandler<PaymentsEnv> {
           : c.res.headers.get("idempotent-replayed")
             ? "idempotent_replay"
             : null;
-    const info = requestInfo(c);
-    await appendChained(info.db, { table: AUDIT_TABLE, columns: auditColumns(info, state, outcomeOf(c.res.status), code) });
-    state.written = true;
+    await commitAudited(c, requestInfo(c), state, outcomeOf(c.res.status), code, []);
   };
 }

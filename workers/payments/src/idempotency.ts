@@ -53,21 +53,23 @@ export function storedKey(secret: string, key: string): Promise<string> {
 export async function claimKey(db: D1Database, clientId: string, key: string, hash: string, now: number): Promise<ClaimResult> {
   // One statement: insert, or take over a key whose 24 h are over or whose claim was abandoned.
   // The WHERE runs under SQLite's write lock, so two requests can never both claim (never check-then-insert).
-  const res = await db
-    .prepare(
-      `INSERT INTO idempotency_keys (client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
+  // The row is read in the same batch (one round trip): when the claim did not take, it is the other request's.
+  const [claimed, read] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO idempotency_keys (client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
        VALUES (?1, ?2, ?3, 'in_flight', NULL, NULL, ?4, ?5, ?6)
        ON CONFLICT (client_id, key) DO UPDATE SET request_hash = ?3, state = 'in_flight', response_status = NULL,
          response_body = NULL, created_at = ?4, locked_until = ?5, expires_at = ?6
        WHERE idempotency_keys.expires_at <= ?4 OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.locked_until <= ?4)`,
-    )
-    .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS)
-    .run();
-  if (res.meta.changes === 1) return { kind: "claimed", claim: { clientId, key, requestHash: hash } };
-  const row = await db
-    .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE client_id = ? AND key = ?")
-    .bind(clientId, key)
-    .first<{ request_hash: string; state: string; response_status: number | null; response_body: string | null }>();
+      )
+      .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS),
+    db
+      .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE client_id = ? AND key = ?")
+      .bind(clientId, key),
+  ]);
+  if (claimed?.meta.changes === 1) return { kind: "claimed", claim: { clientId, key, requestHash: hash } };
+  const row = (read?.results[0] as { request_hash: string; state: string; response_status: number | null; response_body: string | null } | undefined) ?? null;
   if (row && row.request_hash !== hash) {
     throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request.");
   }

@@ -12,6 +12,8 @@ import paymentMethodRoutes from "./routes/payment-methods";
 import paymentRoutes from "./routes/payments";
 import refundRoutes from "./routes/refunds";
 
+export { PaymentsAuditSealer } from "./sealer";
+
 const app = createApp<Env>({ service: "payments" });
 
 app.route(

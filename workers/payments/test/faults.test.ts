@@ -1,9 +1,9 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { verifyChain } from "../../../shared/audit-chain";
+import { verifyChain } from "../../../shared/audit/verify";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 import worker from "../src/index";
-import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, tableCounts, type PaymentBody } from "./helpers";
+import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, PAYMENTS_CHAIN, tableCounts, type PaymentBody } from "./helpers";
 
 /**
  * Faults of the store, all from real D1: a binding to a database that has none
@@ -67,7 +67,7 @@ async function expectRecovery(key: string, body: ReturnType<typeof order>, stand
   expect(await standingAuthorizations()).toBe(standingBefore + 1);
   const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM payments WHERE id = ?").bind(paid.id).first<{ n: number }>();
   expect(n?.n).toBe(1);
-  expect(await verifyChain(env.DB, "audit_events")).toMatchObject({ ok: true });
+  expect(await verifyChain(env.DB, PAYMENTS_CHAIN)).toMatchObject({ ok: true });
   return paid;
 }
 

@@ -1,4 +1,5 @@
 import { env, SELF } from "cloudflare:test";
+import { sealAll as sealChain, withoutGuards } from "../../../shared/testing/audit";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 
 export const BASE = "https://payments.internal";
@@ -29,7 +30,7 @@ export const newKey = () => `test-key-${Date.now()}-${counter++}-${Math.random()
 export async function call(
   method: string,
   path: string,
-  opts: { body?: unknown; raw?: string; key?: string | null; caller?: Caller; headers?: Record<string, string> } = {},
+  opts: { body?: unknown; raw?: string; key?: string | null; caller?: Caller; headers?: Record<string, string>; via?: Fetcher } = {},
 ): Promise<Response> {
   const h: Record<string, string> = {
     ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: opts.caller?.sub ?? "cli_maker", scopes: opts.caller?.scopes ?? ALL_SCOPES, roles: opts.caller?.roles ?? ["billing"] })),
@@ -40,7 +41,8 @@ export async function call(
   if (opts.raw !== undefined) body = opts.raw;
   else if (opts.body !== undefined) body = JSON.stringify(opts.body);
   if (body !== undefined && !h["content-type"]) h["content-type"] = "application/json";
-  return SELF.fetch(BASE + path, { method, headers: h, body });
+  // `via`: another instance of payments (another isolate) instead of the one under test.
+  return (opts.via ?? SELF).fetch(BASE + path, { method, headers: h, body });
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
@@ -73,10 +75,13 @@ export async function pay(amount: number, capture: "automatic" | "manual" = "aut
   return json<PaymentBody>(res);
 }
 
-/** Row counts of every table (what "nothing written" is checked against). */
+/**
+ * Row counts of every table (what "nothing written" is checked against), but the audit chain's
+ * checkpoints: its sealer writes them on its own schedule, not for any request.
+ */
 export async function tableCounts(): Promise<Record<string, number>> {
   const { results } = await env.DB.prepare(
-    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name != 'd1_migrations'",
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' AND name != 'd1_migrations' AND name NOT LIKE '%_checkpoints'",
   ).all<{ name: string }>();
   const out: Record<string, number> = {};
   for (const { name } of results) {
@@ -96,4 +101,16 @@ export async function dumpAllRows(): Promise<string> {
     out += `${name}:${JSON.stringify(rows.results)}\n`;
   }
   return out;
+}
+
+export const PAYMENTS_CHAIN = { table: "audit_events", checkpoints: "audit_events_checkpoints" };
+
+/** Seals every pending record now, by the real sealer object's alarm. */
+export function sealAll(): Promise<void> {
+  return sealChain(env.DB, env.AUDIT_SEALER, PAYMENTS_CHAIN);
+}
+
+/** Edits records as an insider with raw database access would: guard triggers dropped meanwhile. */
+export function asInsider<T>(fn: () => Promise<T>): Promise<T> {
+  return withoutGuards(env.DB, PAYMENTS_CHAIN.table, fn);
 }

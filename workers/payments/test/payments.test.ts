@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { appendChained } from "../../../shared/audit-chain";
+import { auditInsert, commitWithRecord } from "../../../shared/audit/append";
 import { auditColumns } from "../src/audit";
 import { paymentsConfig } from "../src/config";
 import type { RequestInfo } from "../src/context";
@@ -191,7 +191,7 @@ describe("payments: transitions over HTTP", () => {
     const capture = await capturePayment(info, p.id, undefined, processor);
     const cancel = await voidPayment(info, p.id, "race", processor);
     const commit = (plan: typeof capture) =>
-      appendChained(env.DB, { table: "audit_events", columns: auditColumns(info, plan.subject, "allowed", null), statements: plan.statements, maxAttempts: 2 });
+      commitWithRecord(env.DB, "audit_events", plan.statements, auditInsert(env.DB, "audit_events", auditColumns(info, plan.subject, "allowed", null)));
     expect(await capture.lostRace?.()).toBe(false);
     await commit(capture);
     // The guard row clashes: the caller gets its own constraint error (not an audit failure) and nothing commits.

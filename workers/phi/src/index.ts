@@ -15,6 +15,8 @@ import { patientConditionalRoutes } from "./routes/patient-conditional";
 import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
 
+export { PhiAuditSealer } from "./audit/sealer";
+
 const app = createApp<Env>({ service: "phi", render: renderPhiError });
 
 app.route(

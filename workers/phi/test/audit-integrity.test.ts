@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { verifyChain } from "../../../shared/audit-chain";
-import { auditRows, call, createPatient, json, patient } from "./helpers";
+import { verifyChain } from "../../../shared/audit/verify";
+import { auditRows, call, createPatient, json, patient, PHI_CHAIN, sealAll } from "./helpers";
 
 async function count(table: string): Promise<number> {
   return (await env.DB.prepare(`SELECT COUNT(*) AS n FROM ${table}`).first<{ n: number }>())?.n ?? -1;
@@ -18,7 +18,8 @@ describe("audit integrity under load and failure", () => {
     expect(rows.length - before).toBe(100);
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: rows.length }, (_, i) => i + 1));
     expect(new Set(rows.map((r) => r.request_id)).size).toBe(rows.length);
-    expect(await verifyChain(env.DB, "phi_audit")).toMatchObject({ ok: true, records: rows.length });
+    await sealAll();
+    expect(await verifyChain(env.DB, PHI_CHAIN)).toMatchObject({ ok: true, records: rows.length, pending: 0 });
     expect(await count("resource_versions")).toBe(100);
   });
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { auditRows, call, createPatient, form, json, patient } from "./helpers";
+import { asInsider, auditRows, call, createPatient, form, json, patient, sealAll } from "./helpers";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -36,7 +36,7 @@ describe("audit trail: one record per access", () => {
   });
 
   it("verifies a long chain in segments: a walk agrees with one pass, a break is named by its segment, bad ranges are 400", async () => {
-    type Verify = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean };
+    type Verify = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean; sealed: number; pending: number };
     const verify = async (query = "") => {
       const res = await call(`/audit/verify${query}`);
       expect(res.status).toBe(200);
@@ -47,10 +47,12 @@ describe("audit trail: one record per access", () => {
     for (let i = 0; i < 40 && (await count()) < 30; i++) await createPatient(patient(`Segment${i}`));
     expect(await count()).toBeGreaterThanOrEqual(30);
 
-    // One pass with the defaults (what old callers get): verified before this access is recorded, so the whole chain.
+    // One pass with the defaults (what old callers get): everything sealed, verified before this access is recorded.
+    await sealAll();
     const before = await count();
     const full = await verify();
-    expect(full).toMatchObject({ ok: true, records: before, from: 1, to: before, next_after: null, complete: true });
+    expect(full).toMatchObject({ ok: true, records: before, from: 1, to: before, next_after: null, complete: true, sealed: before, pending: 0 });
+    expect(full).toMatchObject({ checkpoint: { sealed_up_to: before, head_hash: full.head, sealed_count: before } });
     expect(full.head).toBe(await hashAt(before));
 
     // Walk segments of 6; each request adds its own record after checking, which the walk then catches up with.
@@ -62,23 +64,25 @@ describe("audit trail: one record per access", () => {
       after = s.next_after;
     }
     const last = segments.at(-1);
-    expect(segments.length).toBeGreaterThan(5);
+    // The walk's own records are pending until sealed: it covers what was sealed when it began.
+    expect(segments.length).toBeGreaterThanOrEqual(5);
     expect(segments.every((s) => s.ok)).toBe(true);
     segments.forEach((s, i) => expect([s.from, s.records]).toEqual([i * 6 + 1, s === last ? (last.to ?? 0) - i * 6 : 6]));
     expect(segments.slice(0, -1).every((s) => !s.complete && s.next_after === s.to)).toBe(true);
     expect(last).toMatchObject({ complete: true, next_after: null });
     expect(last?.head).toBe(await hashAt(last?.to ?? null));
-    // The same records in one segment: the same verdict and head.
+    // The same records in one segment: the same verdict and head (the walk's own records, sealed now, follow it).
+    await sealAll();
     expect(await verify(`?after=0&limit=${last?.to}`)).toMatchObject({ ok: true, records: last?.to, head: last?.head, complete: false });
 
     // Tamper with a record inside the 2nd segment: the 1st still verifies, the 2nd names the record.
     const original = await env.DB.prepare("SELECT actor_sub FROM phi_audit WHERE seq = 9").first<{ actor_sub: string }>();
-    await env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = 9").run();
+    await asInsider(() => env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = 9").run());
     try {
       expect(await verify("?limit=6")).toMatchObject({ ok: true, records: 6, to: 6, next_after: 6 });
-      expect(await verify("?after=6&limit=6")).toEqual({ ok: false, records: 2, broken_at: 9, reason: "hash_mismatch", from: 7, to: 8, next_after: null, complete: false });
+      expect(await verify("?after=6&limit=6")).toMatchObject({ ok: false, records: 2, broken_at: 9, reason: "hash_mismatch", from: 7, to: 8, next_after: null, complete: false });
     } finally {
-      await env.DB.prepare("UPDATE phi_audit SET actor_sub = ? WHERE seq = 9").bind(original?.actor_sub ?? null).run();
+      await asInsider(() => env.DB.prepare("UPDATE phi_audit SET actor_sub = ? WHERE seq = 9").bind(original?.actor_sub ?? null).run());
     }
     expect((await verify()).ok).toBe(true);
 
@@ -131,8 +135,10 @@ describe("audit trail: one record per access", () => {
     expect((await unknown.json<{ resourceType: string }>()).resourceType).toBe("OperationOutcome");
 
     // An insider edits one record in place: verify names it.
+    await sealAll();
     const target = (await auditRows()).find((r) => r.action === "read" && r.patient_ids === p.id);
-    await env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = ?").bind(target?.seq).run();
+    await expect(env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = ?").bind(target?.seq).run()).rejects.toThrow(/append-only/);
+    await asInsider(() => env.DB.prepare("UPDATE phi_audit SET actor_sub = 'someone-else' WHERE seq = ?").bind(target?.seq).run());
     const broken = await json(await call("/audit/verify"));
     expect(broken).toMatchObject({ ok: false, broken_at: target?.seq, reason: "hash_mismatch" });
   });

@@ -15,6 +15,12 @@ declare global {
       AUTH_DB: D1Database;
       /** A real D1 database without its tables: the broken store of the fault tests. */
       FAULT_DB: D1Database;
+      /** A real D1 database the migration test upgrades step by step. */
+      UPGRADE_DB: D1Database;
+      /** Other instances (isolates) of this worker on the same database and sealer. */
+      ISO_1: Fetcher;
+      ISO_2: Fetcher;
+      ISO_3: Fetcher;
     }
   }
 }

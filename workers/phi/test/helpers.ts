@@ -1,5 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import { sealAll as sealChain, withoutGuards } from "../../../shared/testing/audit";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 
 export const BASE = "https://phi.internal/v1/phi";
@@ -16,7 +17,7 @@ const DEFAULT_SCOPES = ["phi:read", "phi:write", "audit:read"];
 /** A request as the gateway would forward it: signed principal attached. */
 export async function call(
   path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string>; as?: Caller; raw?: string; contentType?: string } = {},
+  init: { method?: string; body?: unknown; headers?: Record<string, string>; as?: Caller; raw?: string; contentType?: string; via?: Fetcher } = {},
 ): Promise<Response> {
   const who = init.as ?? {};
   const headers: Record<string, string> = {
@@ -26,7 +27,8 @@ export async function call(
   let body: string | undefined = init.raw;
   if (init.body !== undefined) body = JSON.stringify(init.body);
   if (body !== undefined) headers["content-type"] = init.contentType ?? FHIR;
-  return SELF.fetch(path.startsWith("http") ? path : `${BASE}${path}`, { method: init.method ?? "GET", headers, body });
+  // `via`: another instance of phi (another isolate) instead of the one under test.
+  return (init.via ?? SELF).fetch(path.startsWith("http") ? path : `${BASE}${path}`, { method: init.method ?? "GET", headers, body });
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
@@ -58,6 +60,9 @@ export function form(params: Record<string, string>): { raw: string; contentType
 
 export interface AuditRecordJson {
   seq: number;
+  prev_hash: string | null;
+  hash: string | null;
+  sealed_at: string | null;
   action: string;
   outcome: string;
   reason: string;
@@ -82,4 +87,16 @@ export async function expectValidFhir(resource: unknown): Promise<void> {
   const r = await res.json<{ valid: boolean; errors: unknown[] }>();
   expect(r.errors, JSON.stringify(resource).slice(0, 300)).toEqual([]);
   expect(r.valid).toBe(true);
+}
+
+export const PHI_CHAIN = { table: "phi_audit", checkpoints: "phi_audit_checkpoints" };
+
+/** Seals every pending record now, by the real sealer object's alarm. */
+export function sealAll(): Promise<void> {
+  return sealChain(env.DB, env.AUDIT_SEALER, PHI_CHAIN);
+}
+
+/** Edits records as an insider with raw database access would: guard triggers dropped meanwhile. */
+export function asInsider<T>(fn: () => Promise<T>): Promise<T> {
+  return withoutGuards(env.DB, PHI_CHAIN.table, fn);
 }

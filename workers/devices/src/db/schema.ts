@@ -1,5 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { chainColumns } from "../../../../shared/audit-chain";
+import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
 
 /**
  * The device registry. UDI (FDA 21 CFR 830 unique device identifier) and the
@@ -57,7 +57,7 @@ export const thresholds = sqliteTable(
 export const deviceAudit = sqliteTable(
   "device_audit",
   {
-    ...chainColumns(),
+    ...auditChainColumns(),
     deviceId: text("device_id").notNull(),
     time: text("time").notNull(),
     action: text("action").notNull(),
@@ -68,5 +68,8 @@ export const deviceAudit = sqliteTable(
     reason: text("reason").notNull(),
     requestId: text("request_id").notNull(),
   },
-  (t) => [index("device_audit_device").on(t.deviceId, t.seq)],
+  (t) => [index("device_audit_device").on(t.deviceId, t.seq), pendingIndex("device_audit", t.seq)],
 );
+
+/** How far the Part 11 trail is sealed (shared/audit). */
+export const deviceAuditCheckpoints = checkpointsTable("device_audit_checkpoints");

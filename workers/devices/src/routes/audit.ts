@@ -1,8 +1,11 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
+import { listAudit } from "../../../../shared/audit/list";
+import { sealerCheckpoint } from "../../../../shared/audit/sealer";
+import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { ApiError } from "../../../../shared/errors";
 import { validationHook, type AppVariables } from "../../../../shared/http";
 import { assertScopes } from "../../../../shared/principal";
+import { DEVICE_CHAIN } from "../audit";
 import { Registry } from "../registry";
 import { AuditPage, AuditQuery } from "../schemas/audit";
 import { DeviceIdParam } from "../schemas/device";
@@ -12,8 +15,9 @@ const app = new OpenAPIHono<{ Bindings: Env; Variables: AppVariables }>({ defaul
 
 interface AuditRow {
   seq: number;
-  prev_hash: string;
-  hash: string;
+  prev_hash: string | null;
+  hash: string | null;
+  sealed_at: string | null;
   device_id: string;
   time: string;
   action: string;
@@ -47,18 +51,25 @@ app.openapi(list, async (c) => {
     throw new ApiError(400, "invalid_request", "verify_after and verify_limit apply only with verify=true.");
   }
   if (!(await new Registry(c.env.DB).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
-  const { results } = await c.env.DB.prepare("SELECT * FROM device_audit WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?")
-    .bind(id, q.after ?? 0, q.limit + 1)
-    .all<AuditRow>();
-  const page = results.slice(0, q.limit).map((r) => ({
+  const { rows, next } = await listAudit<AuditRow>(c.env.DB, DEVICE_CHAIN.table, {
+    after: q.after ?? 0,
+    limit: q.limit,
+    filters: [{ kind: "eq", column: "device_id", value: id }],
+  });
+  const page = rows.map((r) => ({
     ...r,
     old_value: r.old_value === null ? null : (JSON.parse(r.old_value) as unknown),
     new_value: r.new_value === null ? null : (JSON.parse(r.new_value) as unknown),
   }));
+  // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
   const chain = verify
-    ? await verifyChain(c.env.DB, "device_audit", { after: q.verify_after ?? 0, limit: q.verify_limit ?? VERIFY_LIMIT_MAX })
+    ? await verifyChain(c.env.DB, DEVICE_CHAIN, {
+        after: q.verify_after ?? 0,
+        limit: q.verify_limit ?? VERIFY_LIMIT_MAX,
+        sealerCheckpoint: await sealerCheckpoint(c.env.AUDIT_SEALER, DEVICE_CHAIN.table),
+      })
     : undefined;
-  return c.json({ data: page, next_cursor: results.length > q.limit ? (page.at(-1)?.seq ?? null) : null, ...(chain ? { chain } : {}) }, 200);
+  return c.json({ data: page, next_cursor: next, ...(chain ? { chain } : {}) }, 200);
 });
 
 export default app;

@@ -45,7 +45,7 @@ app.openapi(register, async (c) => {
   const device: Device = { id, ...input, status: "active", client_id: creds.client_id, created_at: now, created_by: actor.sub, decommissioned_at: null };
   try {
     await auditChange(
-      c.env.DB,
+      c,
       { deviceId: id, action: "device.register", actor, oldValue: null, newValue: device, reason: "registration", requestId: c.var.requestId, time: now },
       [registry.insert(device)],
     );
@@ -115,7 +115,7 @@ app.openapi(decommission, async (c) => {
   const after: typeof before = { ...before, status: "decommissioned", decommissioned_at: now };
   try {
     await auditChange(
-      c.env.DB,
+      c,
       { deviceId: id, action: "device.decommission", actor, oldValue: { status: before.status }, newValue: { status: after.status }, reason, requestId: c.var.requestId, time: now },
       registry.decommission(id, now),
     );

@@ -60,7 +60,7 @@ app.openapi(update, async (c) => {
   const now = new Date().toISOString();
   try {
     await auditChange(
-      c.env.DB,
+      c,
       { deviceId: id, action: "thresholds.update", actor, oldValue: { version: before.version, limits: before.limits }, newValue: { version, limits }, reason, requestId: c.var.requestId, time: now },
       [store.insert({ deviceId: id, version, limits, setAt: now, setBy: actor.sub, reason })],
     );

@@ -1,9 +1,9 @@
 import { z } from "@hono/zod-openapi";
-import { VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
+import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
+import { VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 
 export const AuditRecord = z
   .object({
-    seq: z.number().int(),
     device_id: z.string(),
     time: z.string(),
     action: z.string(),
@@ -13,8 +13,7 @@ export const AuditRecord = z
     new_value: z.unknown(),
     reason: z.string(),
     request_id: z.string(),
-    prev_hash: z.string(),
-    hash: z.string(),
+    ...sealFields,
   })
   .openapi("DeviceAuditRecord");
 
@@ -39,19 +38,7 @@ export const AuditQuery = z.object({
     .openapi({ description: `With verify=true: most chain records this segment checks (default ${VERIFY_LIMIT_MAX})` }),
 });
 
-export const ChainVerify = z
-  .object({
-    ok: z.boolean(),
-    records: z.number().int().openapi({ description: "Records verified intact in this segment" }),
-    head: z.string().optional().openapi({ description: "Hash of the last record verified (of verify_after when none was); when ok" }),
-    broken_at: z.number().int().optional().openapi({ description: "Seq of the first broken link; when not ok" }),
-    reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "gap"]).optional(),
-    from: z.number().int().nullable().openapi({ description: "First seq this segment examined; null when none followed verify_after" }),
-    to: z.number().int().nullable().openapi({ description: "Last seq this segment verified intact; null when none" }),
-    next_after: z.number().int().nullable().openapi({ description: "Pass as verify_after for the next segment; null when complete or broken" }),
-    complete: z.boolean().openapi({ description: "True only when this segment reached the current head" }),
-  })
-  .openapi("DeviceAuditChainVerify");
+export const ChainVerify = verifyResultSchema("verify_after").openapi("DeviceAuditChainVerify");
 
 export const AuditPage = z
   .object({

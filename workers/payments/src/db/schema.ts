@@ -1,5 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import { chainColumns } from "../../../../shared/audit-chain";
+import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
 
 /**
  * The card vault (PCI-DSS 3.5.1): the primary account number only as AES-256-GCM
@@ -131,11 +131,11 @@ export const idempotencyKeys = sqliteTable(
   (t) => [primaryKey({ columns: [t.clientId, t.key] }), index("idempotency_keys_expires").on(t.expiresAt)],
 );
 
-/** Append-only hash-chained audit trail (SOX 404, PCI-DSS 10.2). No defaults: every column is hashed. */
+/** Append-only audit trail (SOX 404, PCI-DSS 10.2), hash-chained by its sealer. No defaults: every data column is hashed. */
 export const auditEvents = sqliteTable(
   "audit_events",
   {
-    ...chainColumns(),
+    ...auditChainColumns(),
     at: text("at").notNull(),
     actorSub: text("actor_sub").notNull(),
     actorClient: text("actor_client").notNull(),
@@ -151,8 +151,11 @@ export const auditEvents = sqliteTable(
     traceId: text("trace_id"),
     ip: text("ip").notNull(),
   },
-  (t) => [index("audit_events_resource").on(t.resourceId)],
+  (t) => [index("audit_events_resource").on(t.resourceId), pendingIndex("audit_events", t.seq)],
 );
+
+/** How far the audit chain is sealed (shared/audit). */
+export const auditCheckpoints = checkpointsTable("audit_events_checkpoints");
 
 /**
  * The simulated processor's own book of operations (it stands in for the

@@ -1,7 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
-import { verifyChain } from "../../../../shared/audit-chain";
+import { listAudit } from "../../../../shared/audit/list";
+import { sealerCheckpoint } from "../../../../shared/audit/sealer";
+import { verifyChain } from "../../../../shared/audit/verify";
 import { assertScopes } from "../../../../shared/principal";
-import { AUDIT_TABLE, beginAudit } from "../audit";
+import { AUDIT_TABLE, beginAudit, PAYMENTS_CHAIN } from "../audit";
 import { errorResponses } from "../schemas/common";
 import { AuditListSchema, AuditQuery, VerifyQuery, VerifySchema } from "../schemas/reports";
 import { router } from "./router";
@@ -10,8 +12,9 @@ const app = router();
 
 interface AuditRow {
   seq: number;
-  prev_hash: string;
-  hash: string;
+  prev_hash: string | null;
+  hash: string | null;
+  sealed_at: string | null;
   at: string;
   actor_sub: string;
   actor_client: string;
@@ -41,29 +44,23 @@ app.openapi(list, async (c) => {
   beginAudit(c, { action: "audit.read", resourceType: "audit" });
   assertScopes(c.var.principal, "audit:read");
   const q = c.req.valid("query");
-  const where = ["seq > ?"];
-  const args: (string | number)[] = [q.after ?? 0];
-  if (q.resource_id) {
-    where.push("resource_id = ?");
-    args.push(q.resource_id);
-  }
-  if (q.action) {
-    where.push("action = ?");
-    args.push(q.action);
-  }
-  const { results } = await c.env.DB.prepare(`SELECT * FROM ${AUDIT_TABLE} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`)
-    .bind(...args, q.limit + 1)
-    .all<AuditRow>();
-  const rows = results.slice(0, q.limit);
+  const { rows, next } = await listAudit<AuditRow>(c.env.DB, AUDIT_TABLE, {
+    after: q.after ?? 0,
+    limit: q.limit,
+    filters: [
+      q.resource_id ? { kind: "eq", column: "resource_id", value: q.resource_id } : undefined,
+      q.action ? { kind: "eq", column: "action", value: q.action } : undefined,
+    ],
+  });
   const data = rows.map((r) => ({ ...r, actor_roles: JSON.parse(r.actor_roles) as string[] }));
-  const last = rows.at(-1);
-  return c.json({ object: "list" as const, data, next_after: results.length > q.limit && last ? last.seq : null }, 200);
+  return c.json({ object: "list" as const, data, next_after: next }, 200);
 });
 
 const verify = createRoute({
   method: "get",
   path: "/v1/payments/audit/verify",
-  summary: "Recompute the hash chain in segments (walk `after` = `next_after` until `complete`); report the first broken link",
+  summary:
+    "Recompute the sealed hash chain in segments (walk `after` = `next_after` until `complete`); report the first broken link, and how much is sealed and pending",
   request: { query: VerifyQuery },
   responses: { 200: { content: { "application/json": { schema: VerifySchema } }, description: "Verification result" }, ...errorResponses },
 });
@@ -72,7 +69,9 @@ app.openapi(verify, async (c) => {
   beginAudit(c, { action: "audit.verify", resourceType: "audit" });
   assertScopes(c.var.principal, "audit:read");
   const q = c.req.valid("query");
-  return c.json(await verifyChain(c.env.DB, AUDIT_TABLE, { after: q.after, limit: q.limit }), 200);
+  // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
+  const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PAYMENTS_CHAIN.table);
+  return c.json(await verifyChain(c.env.DB, PAYMENTS_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor }), 200);
 });
 
 export default app;

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
+import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
+import { VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { Timestamp } from "./common";
 
 export const BalanceSchema = z
@@ -42,7 +43,6 @@ export const AuditQuery = z
 
 export const AuditRecordSchema = z
   .object({
-    seq: z.number().int(),
     at: Timestamp,
     actor_sub: z.string(),
     actor_client: z.string(),
@@ -57,8 +57,7 @@ export const AuditRecordSchema = z
     request_id: z.string(),
     trace_id: z.string().nullable(),
     ip: z.string(),
-    prev_hash: z.string(),
-    hash: z.string(),
+    ...sealFields,
   })
   .openapi("AuditRecord");
 
@@ -85,16 +84,4 @@ export const VerifyQuery = z
   })
   .strict();
 
-export const VerifySchema = z
-  .object({
-    ok: z.boolean(),
-    records: z.number().int().openapi({ description: "Records verified intact in this segment" }),
-    head: z.string().optional().openapi({ description: "Hash of the last record verified (of `after` when none was); when ok" }),
-    broken_at: z.number().int().optional().openapi({ description: "Seq of the first broken link; when not ok" }),
-    reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "gap"]).optional(),
-    from: z.number().int().nullable().openapi({ description: "First seq this segment examined; null when none followed `after`" }),
-    to: z.number().int().nullable().openapi({ description: "Last seq this segment verified intact; null when none" }),
-    next_after: z.number().int().nullable().openapi({ description: "Pass as `after` for the next segment; null when complete or broken" }),
-    complete: z.boolean().openapi({ description: "True only when this segment reached the current head" }),
-  })
-  .openapi("AuditVerify");
+export const VerifySchema = verifyResultSchema().openapi("AuditVerify");

@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { ApiError, isStorageError } from "../../../../shared/errors";
 import { logger } from "../../../../shared/logger";
 import { describeRequest, outcomeFor, parsePurpose, traceIdOf, type AuditAction } from "./describe";
-import { actorFrom, appendAudit, type AuditActor } from "./trail";
+import { actorFrom, appendAudit, type AuditActor, type DecidedColumns } from "./trail";
 
 /** Per-request audit state: handlers that record their own access mark it done. */
 export interface AuditState {
@@ -68,7 +68,7 @@ async function recordFailure(c: Context<PhiEnv>, state: AuditState, status: numb
   const patients = state.patients.length > 0 ? state.patients : d.resourceType === "Patient" && d.resourceId ? [d.resourceId] : [];
   try {
     await appendAudit(
-      c.env.DB,
+      c,
       state.actor,
       { ...d, patientIds: patients, outcome: outcomeFor(status), reason },
       new Date(),
@@ -81,15 +81,30 @@ async function recordFailure(c: Context<PhiEnv>, state: AuditState, status: numb
   }
 }
 
-/** For handlers: record their successful access (and commit `statements` with it). */
+/** For handlers: record their successful access (and commit `statements` with it, one batch). */
 export async function recordSuccess(
   c: Context<PhiEnv>,
   ev: { action: AuditAction; resourceType: string; resourceId: string; patientIds: string[] },
   now: Date,
   statements: D1PreparedStatement[] = [],
 ): Promise<D1Result[]> {
+  return recordAccess(c, ev, now, statements);
+}
+
+/**
+ * For handlers whose outcome depends on the data: `statements` and the record in
+ * one batch, with the record's outcome (and patients) decided by SQL over the
+ * same snapshot. The request counts as recorded whatever the handler answers next.
+ */
+export async function recordAccess(
+  c: Context<PhiEnv>,
+  ev: { action: AuditAction; resourceType: string; resourceId: string; patientIds: string[] },
+  now: Date,
+  statements: D1PreparedStatement[],
+  decided: DecidedColumns = {},
+): Promise<D1Result[]> {
   const state = auditState(c);
-  const r = await appendAudit(c.env.DB, state.actor, { ...ev, outcome: "success", reason: "" }, now, statements);
+  const results = await appendAudit(c, state.actor, { ...ev, outcome: "success", reason: "" }, now, statements, decided);
   state.done = true;
-  return r.results;
+  return results;
 }

@@ -1,18 +1,21 @@
-import { appendChained, type AppendResult } from "../../../../shared/audit-chain";
+import type { PhiEnv } from "../env";
+import type { Context } from "hono";
+import { auditInsert, commitWithRecord, type AuditValue } from "../../../../shared/audit/append";
+import type { ChainSpec } from "../../../../shared/audit/seal";
+import { nudgeFromRequest } from "../../../../shared/audit/sealer";
 import { counter } from "../../../../shared/metrics";
 import type { Principal } from "../../../../shared/principal";
 import type { AuditAction, AuditOutcome } from "./describe";
 
-export const AUDIT_TABLE = "phi_audit";
-
-/**
- * Optimistic appends retry on a lost race for the next seq. Under a burst of N
- * concurrent writers the last one may lose N-1 races, so the bound is well above
- * the concurrency we expect per database; past it the request fails with 503.
- */
-const MAX_ATTEMPTS = 300;
+/** phi's chain: its records and its checkpoints (shared/audit). */
+export const PHI_CHAIN: ChainSpec = { table: "phi_audit", checkpoints: "phi_audit_checkpoints" };
+export const AUDIT_TABLE = PHI_CHAIN.table;
 
 const auditRecords = counter("phi_audit_records_total", "Audit records written, by action and outcome");
+
+export function countRecord(action: AuditAction, outcome: AuditOutcome): void {
+  auditRecords.add(1, { action, outcome });
+}
 
 /** Who is asking, and why: everything the record needs besides the access itself. */
 export interface AuditActor {
@@ -36,6 +39,13 @@ export interface AuditEvent {
   reason: string;
 }
 
+/** Columns SQL decides in the record's own statement, from the data of the same batch. */
+export interface DecidedColumns {
+  outcome?: AuditValue;
+  reason?: AuditValue;
+  patient_ids?: AuditValue;
+}
+
 export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId: string; traceId: string }): AuditActor {
   return {
     sub: p.sub,
@@ -47,7 +57,7 @@ export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId
   };
 }
 
-/** The audit row's columns (every one, no defaults: the chain hash covers them all). */
+/** The audit row's data columns (every one, no defaults: the chain hash covers them all). */
 export function auditColumns(actor: AuditActor, ev: AuditEvent, now: Date): Record<string, string> {
   return {
     at: now.toISOString(),
@@ -69,19 +79,24 @@ export function auditColumns(actor: AuditActor, ev: AuditEvent, now: Date): Reco
 }
 
 /**
- * Appends one audit record, committing `statements` (the data write) in the same
- * D1 batch: both or neither (HIPAA 164.312(b), 164.312(c)(1)). Throws ApiError 503
- * when the record cannot be written; the caller then returns no PHI.
+ * Writes one audit record with `statements` (the data read or written) in one D1
+ * batch: both or neither (HIPAA 164.312(b), 164.312(c)(1)); one round trip, no
+ * chain head read, no retry. Throws ApiError 503 when the record cannot be
+ * written; the caller then returns no PHI. Returns the statements' results.
+ * The chain's sealer is nudged from this request's own waitUntil.
  */
 export async function appendAudit(
-  db: D1Database,
+  c: Context<PhiEnv>,
   actor: AuditActor,
   ev: AuditEvent,
   now: Date,
   statements: D1PreparedStatement[] = [],
-): Promise<AppendResult> {
-  // Appends from one isolate take turns inside appendChained.
-  const r = await appendChained(db, { table: AUDIT_TABLE, columns: auditColumns(actor, ev, now), statements, maxAttempts: MAX_ATTEMPTS });
-  auditRecords.add(1, { action: ev.action, outcome: ev.outcome });
-  return r;
+  decided: DecidedColumns = {},
+): Promise<D1Result[]> {
+  const insert = auditInsert(c.env.DB, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...decided });
+  const results = await commitWithRecord(c.env.DB, AUDIT_TABLE, statements, insert);
+  // An outcome SQL decided is counted by the caller, which learns it from the batch.
+  if (decided.outcome === undefined) countRecord(ev.action, ev.outcome);
+  nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
+  return results;
 }

@@ -1,5 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { chainColumns } from "../../../../shared/audit-chain";
+import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
 
 /**
  * Storage of the phi worker (one D1 database). Nothing here holds a direct
@@ -11,7 +11,8 @@ import { chainColumns } from "../../../../shared/audit-chain";
  * - search_index: keyed HMAC blind indexes of the current version's search values,
  *   plus the (non-identifying) Observation instant for range search. It is an index,
  *   not a record: it is replaced when a new version is written.
- * - phi_audit: the hash-chained audit trail (HIPAA 164.312(b)).
+ * - phi_audit: the audit trail (HIPAA 164.312(b)), written with the data, hash-chained
+ *   by its sealer; phi_audit_checkpoints: how far it is sealed (shared/audit).
  */
 export const resourceVersions = sqliteTable(
   "resource_versions",
@@ -56,7 +57,7 @@ export const searchIndex = sqliteTable(
 export const phiAudit = sqliteTable(
   "phi_audit",
   {
-    ...chainColumns(),
+    ...auditChainColumns(),
     at: text("at").notNull(),
     actorSub: text("actor_sub").notNull(),
     actorClient: text("actor_client").notNull(),
@@ -74,5 +75,7 @@ export const phiAudit = sqliteTable(
     requestId: text("request_id").notNull(),
     traceId: text("trace_id").notNull(),
   },
-  (t) => [index("phi_audit_at").on(t.at), index("phi_audit_actor").on(t.actorSub)],
+  (t) => [index("phi_audit_at").on(t.at), index("phi_audit_actor").on(t.actorSub), pendingIndex("phi_audit", t.seq)],
 );
+
+export const phiAuditCheckpoints = checkpointsTable("phi_audit_checkpoints");

@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit-chain";
+import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
+import { sealerCheckpoint } from "../../../../shared/audit/sealer";
+import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
-import { AUDIT_TABLE } from "../audit/trail";
+import { PHI_CHAIN } from "../audit/trail";
 import { queryAudit } from "../store/audit-query";
 import { phiRouter, problemErrors, ResourceId } from "./openapi";
 
@@ -18,7 +20,7 @@ const AuditQuery = z.object({
   cursor: z.coerce.number().int().min(0).default(0),
 });
 
-const AuditRecord = z.object({ seq: z.number(), hash: z.string(), prev_hash: z.string(), at: z.string() }).catchall(z.unknown());
+const AuditRecord = z.object({ ...sealFields, at: z.string() }).catchall(z.unknown());
 
 auditRoutes.openapi(
   createRoute({
@@ -27,7 +29,7 @@ auditRoutes.openapi(
     request: { query: AuditQuery },
     responses: {
       200: {
-        description: "Audit records in chain order",
+        description: "Audit records in chain order (seal columns null while pending)",
         content: { "application/json": { schema: z.object({ data: z.array(AuditRecord), next_cursor: z.number().nullable() }) } },
       },
       ...problemErrors(),
@@ -39,10 +41,9 @@ auditRoutes.openapi(
     // Timestamps are stored as toISOString() (UTC, ms): normalize the filter the same way.
     const since = q.since ? new Date(q.since).toISOString() : undefined;
     const until = q.until ? new Date(q.until).toISOString() : undefined;
-    const rows = await queryAudit(c.env.DB, { ...q, since, until, after: q.cursor, limit: q.limit + 1 });
-    const page = rows.slice(0, q.limit);
+    const { rows, next } = await queryAudit(c.env.DB, { ...q, since, until, after: q.cursor, limit: q.limit });
     await recordSuccess(c, { action: "audit-search", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
-    return c.json({ data: page, next_cursor: rows.length > q.limit ? (page.at(-1)?.seq ?? null) : null }, 200);
+    return c.json({ data: rows, next_cursor: next }, 200);
   },
 );
 
@@ -58,17 +59,7 @@ const VerifyQuery = z.object({
   limit: z.coerce.number().int().min(1).max(VERIFY_LIMIT_MAX).default(VERIFY_LIMIT_MAX).openapi({ description: "Most records this segment checks" }),
 });
 
-const VerifyOut = z.object({
-  ok: z.boolean(),
-  records: z.number().int().openapi({ description: "Records verified intact in this segment" }),
-  head: z.string().optional().openapi({ description: "Hash of the last record verified (of `after` when none was); when ok" }),
-  broken_at: z.number().int().optional().openapi({ description: "Seq of the first broken link; when not ok" }),
-  reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "gap"]).optional(),
-  from: z.number().int().nullable().openapi({ description: "First seq this segment examined; null when none followed `after`" }),
-  to: z.number().int().nullable().openapi({ description: "Last seq this segment verified intact; null when none" }),
-  next_after: z.number().int().nullable().openapi({ description: "Pass as `after` for the next segment; null when complete or broken" }),
-  complete: z.boolean().openapi({ description: "True only when this segment reached the current head" }),
-});
+const VerifyOut = verifyResultSchema();
 
 auditRoutes.openapi(
   createRoute({
@@ -77,7 +68,7 @@ auditRoutes.openapi(
     request: { query: VerifyQuery },
     responses: {
       200: {
-        description: "One segment of the chain recomputed (walk `next_after` until `complete`); the first broken link if any",
+        description: "One segment of the sealed chain recomputed (walk `next_after` until `complete`), the first broken link if any, and how much is sealed and pending",
         content: { "application/json": { schema: VerifyOut } },
       },
       ...problemErrors(404),
@@ -87,7 +78,9 @@ auditRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "audit-verify"));
     // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
     const q = c.req.valid("query");
-    const result = await verifyChain(c.env.DB, AUDIT_TABLE, { after: q.after, limit: q.limit });
+    // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
+    const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PHI_CHAIN.table);
+    const result = await verifyChain(c.env.DB, PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
     await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json(result, 200);
   },

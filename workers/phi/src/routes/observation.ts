@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
 import { decideReadable, decideScope, enforce } from "../access";
-import { auditState, recordSuccess } from "../audit/middleware";
+import { auditState } from "../audit/middleware";
 import { phiSettings } from "../config";
 import { observationValues } from "../fhir/index-tokens";
 import { ObservationSchema, subjectPatientId } from "../fhir/observation";
 import { presentVersion, resourceHeaders } from "../service/present";
+import { readAudited } from "../service/read";
 import { writeVersion } from "../service/write";
 import { readHead } from "../store/resources";
 import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson, ResourceId, ResourceOut } from "./openapi";
@@ -53,12 +54,10 @@ observationRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "read"));
     const { id } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
-    const head = await readHead(c.env.DB, "Observation", id);
-    if (head) auditState(c).patients = [head.patient_id];
+    const head = await readAudited(c, "read", "Observation", id);
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");
     const resource = await presentVersion(cfg.ring, head);
-    await recordSuccess(c, { action: "read", resourceType: "Observation", resourceId: id, patientIds: [head.patient_id] }, new Date());
     return c.json(resource, 200, resourceHeaders(head, false));
   },
 );

@@ -5,6 +5,7 @@ import { recordSuccess } from "../audit/middleware";
 import { phiSettings } from "../config";
 import { publicBase } from "../service/base-url";
 import { etag, presentVersion, resourceHeaders } from "../service/present";
+import { readAudited } from "../service/read";
 import { queryAudit } from "../store/audit-query";
 import { readHead, readHistory, readVersion } from "../store/resources";
 import { BundleOut, fhirErrors, fhirJson, phiRouter, ResourceId, ResourceOut } from "./openapi";
@@ -69,11 +70,10 @@ patientHistoryRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "vread"));
     const { id, vid } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
-    const row = await readVersion(c.env.DB, "Patient", id, vid);
+    const row = await readAudited(c, "vread", "Patient", id, vid);
     enforce(decideReadable(row));
     if (!row) throw new ApiError(404, "not_found");
     const resource = await presentVersion(cfg.ring, row);
-    await recordSuccess(c, { action: "vread", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
     return c.json(resource, 200, resourceHeaders(row, false));
   },
 );
@@ -109,9 +109,8 @@ patientHistoryRoutes.openapi(
     const q = c.req.valid("query");
     // An accounting of disclosures is about a record that exists: an unknown id is a 404, as on every instance route.
     if (!(await readVersion(c.env.DB, "Patient", id, 1))) throw new ApiError(404, "not_found");
-    const rows = await queryAudit(c.env.DB, { patient: id, after: q.cursor, limit: q.limit + 1 });
-    const page = rows.slice(0, q.limit);
-    const data = page.map((r) => ({
+    const { rows, next } = await queryAudit(c.env.DB, { patient: id, after: q.cursor, limit: q.limit });
+    const data = rows.map((r) => ({
       at: r.at,
       actor: { sub: r.actor_sub, client_id: r.actor_client, roles: r.actor_roles ? r.actor_roles.split(",") : [] },
       action: r.action,
@@ -120,6 +119,6 @@ patientHistoryRoutes.openapi(
       request_id: r.request_id,
     }));
     await recordSuccess(c, { action: "access-log", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
-    return c.json({ patient: id, data, next_cursor: rows.length > q.limit ? (page.at(-1)?.seq ?? null) : null }, 200);
+    return c.json({ patient: id, data, next_cursor: next }, 200);
   },
 );

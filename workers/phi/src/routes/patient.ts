@@ -6,6 +6,7 @@ import { phiSettings } from "../config";
 import { patientValues } from "../fhir/index-tokens";
 import { PatientSchema } from "../fhir/patient";
 import { presentVersion, resourceHeaders } from "../service/present";
+import { readAudited } from "../service/read";
 import { writeVersion } from "../service/write";
 import { readHead } from "../store/resources";
 import { conditionalMatches } from "../service/conditional";
@@ -77,12 +78,11 @@ patientRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "read"));
     const { id } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
-    const head = await readHead(c.env.DB, "Patient", id);
+    // The select and its audit record are one batch: the record is written before any PHI leaves (else 503).
+    const head = await readAudited(c, "read", "Patient", id);
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");
     const resource = await presentVersion(cfg.ring, head);
-    // The record is written before any PHI leaves; if it cannot be, this throws 503.
-    await recordSuccess(c, { action: "read", resourceType: "Patient", resourceId: id, patientIds: [id] }, new Date());
     return c.json(resource, 200, resourceHeaders(head, false));
   },
 );

@@ -1,3 +1,4 @@
+import { listAudit, type ListPage } from "../../../../shared/audit/list";
 import { AUDIT_TABLE } from "../audit/trail";
 
 export interface AuditFilter {
@@ -12,8 +13,10 @@ export interface AuditFilter {
 
 export interface AuditRow {
   seq: number;
-  prev_hash: string;
-  hash: string;
+  /** The seal columns: null while the record waits for its sealer. */
+  prev_hash: string | null;
+  hash: string | null;
+  sealed_at: string | null;
   at: string;
   actor_sub: string;
   actor_client: string;
@@ -31,32 +34,16 @@ export interface AuditRow {
   trace_id: string;
 }
 
-/** Audit records in chain order, filtered; `limit` rows at most. */
-export async function queryAudit(db: D1Database, f: AuditFilter): Promise<AuditRow[]> {
-  let sql = `SELECT * FROM ${AUDIT_TABLE} WHERE seq > ?`;
-  const binds: (string | number)[] = [f.after];
-  if (f.patient) {
-    // patient_ids is a comma-separated list of server ids (no commas inside an id).
-    sql += " AND instr(',' || patient_ids || ',', ',' || ? || ',') > 0";
-    binds.push(f.patient);
-  }
-  if (f.actor) {
-    sql += " AND (actor_sub = ? OR actor_client = ?)";
-    binds.push(f.actor, f.actor);
-  }
-  if (f.since) {
-    sql += " AND at >= ?";
-    binds.push(f.since);
-  }
-  if (f.until) {
-    sql += " AND at <= ?";
-    binds.push(f.until);
-  }
-  sql += " ORDER BY seq LIMIT ?";
-  binds.push(f.limit);
-  const { results } = await db
-    .prepare(sql)
-    .bind(...binds)
-    .all<AuditRow>();
-  return results;
+/** One page of audit records in chain order, filtered (shared/audit listAudit). */
+export function queryAudit(db: D1Database, f: AuditFilter): Promise<ListPage<AuditRow>> {
+  return listAudit<AuditRow>(db, AUDIT_TABLE, {
+    after: f.after,
+    limit: f.limit,
+    filters: [
+      f.patient ? { kind: "inList", column: "patient_ids", value: f.patient } : undefined,
+      f.actor ? { kind: "anyEq", columns: ["actor_sub", "actor_client"], value: f.actor } : undefined,
+      f.since ? { kind: "gte", column: "at", value: f.since } : undefined,
+      f.until ? { kind: "lte", column: "at", value: f.until } : undefined,
+    ],
+  });
 }

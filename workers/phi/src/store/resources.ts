@@ -14,18 +14,23 @@ export interface VersionRow {
 
 const COLUMNS = "resource_type, id, version_id, last_updated, deleted, sealed, patient_id";
 
-export function readHead(db: D1Database, type: ResourceType, id: string): Promise<VersionRow | null> {
+/** The select of a resource's current version (to run alone, or in a batch with its audit record). */
+export function headStatement(db: D1Database, type: ResourceType, id: string): D1PreparedStatement {
   return db
     .prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1`)
-    .bind(type, id)
-    .first<VersionRow>();
+    .bind(type, id);
+}
+
+export function versionStatement(db: D1Database, type: ResourceType, id: string, versionId: number): D1PreparedStatement {
+  return db.prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE resource_type = ? AND id = ? AND version_id = ?`).bind(type, id, versionId);
+}
+
+export function readHead(db: D1Database, type: ResourceType, id: string): Promise<VersionRow | null> {
+  return headStatement(db, type, id).first<VersionRow>();
 }
 
 export function readVersion(db: D1Database, type: ResourceType, id: string, versionId: number): Promise<VersionRow | null> {
-  return db
-    .prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE resource_type = ? AND id = ? AND version_id = ?`)
-    .bind(type, id, versionId)
-    .first<VersionRow>();
+  return versionStatement(db, type, id, versionId).first<VersionRow>();
 }
 
 /** Versions newest first (FHIR _history order), at most `limit`, older than `before` when given. */

@@ -1,0 +1,51 @@
+import { sha256Hex } from "../crypto";
+
+/**
+ * The hash chain's arithmetic. A sealed record's `hash` is
+ * SHA-256(prev_hash "\n" canonical JSON of {seq, ...data columns}); `prev_hash` is
+ * the hash of the sealed record before it in seq order (GENESIS for the first).
+ * The seal columns (`prev_hash`, `hash`, `sealed_at`) are not hashed: records
+ * written before sealing moved off the request path hash the same way, so they
+ * still verify.
+ */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** Columns the sealer sets once (NULL -> value); every other column is data. */
+export const SEAL_COLUMNS = ["seq", "prev_hash", "hash", "sealed_at"] as const;
+
+export type ChainValue = string | number | null;
+export type ChainColumns = Record<string, ChainValue>;
+
+const IDENT = /^[a-z_][a-z0-9_]*$/;
+
+/** Table and column names are interpolated into SQL: only plain identifiers pass. */
+export function ident(name: string): string {
+  if (!IDENT.test(name)) throw new Error(`unsafe SQL identifier: ${name}`);
+  return name;
+}
+
+/** JSON with sorted keys, so the hash does not depend on property order. */
+export function canonicalJson(row: ChainColumns): string {
+  const keys = Object.keys(row).sort();
+  return "{" + keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(row[k] ?? null)}`).join(",") + "}";
+}
+
+export function chainHash(prevHash: string, seq: number, columns: ChainColumns): Promise<string> {
+  return sha256Hex(`${prevHash}\n${canonicalJson({ ...columns, seq })}`);
+}
+
+/** A stored row split into its seal columns and the data the hash covers. */
+export function splitRow(row: Record<string, ChainValue>): {
+  seq: number;
+  prevHash: string | null;
+  hash: string | null;
+  data: ChainColumns;
+} {
+  const { seq, prev_hash, hash, sealed_at: _sealedAt, ...data } = row;
+  return {
+    seq: Number(seq),
+    prevHash: typeof prev_hash === "string" ? prev_hash : null,
+    hash: typeof hash === "string" ? hash : null,
+    data,
+  };
+}

@@ -1,0 +1,78 @@
+import { GENESIS_HASH, chainHash, ident, splitRow, type ChainValue } from "./hash";
+
+/** One chain: its records' table and its checkpoints' table. */
+export interface ChainSpec {
+  table: string;
+  checkpoints: string;
+}
+
+export interface Checkpoint {
+  sealed_up_to: number;
+  head_hash: string;
+  sealed_count: number;
+  batch: number;
+  at: string;
+}
+
+export interface SealResult {
+  /** Records linked by this run. */
+  sealed: number;
+  /** The checkpoint this run recorded; null when there was nothing to seal. */
+  checkpoint: Checkpoint | null;
+  /** True when more pending records remain than one run seals. */
+  more: boolean;
+}
+
+/** Records one run links at most: D1 batches stay small and the run short. */
+export const SEAL_BATCH_MAX = 500;
+
+/**
+ * Links the pending records of `chain` into the hash chain, in seq order, and
+ * records a checkpoint, all in one D1 batch. Only the chain's single sealer
+ * (one Durable Object per chain, ./sealer.ts) calls this; each UPDATE is still
+ * guarded by `hash IS NULL`, and the triggers allow the seal columns to change
+ * once, so even a second concurrent run could not relink a sealed record.
+ */
+export async function sealPending(db: D1Database, chain: ChainSpec, now: Date, max = SEAL_BATCH_MAX): Promise<SealResult> {
+  const table = ident(chain.table);
+  const checkpoints = ident(chain.checkpoints);
+  const [headRes, pendingRes, countRes] = await db.batch([
+    db.prepare(`SELECT seq, hash FROM ${table} WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1`),
+    db.prepare(`SELECT * FROM ${table} WHERE hash IS NULL ORDER BY seq LIMIT ?`).bind(max + 1),
+    db.prepare(`SELECT sealed_count FROM ${checkpoints} ORDER BY id DESC LIMIT 1`),
+  ]);
+  const head = (headRes?.results[0] as { seq: number; hash: string } | undefined) ?? null;
+  const pending = (pendingRes?.results ?? []) as Record<string, ChainValue>[];
+  const more = pending.length > max;
+  const batch = pending.slice(0, max);
+  if (batch.length === 0) return { sealed: 0, checkpoint: null, more: false };
+
+  let prevHash = head?.hash ?? GENESIS_HASH;
+  const at = now.toISOString();
+  const updates: D1PreparedStatement[] = [];
+  let last = head?.seq ?? 0;
+  for (const row of batch) {
+    const { seq, data } = splitRow(row);
+    const hash = await chainHash(prevHash, seq, data);
+    updates.push(
+      db.prepare(`UPDATE ${table} SET prev_hash = ?, hash = ?, sealed_at = ? WHERE seq = ? AND hash IS NULL`).bind(prevHash, hash, at, seq),
+    );
+    prevHash = hash;
+    last = seq;
+  }
+  const before = Number((countRes?.results[0] as { sealed_count?: number } | undefined)?.sealed_count ?? 0);
+  const checkpoint: Checkpoint = { sealed_up_to: last, head_hash: prevHash, sealed_count: before + batch.length, batch: batch.length, at };
+  updates.push(
+    db
+      .prepare(`INSERT INTO ${checkpoints} (sealed_up_to, head_hash, sealed_count, batch, at) VALUES (?, ?, ?, ?, ?)`)
+      .bind(checkpoint.sealed_up_to, checkpoint.head_hash, checkpoint.sealed_count, checkpoint.batch, checkpoint.at),
+  );
+  await db.batch(updates);
+  return { sealed: batch.length, checkpoint, more };
+}
+
+export async function latestCheckpoint(db: D1Database, chain: ChainSpec): Promise<Checkpoint | null> {
+  return db
+    .prepare(`SELECT sealed_up_to, head_hash, sealed_count, batch, at FROM ${ident(chain.checkpoints)} ORDER BY id DESC LIMIT 1`)
+    .first<Checkpoint>();
+}

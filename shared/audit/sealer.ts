@@ -1,0 +1,133 @@
+import { DurableObject } from "cloudflare:workers";
+import { ApiError } from "../errors";
+import { logger } from "../logger";
+import { sealPending, type ChainSpec, type Checkpoint } from "./seal";
+
+/**
+ * The single sealer of one chain: a Durable Object (one instance per chain, by
+ * name) that links pending records on its alarm. One object is one writer, so
+ * the chain is linked in one order without any lock; the alarm runs after at
+ * most half the configured delay, survives restarts and evictions, and is
+ * retried by the runtime when a run throws (cloudflare/azul sequences its CT
+ * log the same way, one object per shard on an alarm). Requests never wait for
+ * it: they nudge it from their own `waitUntil` (nudgeSealer below).
+ */
+export interface SealerSettings {
+  db: D1Database;
+  chain: ChainSpec;
+  delayMs: number;
+}
+
+/** AUDIT_SEAL_DELAY_MS: the most a record waits to be sealed (default 2 s). */
+export function sealDelayMs(raw: string | undefined): number {
+  const n = Number(raw ?? "");
+  return Number.isInteger(n) && n >= 20 && n <= 600_000 ? n : 2000;
+}
+
+const NUDGED = "nudged_at";
+const CHECKPOINT = "checkpoint";
+
+export abstract class AuditSealer<E = unknown> extends DurableObject<E> {
+  protected abstract settings(): SealerSettings;
+
+  /** A request wrote records: make sure a run happens within the delay. Never waits for the run. */
+  async nudge(): Promise<void> {
+    const { delayMs } = this.settings();
+    const now = Date.now();
+    await this.ctx.storage.put(NUDGED, now);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + Math.floor(delayMs / 2));
+  }
+
+  /** The last checkpoint this sealer recorded, kept in its own storage too (outside the audited database). */
+  async checkpoint(): Promise<Checkpoint | null> {
+    return (await this.ctx.storage.get<Checkpoint>(CHECKPOINT)) ?? null;
+  }
+
+  override async alarm(): Promise<void> {
+    const { db, chain, delayMs } = this.settings();
+    const started = Date.now();
+    try {
+      const run = await sealPending(db, chain, new Date(started));
+      if (run.checkpoint) await this.ctx.storage.put(CHECKPOINT, run.checkpoint);
+      const nudged = (await this.ctx.storage.get<number>(NUDGED)) ?? 0;
+      if (run.more) {
+        await this.ctx.storage.setAlarm(Date.now());
+      } else if (run.sealed > 0 || nudged > started - delayMs) {
+        // A record committed after this run read the backlog may belong to an isolate that
+        // nudged recently and will not nudge again yet: one more run covers it.
+        await this.ctx.storage.setAlarm(Date.now() + Math.floor(delayMs / 2));
+      }
+      if (run.sealed > 0) logger.debug("audit_sealed", { table: chain.table, sealed: run.sealed, up_to: run.checkpoint?.sealed_up_to ?? 0 });
+    } catch (err) {
+      logger.error("audit_seal_failed", { table: chain.table, error_class: err instanceof Error ? err.name : typeof err });
+      // The runtime retries a failed alarm with back-off; records stay pending (and protected) meanwhile.
+      throw err;
+    }
+  }
+}
+
+/** What a request needs of the sealer binding (its stub's one method). */
+export interface SealerNamespace {
+  idFromName(name: string): DurableObjectId;
+  get(id: DurableObjectId): { nudge(): Promise<void>; checkpoint(): Promise<Checkpoint | null> };
+}
+
+/** For verify: the sealer's own copy of its latest checkpoint. 503 when the object cannot answer. */
+export async function sealerCheckpoint(ns: SealerNamespace, chain: string): Promise<Checkpoint | null> {
+  try {
+    return await ns.get(ns.idFromName(chain)).checkpoint();
+  } catch (err) {
+    logger.error("audit_sealer_unavailable", { table: chain, error_class: err instanceof Error ? err.name : typeof err });
+    throw new ApiError(503, "sealer_unavailable", "The audit sealer could not be reached; verify again shortly.");
+  }
+}
+
+/** Per chain, when this isolate last nudged its sealer (ms): plain data, no promise kept. */
+const lastNudge = new Map<string, number>();
+
+/**
+ * Nudges the chain's sealer in the request's own `waitUntil`, at most once per
+ * quarter of the delay per isolate. A record this skips is still sealed in time:
+ * the sealer runs again after any run that sealed something or followed a recent nudge.
+ */
+export function nudgeSealer(
+  ns: SealerNamespace,
+  chain: string,
+  delayMs: number,
+  waitUntil: (p: Promise<unknown>) => void,
+  now = Date.now(),
+): boolean {
+  if (now - (lastNudge.get(chain) ?? 0) < delayMs / 4) return false;
+  lastNudge.set(chain, now);
+  waitUntil(
+    ns
+      .get(ns.idFromName(chain))
+      .nudge()
+      .catch((err: unknown) => {
+        // Let the next request try again; the records stay pending and protected meanwhile.
+        if (lastNudge.get(chain) === now) lastNudge.delete(chain);
+        logger.warn("audit_nudge_failed", { table: chain, error_class: err instanceof Error ? err.name : typeof err });
+      }),
+  );
+  return true;
+}
+
+/**
+ * From a Hono context: nudge in that request's `waitUntil`. A context without an
+ * execution context (`app.request()` in a unit test) nudges nothing; its
+ * records are sealed by the next nudge or alarm.
+ */
+export function nudgeFromRequest(
+  c: { readonly executionCtx: { waitUntil(p: Promise<unknown>): void } },
+  ns: SealerNamespace,
+  chain: string,
+  delayRaw: string | undefined,
+): void {
+  let ctx: { waitUntil(p: Promise<unknown>): void };
+  try {
+    ctx = c.executionCtx;
+  } catch {
+    return;
+  }
+  nudgeSealer(ns, chain, sealDelayMs(delayRaw), (p) => ctx.waitUntil(p));
+}
