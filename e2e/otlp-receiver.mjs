@@ -97,7 +97,7 @@ export async function startReceiver({ keepRaw = true } = {}) {
             const resource = attrs(rs.resource?.attributes);
             for (const ss of rs.scopeSpans) {
               for (const s of ss.spans) {
-                state.spans.push({ service: resource["service.name"], resource, name: s.name, traceId: hex(s.traceId), spanId: hex(s.spanId), parentSpanId: hex(s.parentSpanId), attributes: attrs(s.attributes), links: (s.links ?? []).map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId) })) });
+                state.spans.push({ service: resource["service.name"], resource, name: s.name, traceId: hex(s.traceId), spanId: hex(s.spanId), parentSpanId: hex(s.parentSpanId), attributes: attrs(s.attributes), start: String(s.startTimeUnixNano ?? ""), end: String(s.endTimeUnixNano ?? ""), links: (s.links ?? []).map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId) })) });
               }
             }
           }

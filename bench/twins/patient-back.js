@@ -2,6 +2,8 @@
 // key (the same statement as ours), AES-256-GCM decryption of the sealed body with the same key ring and AAD
 // (`phi/Patient/<id>/<version>`, shared/crypto.ts format `v1.<kid>.<iv>.<ct>`), the resource with its meta.
 // Variants, by binding:
+//   TWIN_AUDIT=batch   + the audit insert in the same D1 batch as the select (what phi does since the
+//                        append-and-seal audit, shared/audit/; the twin the issue sets the Patient-read target on)
 //   TWIN_AUDIT=insert  + one plain audit insert per read (same columns as phi_audit, own table, no chain)
 //   TWIN_AUDIT=chain   + a hash-chained append as phi did before the append-and-seal audit (shared/audit/):
 //                        SHA-256 over the canonical row on the head this isolate last wrote, insert seq+1 with
@@ -85,14 +87,22 @@ export default {
       JSON.parse(new TextDecoder().decode(unb64u(payload)));
     }
     const id = new URL(request.url).pathname.split("/").pop();
-    const head = await env.DB.prepare(
+    const select = env.DB.prepare(
       "SELECT resource_type, id, version_id, last_updated, deleted, sealed, patient_id FROM resource_versions WHERE resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1",
-    )
-      .bind("Patient", id)
-      .first();
+    ).bind("Patient", id);
+    let head;
+    if (env.TWIN_AUDIT === "batch") {
+      const row = auditRow(request.headers.get("x-sub") ?? "", id);
+      const names = Object.keys(row);
+      const insert = env.DB.prepare(`INSERT INTO ${env.TWIN_AUDIT_TABLE} (${names.join(", ")}) VALUES (?${", ?".repeat(names.length - 1)})`).bind(...Object.values(row));
+      const [found] = await env.DB.batch([select, insert]);
+      head = found.results[0];
+    } else {
+      head = await select.first();
+    }
     if (!head || head.deleted) return new Response(null, { status: 404 });
     const body = await unseal(await keyring(env.PHI_ENCRYPTION_KEYS), head.sealed, `phi/Patient/${id}/${head.version_id}`);
-    if (env.TWIN_AUDIT) await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
+    if (env.TWIN_AUDIT && env.TWIN_AUDIT !== "batch") await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
     const resource = { ...body, resourceType: "Patient", id, meta: { versionId: String(head.version_id), lastUpdated: head.last_updated } };
     return new Response(JSON.stringify(resource), { headers: { "content-type": "application/fhir+json", etag: `W/"${head.version_id}"` } });
   },

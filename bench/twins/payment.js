@@ -2,8 +2,9 @@
 // verify the access token (jose, ES256) and its payment:write scope; require an Idempotency-Key; parse the body;
 // the same card checks as ours (Luhn, brand prefix and length, expiry); seal the number with AES-256-GCM and
 // fingerprint it with HMAC-SHA256 (the vault row); then ONE D1 batch: the idempotency key (stored answer), the
-// payment method, the payment and its six ledger lines (authorization and capture, double entry). A reused key
-// fails the batch on the key's primary key (409). No processor round trips, no audit record, no framework.
+// payment method, the payment, its six ledger lines (authorization and capture, double entry) and an audit record
+// (its own table, twin_payment_audit, the columns ours records). A reused key fails the batch on the key's primary
+// key (409). No processor round trips, no framework.
 import { b64u, bearer, hex, json, unb64u, utf8, verifyToken } from "./common.js";
 
 let keys;
@@ -75,6 +76,8 @@ export default {
           .bind(id, body.amount, body.amount, currency, pm, rand("ch_twin_"), at, at, claims.sub, claims.client_id),
         db.prepare(`INSERT INTO ledger_lines (entry_id, payment_id, kind, account, currency, amount, actor, request_id, created_at) VALUES ${lines.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`)
           .bind(...lines.flatMap(([kind, account, amount]) => [`le_${kind}_${id}`, id, kind, account, currency, amount, claims.sub, "twin", at])),
+        db.prepare("INSERT INTO twin_payment_audit (at, actor_sub, actor_client, action, payment_id, amount, currency, outcome, request_id) VALUES (?, ?, ?, 'payment.create', ?, ?, ?, 'allowed', ?)")
+          .bind(at, claims.sub, claims.client_id, id, body.amount, currency, crypto.randomUUID()),
       ]);
     } catch {
       return json({ error: "idempotency_key_in_use" }, 409);

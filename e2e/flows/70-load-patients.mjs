@@ -92,7 +92,9 @@ export default async function (ctx) {
       assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
       matched.push(...(r.body.entry ?? []).map((e) => e.resource));
       form = undefined;
-      next = r.body.link.find((l) => l.relation === "next")?.url;
+      // `next` is absolute (FHIR requires it): the path is what this run's helpers take.
+      const link = r.body.link.find((l) => l.relation === "next")?.url;
+      next = link && new URL(link).pathname + new URL(link).search;
     }
     assert.equal(matched.length, COUNT, `the run's family name matches ${matched.length} Patients`);
     assert.deepEqual(new Set(matched.map((m) => m.id)), new Set(ids));

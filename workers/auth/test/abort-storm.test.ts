@@ -10,11 +10,10 @@ import { BASE, bootstrapAuth, form, FORM, randomIp, token } from "./helpers";
  * complete with its own correct status: no module state may hold work a cancelled
  * request owned. Nothing is timed; a hang fails on the test timeout.
  *
- * Routes into phi and payments are left out on purpose: their audit appends still take
- * turns on a promise chain in shared/audit-chain.ts (`inTurn`), and this storm makes
- * every later phi request hang there (the runtime logs that it cancelled a continuation
- * resolved from a finished request's context). They join this list when the audit
- * redesign of issue 16 replaces that chain.
+ * Audited routes of phi and payments are in the storm too: their audit records ride in
+ * each request's own D1 batch (shared/audit). Under the chained design they replaced,
+ * appends took turns on a promise chain, and this storm made every later phi request
+ * hang (the runtime cancelled continuations resolved from a finished request's context).
  */
 const WAVES = 3;
 const PER_WAVE = 100;
@@ -29,8 +28,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("abort storm", () => {
   it(`${WAVES * PER_WAVE} requests aborted in flight beside live ones; every later request completes correctly`, async () => {
-    const tok = await token("synthetic:generate device:read admin");
+    const tok = await token("synthetic:generate device:read admin phi:read phi:write payment:read payment:write");
     const bearer = { authorization: `Bearer ${tok}` };
+    const fhir = { ...bearer, "content-type": "application/fhir+json" };
+    const patient = { resourceType: "Patient", name: [{ family: "Stormy" }] };
+    const created = await SELF.fetch(BASE + "/v1/phi/Patient", { method: "POST", headers: fhir, body: JSON.stringify(patient) });
+    expect(created.status).toBe(201);
+    const { id } = await created.json<{ id: string }>();
     const kinds: { path: string; init: () => RequestInit; status: number }[] = [
       { path: "/v1/synthetic/patients?count=3&seed=7", init: () => ({ headers: bearer }), status: 200 },
       { path: "/v1/devices", init: () => ({ headers: bearer }), status: 200 },
@@ -38,7 +42,12 @@ describe("abort storm", () => {
       { path: "/oauth/token", init: () => tokenForm("synthetic:generate"), status: 200 },
       { path: "/oauth/introspect", init: () => ({ ...tokenForm("admin"), body: form({ token: tok }) }), status: 200 },
       { path: "/v1/devices", init: () => ({ headers: { authorization: "Bearer not-a-token" } }), status: 401 },
-      { path: "/v1/phi/Patient/x", init: () => ({ headers: bearer }), status: 403 },
+      { path: `/v1/phi/Patient/${id}`, init: () => ({ headers: bearer }), status: 200 },
+      { path: "/v1/phi/Patient/no-such-patient", init: () => ({ headers: bearer }), status: 404 },
+      { path: "/v1/phi/Patient", init: () => ({ method: "POST", headers: fhir, body: JSON.stringify(patient) }), status: 201 },
+      { path: "/v1/phi/Patient?family=Stormy&_count=2", init: () => ({ headers: bearer }), status: 200 },
+      { path: "/v1/payments?limit=2", init: () => ({ headers: bearer }), status: 200 },
+      { path: "/v1/payments/ledger/balance", init: () => ({ headers: bearer }), status: 403 },
       { path: "/.well-known/jwks.json", init: () => ({}), status: 200 },
     ];
     const send = async (k: (typeof kinds)[number], signal?: AbortSignal): Promise<number> => {

@@ -48,6 +48,108 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
   throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await counts("phi"))}`);
 }
 
+// First in the file: an isolate either exports or does not (one env per deployment). Once requests with an
+// endpoint have run here, the library's global instrumentation is in place, which a deployment without an
+// endpoint never has.
+describe("telemetry: off means off, sampling keeps errors", () => {
+  it("without an endpoint the handler makes no span and buffers nothing, and still names the trace it forwards", async () => {
+    // The isolate is shared with earlier tests: wait until their background work (waitUntil) has stopped
+    // starting spans, so what is counted is this request's.
+    let started = -1;
+    for (let i = 0; i < 50 && traceProcessor.started !== started; i++) {
+      started = traceProcessor.started;
+      await sleep(200);
+    }
+    const before = buffered();
+    const res = await call(env, "/nope", { headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } });
+    expect(res.status).toBe(404);
+    expect(traceProcessor.started).toBe(started);
+    expect(buffered()).toEqual(before);
+  });
+
+  it("an unsampled trace serializes nothing unless it failed; a failed one is kept whole", () => {
+    const p = new RequestTraceProcessor();
+    const resource = resourceFromAttributes({ "service.name": "sampling-test" });
+    const span = (traceId: string, flags: number, parent?: string): SpanImpl =>
+      new SpanImpl({
+        name: "s",
+        attributes: {},
+        resource,
+        spanKind: parent ? SpanKind.CLIENT : SpanKind.SERVER,
+        spanContext: { traceId, spanId: crypto.randomUUID().replace(/-/g, "").slice(0, 16), traceFlags: flags },
+        ...(parent ? { parentSpanId: parent } : {}),
+        onEnd: (s) => p.onEnd(s as unknown as Span),
+      });
+    const trace = (traceId: string, flags: number, fail: "none" | "status" | "http500") => {
+      const root = span(traceId, flags);
+      p.onStart(root, ROOT_CONTEXT);
+      const child = span(traceId, flags, root.spanContext().spanId);
+      p.onStart(child, ROOT_CONTEXT);
+      child.end();
+      if (fail === "status") root.setStatus({ code: SpanStatusCode.ERROR });
+      if (fail === "http500") root.setAttribute("http.response.status_code", 503);
+      root.end();
+    };
+    const spans0 = exportStats.spans;
+    // No export target in this context: forceFlush settles the trace into the buffer and sends nothing.
+    trace("a".repeat(32), 0, "none");
+    void p.forceFlush("a".repeat(32));
+    expect(exportStats.spans - spans0).toBe(0);
+    trace("b".repeat(32), 0, "status");
+    void p.forceFlush("b".repeat(32));
+    expect(exportStats.spans - spans0).toBe(2);
+    trace("c".repeat(32), 0, "http500");
+    void p.forceFlush("c".repeat(32));
+    expect(exportStats.spans - spans0).toBe(4);
+    trace("d".repeat(32), 1, "none");
+    void p.forceFlush("d".repeat(32));
+    expect(exportStats.spans - spans0).toBe(6);
+    expect(p.retained).toBe(0);
+  });
+
+  it("holds at most MAX_TRACES traces when requests never finish (cancelled), and exports what had ended", () => {
+    const p = new RequestTraceProcessor();
+    const resource = resourceFromAttributes({ "service.name": "abandoned-test" });
+    for (let i = 0; i < 2000; i++) {
+      const s = new SpanImpl({ name: "never flushed", attributes: {}, resource, spanContext: { traceId: i.toString(16).padStart(32, "0"), spanId: "00f067aa0ba902b7", traceFlags: 1 }, onEnd: () => undefined });
+      p.onStart(s, ROOT_CONTEXT);
+    }
+    expect(p.retained).toBeLessThanOrEqual(512);
+    expect(p.abandoned).toBeGreaterThanOrEqual(2000 - 512);
+  });
+
+  it("reports an export as due by interval or by size, never when empty", () => {
+    const policy = { delayMs: 1000, maxBatch: 3 };
+    expect(exportDue(policy, 0, 10_000, 0, 0)).toBe(false);
+    expect(exportDue(policy, 9_500, 10_000, 1, 0)).toBe(false);
+    expect(exportDue(policy, 9_000, 10_000, 1, 0)).toBe(true);
+    expect(exportDue(policy, 9_900, 10_000, 3, 0)).toBe(true);
+    expect(exportDue(policy, 9_900, 10_000, 0, 3)).toBe(true);
+    // The target of a request is visible only inside that request's scope.
+    const target = exportTarget(exporting);
+    expect(target).toBeDefined();
+    expect(requestTarget.getStore()).toBeUndefined();
+    if (target) expect(requestTarget.run(target, () => requestTarget.getStore())).toBe(target);
+  });
+
+  it("routes OpenTelemetry's own diagnostics through our logger: one JSON object a line", () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    try {
+      diag.error("exporting spans failed! OTLPExporterError: Network connection lost");
+      diag.warn("a warning");
+      diag.info("not shown");
+    } finally {
+      spy.mockRestore();
+    }
+    expect(lines).toHaveLength(2);
+    expect(jsonLines(lines)).toMatchObject([
+      { level: "warn", msg: "otel_diagnostic", otel_level: "error", detail: "exporting spans failed! OTLPExporterError: Network connection lost" },
+      { level: "warn", msg: "otel_diagnostic", otel_level: "warn" },
+    ]);
+  });
+});
+
 describe("telemetry: bounded trace state and batched export", () => {
   it("keeps the retained trace state bounded by a constant over 10,000 requests through one isolate with export on", async () => {
     const before = { ...exportStats };
@@ -145,98 +247,5 @@ describe("telemetry: bounded trace state and batched export", () => {
       });
       expect(spans.length).toBeGreaterThan(0);
     }
-  });
-});
-
-describe("telemetry: off means off, sampling keeps errors", () => {
-  it("without an endpoint the handler makes no span and buffers nothing, and still names the trace it forwards", async () => {
-    const started = traceProcessor.started;
-    const before = buffered();
-    const res = await call(env, "/nope", { headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } });
-    expect(res.status).toBe(404);
-    expect(traceProcessor.started).toBe(started);
-    expect(buffered()).toEqual(before);
-  });
-
-  it("an unsampled trace serializes nothing unless it failed; a failed one is kept whole", () => {
-    const p = new RequestTraceProcessor();
-    const resource = resourceFromAttributes({ "service.name": "sampling-test" });
-    const span = (traceId: string, flags: number, parent?: string): SpanImpl =>
-      new SpanImpl({
-        name: "s",
-        attributes: {},
-        resource,
-        spanKind: parent ? SpanKind.CLIENT : SpanKind.SERVER,
-        spanContext: { traceId, spanId: crypto.randomUUID().replace(/-/g, "").slice(0, 16), traceFlags: flags },
-        ...(parent ? { parentSpanId: parent } : {}),
-        onEnd: (s) => p.onEnd(s as unknown as Span),
-      });
-    const trace = (traceId: string, flags: number, fail: "none" | "status" | "http500") => {
-      const root = span(traceId, flags);
-      p.onStart(root, ROOT_CONTEXT);
-      const child = span(traceId, flags, root.spanContext().spanId);
-      p.onStart(child, ROOT_CONTEXT);
-      child.end();
-      if (fail === "status") root.setStatus({ code: SpanStatusCode.ERROR });
-      if (fail === "http500") root.setAttribute("http.response.status_code", 503);
-      root.end();
-    };
-    const spans0 = exportStats.spans;
-    // No export target in this context: forceFlush settles the trace into the buffer and sends nothing.
-    trace("a".repeat(32), 0, "none");
-    void p.forceFlush("a".repeat(32));
-    expect(exportStats.spans - spans0).toBe(0);
-    trace("b".repeat(32), 0, "status");
-    void p.forceFlush("b".repeat(32));
-    expect(exportStats.spans - spans0).toBe(2);
-    trace("c".repeat(32), 0, "http500");
-    void p.forceFlush("c".repeat(32));
-    expect(exportStats.spans - spans0).toBe(4);
-    trace("d".repeat(32), 1, "none");
-    void p.forceFlush("d".repeat(32));
-    expect(exportStats.spans - spans0).toBe(6);
-    expect(p.retained).toBe(0);
-  });
-
-  it("holds at most MAX_TRACES traces when requests never finish (cancelled), and exports what had ended", () => {
-    const p = new RequestTraceProcessor();
-    const resource = resourceFromAttributes({ "service.name": "abandoned-test" });
-    for (let i = 0; i < 2000; i++) {
-      const s = new SpanImpl({ name: "never flushed", attributes: {}, resource, spanContext: { traceId: i.toString(16).padStart(32, "0"), spanId: "00f067aa0ba902b7", traceFlags: 1 }, onEnd: () => undefined });
-      p.onStart(s, ROOT_CONTEXT);
-    }
-    expect(p.retained).toBeLessThanOrEqual(512);
-    expect(p.abandoned).toBeGreaterThanOrEqual(2000 - 512);
-  });
-
-  it("reports an export as due by interval or by size, never when empty", () => {
-    const policy = { delayMs: 1000, maxBatch: 3 };
-    expect(exportDue(policy, 0, 10_000, 0, 0)).toBe(false);
-    expect(exportDue(policy, 9_500, 10_000, 1, 0)).toBe(false);
-    expect(exportDue(policy, 9_000, 10_000, 1, 0)).toBe(true);
-    expect(exportDue(policy, 9_900, 10_000, 3, 0)).toBe(true);
-    expect(exportDue(policy, 9_900, 10_000, 0, 3)).toBe(true);
-    // The target of a request is visible only inside that request's scope.
-    const target = exportTarget(exporting);
-    expect(target).toBeDefined();
-    expect(requestTarget.getStore()).toBeUndefined();
-    if (target) expect(requestTarget.run(target, () => requestTarget.getStore())).toBe(target);
-  });
-
-  it("routes OpenTelemetry's own diagnostics through our logger: one JSON object a line", () => {
-    const lines: string[] = [];
-    const spy = vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
-    try {
-      diag.error("exporting spans failed! OTLPExporterError: Network connection lost");
-      diag.warn("a warning");
-      diag.info("not shown");
-    } finally {
-      spy.mockRestore();
-    }
-    expect(lines).toHaveLength(2);
-    expect(jsonLines(lines)).toMatchObject([
-      { level: "warn", msg: "otel_diagnostic", otel_level: "error", detail: "exporting spans failed! OTLPExporterError: Network connection lost" },
-      { level: "warn", msg: "otel_diagnostic", otel_level: "warn" },
-    ]);
   });
 });

@@ -1,0 +1,106 @@
+// D1 round trips per operation, counted from the platform's own traces (not guessed): for one request of each
+// kind, the D1 spans of its trace per worker give the statements it ran and the sequential waves they took.
+// Spans that start at the same instant ran in parallel (one batch, or a Promise.all): in workerd the clock only
+// moves at I/O, so a statement that waited on another starts later than it. The gateway's revocation view may
+// refresh in the background of any request (its own waitUntil, not on the answer's path): that refresh is
+// counted apart. Each isolate exports its batch from a later request's waitUntil once the batch is due, so
+// while it waits the flow keeps light requests going to every worker it reads spans from.
+export const name = "round trips: D1 statements and sequential waves per operation, from the traces";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const isD1 = (s) => s.attributes["db.system"] === "Cloudflare D1" || s.attributes["db.system.name"] === "Cloudflare D1";
+const isViewRefresh = (s) => /revoked_tokens|disabled_at/.test(String(s.attributes["db.statement"] ?? s.attributes["db.query.text"] ?? ""));
+
+/** Light requests that give each worker's isolate a request to flush its due batch from. */
+async function nudge(ctx, tok) {
+  await Promise.all([
+    ctx.fetch("/health"),
+    ctx.fetch("/v1/phi/metadata"),
+    ctx.json("/v1/payments/pi_roundtrip_nudge", { token: tok }),
+  ]);
+}
+
+async function traceOf(ctx, tok, receiver, requestId) {
+  for (let i = 0; i < 80; i++) {
+    await nudge(ctx, tok);
+    const line = receiver.state.logs.find((l) => l.service === "auth" && l.attributes.request_id === requestId);
+    if (line) return line.traceId;
+    await sleep(250);
+  }
+  throw new Error(`no gateway log line for request ${requestId}`);
+}
+
+/** Statements and waves per worker in one trace, once its spans have stopped arriving. */
+async function countTrace(ctx, tok, receiver, traceId) {
+  // Each isolate sends at most one batch a second: done when nothing new has come for 3 s.
+  let seen = -1;
+  let stable = 0;
+  for (let i = 0; i < 60 && stable < 6; i++) {
+    await nudge(ctx, tok);
+    const n = receiver.state.spans.filter((s) => s.traceId === traceId).length;
+    stable = n > 0 && n === seen ? stable + 1 : 0;
+    seen = n;
+    await sleep(500);
+  }
+  const out = {};
+  for (const s of receiver.state.spans.filter((x) => x.traceId === traceId && isD1(x))) {
+    const key = isViewRefresh(s) ? `${s.service} (view refresh)` : s.service;
+    out[key] ??= { statements: 0, starts: new Set() };
+    out[key].statements++;
+    out[key].starts.add(s.start);
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { statements: v.statements, waves: v.starts.size }]));
+}
+
+export default async function (ctx) {
+  const { assert, receiver } = ctx;
+  assert.ok(receiver, "the e2e runner provides an OTLP receiver");
+  const tok = await ctx.token("phi:read phi:write payment:read payment:write");
+  // Warm the gateway's revocation view and phi's keys, so the counted requests are the steady state.
+  await ctx.json("/v1/phi/Patient?_count=1", { token: tok });
+
+  const measure = async (what, send) => {
+    const res = await send();
+    assert.ok(res.status < 300, `${what}: ${res.status} ${JSON.stringify(res.body)}`);
+    const rid = res.headers.get("x-request-id");
+    assert.ok(rid, `${what}: the answer names its request id`);
+    const counts = await countTrace(ctx, tok, receiver, await traceOf(ctx, tok, receiver, rid));
+    ctx.log(`${what}: ${JSON.stringify(counts)}`);
+    return { res, counts };
+  };
+  const waves = (counts, service) => counts[service]?.waves ?? 0;
+
+  const token = await measure("token issuance", () =>
+    ctx.json("/oauth/token", {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from(`${ctx.creds.id}:${ctx.creds.secret}`).toString("base64")}`, "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=client_credentials&scope=phi%3Aread",
+    }),
+  );
+  assert.equal(waves(token.counts, "auth"), 1, "token issuance: one D1 wave");
+
+  const create = await measure("Patient create", () =>
+    ctx.json("/v1/phi/Patient", { method: "POST", token: tok, headers: { "content-type": "application/fhir+json" }, body: { resourceType: "Patient", name: [{ family: "Roundtrip" }] } }),
+  );
+  assert.equal(waves(create.counts, "auth"), 0, "Patient create: no D1 wave at the gateway");
+  assert.equal(waves(create.counts, "phi"), 1, "Patient create: one D1 wave in phi");
+
+  const read = await measure("Patient read", () => ctx.json(`/v1/phi/Patient/${create.res.body.id}`, { token: tok }));
+  assert.equal(waves(read.counts, "auth"), 0, "Patient read: no D1 wave at the gateway");
+  assert.equal(waves(read.counts, "phi"), 1, "Patient read: one D1 wave in phi");
+
+  const YEAR = new Date().getUTCFullYear() + 2;
+  const pay = await measure("payment creation", () =>
+    ctx.json("/v1/payments", {
+      method: "POST",
+      token: tok,
+      headers: { "idempotency-key": `rt-${Date.now()}` },
+      body: { amount: 1_250, currency: "usd", card: { number: "4242424242424242", exp_month: 12, exp_year: YEAR, cvc: "123" } },
+    }),
+  );
+  assert.equal(waves(pay.counts, "auth"), 0, "payment creation: no D1 wave at the gateway");
+  // The idempotency claim commits before the processor is called (two concurrent duplicates must not both
+  // charge), then the processor's authorization and capture records, then one batch of payment, ledger and
+  // audit: 4 (workers/payments/README.md).
+  assert.ok(waves(pay.counts, "payments") <= 4, `payment creation: at most 4 D1 waves, got ${waves(pay.counts, "payments")}`);
+}
