@@ -25,7 +25,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { buildWorker } from "../scripts/build.mjs";
 import { ensureDevSecrets, parseDotenv } from "../scripts/dev-secrets.mjs";
@@ -66,7 +66,8 @@ export async function platform() {
   const ordered = [...WORKERS].sort((a, b) => (a.name === "auth" ? -1 : b.name === "auth" ? 1 : 0));
   const workers = ordered.map((w) => {
     const { outdir } = buildWorker(w.name, { outRoot, minify: true });
-    const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
+    // Module rules are for sources; Miniflare 5 refuses them on a pre-built bundle.
+    const { workerOptions: { modulesRules: _rules, ...workerOptions } } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
     return { ...workerOptions, name: w.name, modules: true, scriptPath: path.join(outdir, "index.js"), modulesRoot: outdir };
   });
   // A bench-only worker (not deployed) bound to phi's own D1 database, so Node can run statements on it in
@@ -75,7 +76,8 @@ export async function platform() {
   workers.push({ name: "growth-seeder", modules: true, script: SEEDER, compatibilityDate: "2026-08-15", d1Databases: phiDb });
   let runtimeTail = "";
   const persist = mkdtempSync(path.join(os.tmpdir(), "bench-growth-"));
-  const mf = new Miniflare({
+  // Miniflare 5 takes its own option shape; ours (and wrangler's) are the v4 one it converts.
+  const mf = new Miniflare(convertV4MiniflareOptions({
     workers,
     host: "127.0.0.1",
     port: 0,
@@ -89,7 +91,7 @@ export async function platform() {
       stdout.on("data", keep);
       stderr.on("data", keep);
     },
-  });
+  }));
   const url = (await mf.ready).toString().replace(/\/$/, "");
   for (const w of WORKERS) if (w.db) await migrate(await mf.getD1Database("DB", w.name), path.join(ROOT, "migrations", w.db));
   const basic = `Basic ${Buffer.from(`${vars.BOOTSTRAP_CLIENT_ID}:${vars.BOOTSTRAP_CLIENT_SECRET}`).toString("base64")}`;

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { buildWorker } from "../scripts/build.mjs";
 import { ensureDevSecrets, parseDotenv } from "../scripts/dev-secrets.mjs";
@@ -72,7 +72,8 @@ export function runtimeCpuSeconds() {
  * state across restarts, so a second instance (e.g. with telemetry on) sees the same data.
  */
 export async function startMiniflare(workers, persist = mkdtempSync(path.join(os.tmpdir(), "bench-")), inspectorPort = undefined) {
-  const mf = new Miniflare({
+  // Miniflare 5 takes its own option shape; ours (and wrangler's) are the v4 one it converts.
+  const mf = new Miniflare(convertV4MiniflareOptions({
     workers,
     ...(inspectorPort === undefined ? {} : { inspectorPort }),
     host: "127.0.0.1",
@@ -84,7 +85,7 @@ export async function startMiniflare(workers, persist = mkdtempSync(path.join(os
       stdout.resume();
       stderr.resume();
     },
-  });
+  }));
   const url = await mf.ready;
   return { mf, url: url.toString().replace(/\/$/, ""), persist };
 }
@@ -113,7 +114,8 @@ function platformWorkers(minify = true) {
     const ordered = [...WORKERS].sort((a, b) => (a.name === "auth" ? -1 : b.name === "auth" ? 1 : 0));
     builtWorkers.set(minify, ordered.map((w) => {
       const { outdir } = buildWorker(w.name, { outRoot, minify });
-      const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
+      // Module rules are for sources; Miniflare 5 refuses them on a pre-built bundle.
+      const { workerOptions: { modulesRules: _rules, ...workerOptions } } = unstable_getMiniflareWorkerOptions(path.join(ROOT, w.config));
       return { ...workerOptions, name: w.name, modules: true, scriptPath: path.join(outdir, "index.js"), modulesRoot: outdir };
     }));
   }
