@@ -238,16 +238,47 @@ describe("rate limiting of failed client authentication", () => {
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures WHERE key = ?").bind(key).first("n")).toBe(0);
   });
 
-  it("locks an address after repeated failures across client ids", async () => {
+  it("an address over its limit gets 429 for failing attempts (unknown ids included, no longer counted), never for a client that authenticates", async () => {
     const ip = randomIp();
     for (let i = 0; i < 20; i++) {
       const r = await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(`cli_guess_${i}`, "x"), "cf-connecting-ip": ip });
       expect(r.status).toBe(401);
     }
-    const r = await tokenRequest({ grant_type: "client_credentials" }, { authorization: bootstrapAuth(), "cf-connecting-ip": ip });
-    expect(r.status).toBe(429);
-    // Another address is not affected.
-    expect((await tokenRequest({ grant_type: "client_credentials" })).status).toBe(200);
+    const addressFailures = () => env.DB.prepare("SELECT failures FROM auth_failures WHERE key = ?").bind(`ip:${ip}`).first<number>("failures");
+    expect(await addressFailures()).toBe(20);
+    // Failing guesses from there: 429 with Retry-After, and neither the address nor the unknown id is counted further.
+    const guess = await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic("cli_guess_more", "x"), "cf-connecting-ip": ip });
+    expect(guess.status).toBe(429);
+    expect(Number(guess.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await guess.json<{ error: string }>()).error).toBe("too_many_attempts");
+    expect(await addressFailures()).toBe(20);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures WHERE key = 'client:cli_guess_more'").first("n")).toBe(0);
+    // The right credentials from the same address: a token (the bootstrap client and a stored one).
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: bootstrapAuth(), "cf-connecting-ip": ip })).status).toBe(200);
+    const c = await createClient({ name: "behind-the-nat", roles: ["billing"] });
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(c.client_id, c.client_secret), "cf-connecting-ip": ip })).status).toBe(200);
+    // A wrong secret for a client that exists still counts against that client there.
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(c.client_id, "wrong"), "cf-connecting-ip": ip })).status).toBe(429);
+    expect(await env.DB.prepare("SELECT failures FROM auth_failures WHERE key = ?").bind(`client:${c.client_id}`).first("failures")).toBe(1);
+  });
+
+  it("one client failing from an address is locked; another client on the same address keeps getting tokens", async () => {
+    const ip = randomIp();
+    const rotated = await createClient({ name: "retries-a-rotated-secret", roles: ["billing"] });
+    const bystander = await createClient({ name: "same-nat", roles: ["clinician"] });
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const r = await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(rotated.client_id, "the-old-secret"), "cf-connecting-ip": ip });
+      statuses.push(r.status);
+      // Between the failures, the other integration behind the same address authenticates as usual.
+      if (i % 5 === 4) expect((await tokenRequest({ grant_type: "client_credentials", scope: "phi:read" }, { authorization: basic(bystander.client_id, bystander.client_secret), "cf-connecting-ip": ip })).status).toBe(200);
+    }
+    expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
+    expect(new Set(statuses.slice(5))).toEqual(new Set([429]));
+    // The failing client stays locked, even with its right secret, from any address.
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(rotated.client_id, rotated.client_secret), "cf-connecting-ip": ip })).status).toBe(429);
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(rotated.client_id, rotated.client_secret) })).status).toBe(429);
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(bystander.client_id, bystander.client_secret), "cf-connecting-ip": ip })).status).toBe(200);
   });
 
   it("starts a new window once the old one has passed", async () => {
