@@ -2,12 +2,12 @@ import type { AuthEnv } from "./types";
 import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
 import { securityEvent, clientIp } from "./bearer";
-import { lt } from "drizzle-orm";
+import { and, eq, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { readCredentials, type Credentials } from "./client-credentials";
 import { assertionClient, ClientStore, type Client, type ClientRow } from "./clients";
 import { authConfig } from "./config";
-import { usedAssertions } from "./db/schema";
+import { clients, usedAssertions } from "./db/schema";
 import { clearFailures, failureOutcome, failuresQuery, locksFrom, recordFailure, type LimitPolicy } from "./rate-limit";
 import { DEFAULT_SKEW, verifyClientAssertion } from "./tokens/client-assertion";
 
@@ -81,8 +81,18 @@ async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[]
       failures,
       store.lookup(stored),
       orm.delete(usedAssertions).where(lt(usedAssertions.expiresAt, now - DEFAULT_SKEW)),
-      // RFC 7523 3 item 7: the primary key refuses a jti this client already used.
-      orm.insert(usedAssertions).values({ clientId: stored, jti, expiresAt: exp }).onConflictDoNothing().returning({ jti: usedAssertions.jti }),
+      // RFC 7523 3 item 7: the primary key refuses a jti this client already used. Only an enabled
+      // private_key_jwt client reserves anything: an assertion naming any other id writes nothing.
+      orm
+        .insert(usedAssertions)
+        .select(
+          orm
+            .select({ clientId: clients.id, jti: sql<string>`${jti}`.as("jti"), expiresAt: sql<number>`${exp}`.as("expires_at") })
+            .from(clients)
+            .where(and(eq(clients.id, stored), eq(clients.authMethod, "private_key_jwt"), eq(clients.disabled, false))),
+        )
+        .onConflictDoNothing()
+        .returning({ jti: usedAssertions.jti }),
     ]);
     return { failures: f, row: r[0], reserved: ins.length === 1 };
   }

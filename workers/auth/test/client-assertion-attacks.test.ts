@@ -131,6 +131,7 @@ describe("private_key_jwt attack suite", () => {
     expect(del.status).toBe(401);
     await env.DB.prepare("UPDATE clients SET disabled = 1, disabled_at = ? WHERE id = ?").bind(new Date().toISOString(), id).run();
     await expectRefused(await assertion(id, key), id, "assertion_client_disabled");
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM used_assertions WHERE client_id = ?").bind(id).first("n")).toBe(0);
   });
 
   it("a secret sent for a private_key_jwt client, and an assertion sent for a secret client", async () => {
@@ -145,6 +146,12 @@ describe("private_key_jwt attack suite", () => {
     const key = await testKey("ES384");
     await expectRefused(await assertion(secretClient.client_id, key), secretClient.client_id, "assertion_client_uses_secret");
     await expectRefused(await assertion(env.BOOTSTRAP_CLIENT_ID, key), env.BOOTSTRAP_CLIENT_ID, "assertion_client_uses_secret");
+    // Only an enabled private_key_jwt client reserves a jti: these wrote nothing.
+    const unknown = "cli_does_not_exist";
+    expect((await assertionRequest(await assertion(unknown, key))).status).toBe(401);
+    for (const who of [secretClient.client_id, env.BOOTSTRAP_CLIENT_ID, unknown]) {
+      expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM used_assertions WHERE client_id = ?").bind(who).first("n"), who).toBe(0);
+    }
   });
 
   it("never stores the assertion anywhere", async () => {
