@@ -2,10 +2,14 @@ import type { AuthEnv } from "./types";
 import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
 import { securityEvent, clientIp } from "./bearer";
+import { and, eq, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { ClientStore, type Client, type ClientRow } from "./clients";
+import { readCredentials, type Credentials } from "./client-credentials";
+import { assertionClient, ClientStore, type Client, type ClientRow } from "./clients";
 import { authConfig } from "./config";
-import { clearFailures, failuresQuery, locksFrom, recordFailure, type FailureRow, type LimitPolicy } from "./rate-limit";
+import { clients, usedAssertions } from "./db/schema";
+import { clearFailures, failureOutcome, failuresQuery, locksFrom, recordFailure, type LimitPolicy } from "./rate-limit";
+import { DEFAULT_SKEW, verifyClientAssertion } from "./tokens/client-assertion";
 
 /** An OAuth error (RFC 6749 5.2) that also reads as RFC 9457 problem details. */
 export function oauthError(status: number, error: string, description: string, headers: Record<string, string> = {}): ApiError {
@@ -59,75 +63,110 @@ function safeName(k: string): string {
   return /^[a-z_]{1,40}$/.test(k) ? k : "(unnamed)";
 }
 
-/** RFC 6749 2.3.1: HTTP Basic with form-urlencoded id and secret, or both in the body. */
-function readCredentials(c: Context, params: Map<string, string>): { id: string; secret: string } | undefined {
-  const h = c.req.header("authorization");
-  const bodyId = params.get("client_id");
-  const bodySecret = params.get("client_secret");
-  if (h) {
-    const m = /^Basic[ ]+([A-Za-z0-9+/=]+)$/i.exec(h.trim());
-    if (!m?.[1]) throw oauthError(400, "invalid_request", "The Authorization header is not valid HTTP Basic.");
-    if (bodySecret !== undefined) {
-      throw oauthError(400, "invalid_request", "Use one client authentication method, not two (RFC 6749 2.3).");
-    }
-    let decoded: string;
-    try {
-      decoded = atob(m[1]);
-    } catch {
-      throw oauthError(400, "invalid_request", "The Authorization header is not valid HTTP Basic.");
-    }
-    const colon = decoded.indexOf(":");
-    if (colon < 0) throw oauthError(400, "invalid_request", "The Authorization header is not valid HTTP Basic.");
-    const unform = (s: string) => decodeURIComponent(s.replace(/\+/g, " "));
-    try {
-      return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
-    } catch {
-      throw oauthError(400, "invalid_request", "The Authorization header is not valid HTTP Basic.");
-    }
+/** The token endpoint URLs an assertion's `aud` may name (RFC 7523 3 item 3): the issuer's, absolute. */
+export function assertionAudiences(issuer: string): string[] {
+  const base = issuer.replace(/\/$/, "");
+  return [`${base}/oauth/token`, `${base}/token`];
+}
+
+/** The statements of the one D1 round trip: lockout windows, the client row, the assertion's `jti`. */
+async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[], stored: string | undefined, creds: Credentials | undefined, now: number) {
+  const orm = drizzle(c.env.DB);
+  const failures = failuresQuery(c.env.DB, keys);
+  if (!stored) return { failures: await failures, row: undefined, reserved: false };
+  if (creds?.kind === "assertion" && creds.peek.ok) {
+    const { jti, exp } = creds.peek.peek;
+    // Expired reservations go in the same batch: a row outlives its assertion by the skew only.
+    const [f, r, , ins] = await orm.batch([
+      failures,
+      store.lookup(stored),
+      orm.delete(usedAssertions).where(lt(usedAssertions.expiresAt, now - DEFAULT_SKEW)),
+      // RFC 7523 3 item 7: the primary key refuses a jti this client already used. Only an enabled
+      // private_key_jwt client reserves anything: an assertion naming any other id writes nothing.
+      orm
+        .insert(usedAssertions)
+        .select(
+          orm
+            .select({ clientId: clients.id, jti: sql<string>`${jti}`.as("jti"), expiresAt: sql<number>`${exp}`.as("expires_at") })
+            .from(clients)
+            .where(and(eq(clients.id, stored), eq(clients.authMethod, "private_key_jwt"), eq(clients.disabled, false))),
+        )
+        .onConflictDoNothing()
+        .returning({ jti: usedAssertions.jti }),
+    ]);
+    return { failures: f, row: r[0], reserved: ins.length === 1 };
   }
-  if (bodyId !== undefined && bodySecret !== undefined) return { id: bodyId, secret: bodySecret };
-  return undefined;
+  const [f, r] = await orm.batch([failures, store.lookup(stored)]);
+  return { failures: f, row: r[0], reserved: false };
+}
+
+/** Checks an assertion against the client's registered keys; a fixed reason code when it fails. */
+async function checkAssertion(
+  creds: Extract<Credentials, { kind: "assertion" }>,
+  row: ClientRow | undefined,
+  reserved: boolean,
+  issuer: string,
+  now: number,
+): Promise<{ client: Client } | { reason: string }> {
+  if (!creds.peek.ok) return { reason: creds.peek.reason };
+  if (!row) return { reason: "unknown_client" };
+  const client = assertionClient(row);
+  if (!client) return { reason: row.disabled ? "client_disabled" : "client_uses_secret" };
+  const r = await verifyClientAssertion(creds.assertion, { clientId: client.id, keys: client.jwks, audiences: assertionAudiences(issuer), now });
+  if (!r.ok) return { reason: r.reason };
+  // Checked after the signature, so a forged assertion is never reported as a replay.
+  if (!reserved) return { reason: "replayed" };
+  return { client };
 }
 
 /**
- * Authenticates the calling client, with lockout after repeated failures per
- * client id and per address (429 + Retry-After).
+ * Authenticates the calling client by secret or by private_key_jwt assertion. A client id
+ * with repeated failures is locked (429 + Retry-After, even for the right credentials); an
+ * address with repeated failures gets 429 for its failing attempts only (`failureOutcome`).
  */
 export async function authenticateClient(c: Context<AuthEnv>, params: Map<string, string>): Promise<Client> {
   const cfg = authConfig(c.env);
-  const creds = readCredentials(c, params);
   const now = Math.floor(Date.now() / 1000);
+  const creds = readCredentials(c, params, now);
   const ip = clientIp(c);
   const clientPolicy: LimitPolicy = { maxFailures: cfg.AUTH_MAX_FAILURES, windowSeconds: cfg.AUTH_FAILURE_WINDOW_SECONDS };
   // An address may fail more often than one client id: several clients can share a NAT.
   const ipPolicy: LimitPolicy = { maxFailures: cfg.AUTH_MAX_FAILURES * 4, windowSeconds: cfg.AUTH_FAILURE_WINDOW_SECONDS };
-  const keys = [{ key: `ip:${ip}`, policy: ipPolicy }];
-  if (creds && creds.id.length <= 200) keys.push({ key: `client:${creds.id}`, policy: clientPolicy });
+  const id = creds?.id !== undefined && creds.id.length <= 200 ? creds.id : undefined;
+  const addressKey = { key: `ip:${ip}`, policy: ipPolicy };
+  const clientKey = id !== undefined ? { key: `client:${id}`, policy: clientPolicy } : undefined;
+  const keys = clientKey ? [addressKey, clientKey] : [addressKey];
 
-  // One D1 round trip: the lockout windows and the client row together.
   const store = new ClientStore(c.env.DB, cfg);
-  const usable = creds && creds.id.length <= 200 ? creds : undefined;
-  const stored = usable && !store.bootstrap(usable.id) ? usable.id : undefined;
-  let failures: FailureRow[];
-  let row: ClientRow | undefined;
-  if (stored) {
-    const [f, r] = await drizzle(c.env.DB).batch([failuresQuery(c.env.DB, keys.map((k) => k.key)), store.lookup(stored)]);
-    failures = f;
-    row = r[0];
-  } else {
-    failures = await failuresQuery(c.env.DB, keys.map((k) => k.key));
+  const boot = id !== undefined ? store.bootstrap(id) : undefined;
+  const stored = id !== undefined && !boot ? id : undefined;
+  const { failures, row, reserved } = await loadState(c, store, keys.map((k) => k.key), stored, creds, now);
+  const clientLock = clientKey ? locksFrom(failures, [clientKey], now) : { locked: false as const };
+  if (clientLock.locked) {
+    securityEvent(c, "client_lockout", { clientId: id, reason: "client_locked" });
+    throw tooMany(clientLock.retryAfter);
   }
-  const lock = locksFrom(failures, keys, now);
-  if (lock.locked) {
-    securityEvent(c, "client_lockout", { clientId: creds?.id.slice(0, 200), reason: "locked" });
-    throw oauthError(429, "too_many_attempts", "Too many failed authentication attempts; retry later.", {
-      "retry-after": String(lock.retryAfter),
-    });
+
+  let client: Client | undefined;
+  let reason = "no_credentials";
+  if (creds?.kind === "secret") {
+    client = id === undefined ? undefined : boot ? await store.authenticate(id, creds.secret) : await store.verify(row, creds.secret);
+    reason = "bad_credentials";
+  } else if (creds?.kind === "assertion") {
+    const r = boot ? { reason: "client_uses_secret" } : await checkAssertion(creds, row, reserved, cfg.JWT_ISSUER, now);
+    if ("client" in r) client = r.client;
+    else reason = `assertion_${r.reason}`;
   }
-  const client = !usable ? undefined : stored ? await store.verify(row, usable.secret) : await store.authenticate(usable.id, usable.secret);
+
   if (!client) {
-    await recordFailure(c.env.DB, keys, now);
-    securityEvent(c, "client_auth_failed", { clientId: creds?.id.slice(0, 200), reason: creds ? "bad_credentials" : "no_credentials" });
+    const outcome = failureOutcome(locksFrom(failures, [addressKey], now), row !== undefined || boot !== undefined);
+    const counted = keys.filter((k) => outcome.count.includes(k === addressKey ? "address" : "client"));
+    if (counted.length > 0) await recordFailure(c.env.DB, counted, now);
+    if (outcome.status === 429) {
+      securityEvent(c, "client_lockout", { clientId: id, reason: `address_limited:${reason}` });
+      throw tooMany(outcome.retryAfter ?? 1);
+    }
+    securityEvent(c, "client_auth_failed", { clientId: id, reason });
     throw oauthError(401, "invalid_client", "Client authentication failed.", {
       "www-authenticate": `Basic realm="health-platform"`,
     });
@@ -135,4 +174,10 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
   // Earlier failures of this client are forgotten once it authenticates (a write only when there were some).
   if (failures.some((f) => f.key === `client:${client.id}`)) c.executionCtx.waitUntil(clearFailures(c.env.DB, `client:${client.id}`));
   return client;
+}
+
+function tooMany(retryAfter: number): ApiError {
+  return oauthError(429, "too_many_attempts", "Too many failed authentication attempts; retry later.", {
+    "retry-after": String(retryAfter),
+  });
 }

@@ -23,6 +23,8 @@ export class ClientRegistry extends WorkerEntrypoint<Env> {
       deviceId: input.deviceId,
       createdBy: input.createdBy.slice(0, 200),
     });
+    // Device clients are created with a secret (no auth method asked): this guards the type only.
+    if (secret === undefined) throw new Error("device client created without a secret");
     return { client_id: client.id, client_secret: secret };
   }
 

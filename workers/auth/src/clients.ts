@@ -4,6 +4,8 @@ import { randomToken, sha256Hex, timingSafeEqualStr } from "../../../shared/cryp
 import { ApiError } from "../../../shared/errors";
 import { allowedScopes } from "../../../shared/scopes";
 import type { AuthConfig } from "./config";
+import type { JWK } from "jose";
+import { storedKeys } from "./client-keys";
 import { clients } from "./db/schema";
 
 export interface Client {
@@ -16,11 +18,19 @@ export interface Client {
   createdAt: string;
   createdBy: string;
   disabledAt: string | null;
+  /** RFC 7591 `token_endpoint_auth_method`: a secret, or `private_key_jwt` with `jwks`. */
+  authMethod: AuthMethod;
+  /** Registered public keys (private_key_jwt clients only). */
+  jwks: JWK[];
   /** Not stored: the bootstrap client defined by configuration. */
   bootstrap?: boolean;
 }
 
 export type ClientRow = typeof clients.$inferSelect;
+
+export const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+const asAuthMethod = (v: string): AuthMethod => AUTH_METHODS.find((m) => m === v) ?? "client_secret_basic";
 
 function fromRow(r: ClientRow): Client {
   return {
@@ -33,7 +43,14 @@ function fromRow(r: ClientRow): Client {
     createdAt: r.createdAt,
     createdBy: r.createdBy,
     disabledAt: r.disabledAt,
+    authMethod: asAuthMethod(r.authMethod),
+    jwks: storedKeys(r.jwks),
   };
+}
+
+/** The row as a client when it may authenticate with a private_key_jwt assertion. */
+export function assertionClient(row: ClientRow | undefined): Client | undefined {
+  return row && !row.disabled && row.authMethod === "private_key_jwt" ? fromRow(row) : undefined;
 }
 
 /** Public view of a client: never the secret or its hash. */
@@ -49,6 +66,8 @@ export function clientView(c: Client) {
     created_at: c.createdAt,
     created_by: c.createdBy,
     disabled_at: c.disabledAt,
+    token_endpoint_auth_method: c.authMethod,
+    ...(c.authMethod === "private_key_jwt" ? { jwks: { keys: c.jwks } } : {}),
   };
 }
 
@@ -64,6 +83,8 @@ function bootstrapClient(cfg: AuthConfig): Client | undefined {
     createdAt: "1970-01-01T00:00:00.000Z",
     createdBy: "configuration",
     disabledAt: null,
+    authMethod: "client_secret_basic",
+    jwks: [],
     bootstrap: true,
   };
 }
@@ -107,11 +128,14 @@ export class ClientStore {
     return this.orm.select().from(clients).where(eq(clients.id, id));
   }
 
-  /** Checks a secret against a looked-up row, with the same work whether the row exists or not. */
+  /**
+   * Checks a secret against a looked-up row, with the same work whether the row exists or not.
+   * A private_key_jwt client has no secret (its hash column is empty): it never matches.
+   */
   async verify(row: ClientRow | undefined, secret: string): Promise<Client | undefined> {
     const given = await sha256Hex(secret);
-    const ok = await timingSafeEqualStr(given, row?.secretHash ?? "0".repeat(64));
-    if (!row || !ok || row.disabled) return undefined;
+    const ok = await timingSafeEqualStr(given, row?.secretHash || "0".repeat(64));
+    if (!row || !ok || row.disabled || row.authMethod === "private_key_jwt") return undefined;
     return fromRow(row);
   }
 
@@ -121,14 +145,17 @@ export class ClientStore {
     scopes: string[];
     deviceId?: string | null;
     createdBy: string;
-  }): Promise<{ client: Client; secret: string }> {
+    authMethod?: AuthMethod;
+    jwks?: JWK[];
+  }): Promise<{ client: Client; secret: string | undefined }> {
     const id = randomToken(12, "cli_");
+    const asymmetric = input.authMethod === "private_key_jwt";
     // RFC 6749 10.10: credentials must be unguessable; 256 bits from the CSPRNG.
-    const secret = randomToken(32, "cs_");
+    const secret = asymmetric ? undefined : randomToken(32, "cs_");
     const row: ClientRow = {
       id,
       name: input.name,
-      secretHash: await sha256Hex(secret),
+      secretHash: secret === undefined ? "" : await sha256Hex(secret),
       roles: JSON.stringify(input.roles),
       scopes: JSON.stringify(input.scopes),
       deviceId: input.deviceId ?? null,
@@ -136,6 +163,8 @@ export class ClientStore {
       createdAt: new Date().toISOString(),
       createdBy: input.createdBy,
       disabledAt: null,
+      authMethod: input.authMethod ?? "client_secret_basic",
+      jwks: asymmetric ? JSON.stringify(input.jwks ?? []) : null,
     };
     await this.orm.insert(clients).values(row);
     return { client: fromRow(row), secret };

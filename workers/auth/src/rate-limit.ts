@@ -46,6 +46,21 @@ export function locksFrom(rows: FailureRow[], keys: { key: string; policy: Limit
   return worst;
 }
 
+/**
+ * Pure: the answer to an attempt whose credentials failed. The per-client lock is checked
+ * before the credentials (a locked client is refused even with the right ones); the
+ * per-address limit only refuses FAILING attempts, so a correct client behind a busy NAT
+ * still gets its token. Once the address is over its limit a failure answers 429 and is no
+ * longer counted against the address (its window is already full); it still counts against
+ * a client that exists, so guessing one client's secret from there still locks that client.
+ */
+export function failureOutcome(
+  address: LimitState,
+  clientExists: boolean,
+): { status: 401 | 429; retryAfter?: number; count: ("address" | "client")[] } {
+  if (address.locked) return { status: 429, retryAfter: address.retryAfter, count: clientExists ? ["client"] : [] };
+  return { status: 401, count: ["address", "client"] };
+}
 
 /** Counts one failure against each key; a window that has ended starts again. */
 export async function recordFailure(db: D1Database, keys: { key: string; policy: LimitPolicy }[], now: number): Promise<void> {

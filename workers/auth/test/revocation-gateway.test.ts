@@ -1,6 +1,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
+import { JWT_BEARER } from "../src/tokens/client-assertion";
+import { assertion, jwtClient, testKey } from "./assertion-helpers";
 import { countD1 } from "./d1-count";
 import { basic, BASE, bootstrapAuth, clientToken, createClient, form, FORM, randomIp, token } from "./helpers";
 
@@ -105,5 +107,18 @@ describe("D1 round trips, counted on the real binding", () => {
       expect(res.status).toBe(200);
       expect(counted.roundTrips()).toBe(1);
     }
+  });
+
+  it("token issuance for a private_key_jwt client makes one too (lockout state, client row and the jti's reservation in one batch)", async () => {
+    const key = await testKey("ES384");
+    const id = await jwtClient([key]);
+    const counted = countD1(env.DB);
+    const res = await serve({ ...env, DB: counted.db }, "/oauth/token", {
+      method: "POST",
+      headers: { ...FORM, "cf-connecting-ip": randomIp() },
+      body: form({ grant_type: "client_credentials", scope: "phi:read", client_assertion_type: JWT_BEARER, client_assertion: await assertion(id, key) }),
+    });
+    expect(res.status).toBe(200);
+    expect(counted.roundTrips()).toBe(1);
   });
 });

@@ -83,8 +83,8 @@ describe("GET /v1/phi/metadata", () => {
       token_endpoint: `${GW}/oauth/token`,
       jwks_uri: `${GW}/.well-known/jwks.json`,
       grant_types_supported: ["client_credentials"],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      capabilities: ["client-confidential-symmetric"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+      capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric"],
     });
     expect(smart.scopes_supported).toEqual(expect.arrayContaining(["phi:read", "phi:write"]));
     const cap = await (await env.GATEWAY.fetch(`${GW}/v1/phi/metadata`)).json<Capability>();

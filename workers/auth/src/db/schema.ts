@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** OAuth clients (RFC 6749 section 2). The secret is kept only as a SHA-256 hash. */
 export const clients = sqliteTable(
@@ -18,6 +18,13 @@ export const clients = sqliteTable(
     createdAt: text("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     disabledAt: text("disabled_at"),
+    /**
+     * RFC 7591 2: `client_secret_basic` / `client_secret_post` (a secret, either transport) or
+     * `private_key_jwt` (RFC 7523 assertions signed by a key in `jwks`; such a client has no secret).
+     */
+    authMethod: text("token_endpoint_auth_method").notNull().default("client_secret_basic"),
+    /** RFC 7591 2 `jwks` by value: a JSON JWK Set of public signing keys, each with a `kid`. */
+    jwks: text("jwks"),
   },
   // disabled_at: the gateway's view loads the clients disabled recently (their tokens may still be live).
   (t) => [index("clients_device_id").on(t.deviceId), index("clients_disabled_at").on(t.disabledAt)],
@@ -39,6 +46,20 @@ export const revokedTokens = sqliteTable(
     revokedBy: text("revoked_by").notNull(),
   },
   (t) => [uniqueIndex("revoked_tokens_jti").on(t.jti), index("revoked_tokens_expires_at").on(t.expiresAt)],
+);
+
+/**
+ * Client assertion `jti`s already used (RFC 7523 3, item 7), per client, kept while the
+ * assertion could still be accepted: the primary key refuses a second use atomically.
+ */
+export const usedAssertions = sqliteTable(
+  "used_assertions",
+  {
+    clientId: text("client_id").notNull(),
+    jti: text("jti").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.clientId, t.jti] }), index("used_assertions_expires_at").on(t.expiresAt)],
 );
 
 /** Failed client authentications per key (`client:<id>` / `ip:<addr>`) in a fixed window. */

@@ -8,6 +8,7 @@ import { CreateClient, EventsQuery, ListQuery } from "../routes/admin";
  * (RFC 6749 rules on repeated and unknown parameters), so their request shapes
  * are declared here and kept beside the parser's tests.
  */
+const Json = z.record(z.string(), z.unknown());
 const OAuthError = z
   .object({ error: z.string(), error_description: z.string(), status: z.number().int() })
   .passthrough()
@@ -18,6 +19,14 @@ const TokenRequest = z
     scope: z.string().optional().openapi({ description: "Space-separated scopes; default: every scope the client is allowed" }),
     client_id: z.string().optional().openapi({ description: "With client_secret, when not using HTTP Basic" }),
     client_secret: z.string().optional(),
+    client_assertion_type: z
+      .literal("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+      .optional()
+      .openapi({ description: "RFC 7523 2.2: with client_assertion, for private_key_jwt clients" }),
+    client_assertion: z
+      .string()
+      .optional()
+      .openapi({ description: "A JWT signed with a registered key: iss = sub = client_id, aud = the token endpoint, exp at most 5 minutes ahead, a jti used once" }),
   })
   .openapi("TokenRequest");
 const TokenResponse = z
@@ -48,10 +57,13 @@ const ClientView = z
     created_at: z.string(),
     created_by: z.string(),
     disabled_at: z.string().nullable(),
+    token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
+    jwks: z.object({ keys: z.array(Json) }).optional().openapi({ description: "The registered public keys (private_key_jwt clients)" }),
   })
   .openapi("Client");
-const CreatedClient = ClientView.extend({ client_secret: z.string().openapi({ description: "Shown once; stored only as a hash" }) }).openapi("CreatedClient");
-const Json = z.record(z.string(), z.unknown());
+const CreatedClient = ClientView.extend({
+  client_secret: z.string().optional().openapi({ description: "Shown once; stored only as a hash. None for private_key_jwt clients" }),
+}).openapi("CreatedClient");
 
 const form = (schema: z.ZodType) => ({
   content: {
@@ -124,7 +136,7 @@ export function authDocument(): Record<string, unknown> {
     createRoute({
       method: "post",
       path: "/admin/clients",
-      summary: "Create a client (its secret is shown once)",
+      summary: "Create a client (its secret is shown once; private_key_jwt clients register public keys instead, jwks by value)",
       security: bearer("admin"),
       request: { body: { content: { "application/json": { schema: CreateClient } }, required: true } },
       responses: { 201: json("Created", CreatedClient), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs admin"), 415: problem("Not JSON") },

@@ -4,7 +4,8 @@ import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { isScopeToken, ROLES } from "../../../../shared/scopes";
 import { requireBearer } from "../bearer";
-import { ClientStore, clientView } from "../clients";
+import { Jwks, privateMemberIssue, publicMembers, unusableKeys } from "../client-keys";
+import { AUTH_METHODS, ClientStore, clientView } from "../clients";
 import { authConfig, viewOptions } from "../config";
 import { noteClientsDisabled } from "../revocation/view";
 import { loadKeySet } from "../tokens/keys";
@@ -19,9 +20,17 @@ export const CreateClient = z
       .array(z.string().max(40).refine(isScopeToken, { message: "not a valid scope" }))
       .max(30)
       .default([]),
+    /** RFC 7591 2; default `client_secret_basic` (either secret transport works). */
+    token_endpoint_auth_method: z.enum(AUTH_METHODS).optional(),
+    /** RFC 7591 2: public keys by value, required with (and only with) `private_key_jwt`. */
+    jwks: Jwks.optional(),
   })
   .strict()
-  .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" });
+  .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" })
+  .refine((v) => (v.token_endpoint_auth_method === "private_key_jwt") === (v.jwks !== undefined), {
+    message: "private_key_jwt needs jwks (public keys by value), and jwks is only for private_key_jwt",
+    path: ["jwks"],
+  });
 
 export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
@@ -57,13 +66,33 @@ async function jsonBody(c: { req: { header(n: string): string | undefined; json(
 
 app.post("/admin/clients", async (c) => {
   const caller = await requireBearer(c, ["admin"]);
-  const input = parse(CreateClient, await jsonBody(c));
+  const body = await jsonBody(c);
+  // Keys by URL would make the token endpoint fetch a client-chosen URL: by value only, for now.
+  if (typeof body === "object" && body !== null && "jwks_uri" in body) {
+    throw new ApiError(400, "jwks_uri_unsupported", "jwks_uri is not supported: register the public keys by value in jwks.");
+  }
+  const privateMember = privateMemberIssue(body);
+  if (privateMember) throw new ApiError(400, "invalid_request", "The request is not valid.", { extra: { errors: [privateMember] } });
+  const input = parse(CreateClient, body);
+  const keys = input.jwks?.keys.map(publicMembers);
+  const unusable = keys ? await unusableKeys(keys) : [];
+  if (unusable.length > 0) {
+    throw new ApiError(400, "invalid_request", "The request is not valid.", {
+      extra: { errors: [{ path: "jwks.keys", message: "a key is not a valid public key for its type and curve" }] },
+    });
+  }
   const { client, secret } = await new ClientStore(c.env.DB, authConfig(c.env)).create({
-    ...input,
+    name: input.name,
+    roles: input.roles,
+    scopes: input.scopes,
     createdBy: caller.sub,
+    ...(input.token_endpoint_auth_method ? { authMethod: input.token_endpoint_auth_method } : {}),
+    ...(keys ? { jwks: keys } : {}),
   });
-  // The secret is shown this once; only its hash is stored.
-  return c.json({ ...clientView(client), client_secret: secret }, 201, { location: `/admin/clients/${client.id}` });
+  // The secret is shown this once; only its hash is stored. A private_key_jwt client has none.
+  return c.json({ ...clientView(client), ...(secret !== undefined ? { client_secret: secret } : {}) }, 201, {
+    location: `/admin/clients/${client.id}`,
+  });
 });
 
 app.get("/admin/clients", async (c) => {

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { SCOPES } from "../../../../shared/scopes";
 import { authConfig } from "../config";
+import { ASSERTION_ALGS } from "../tokens/client-assertion";
 import { loadKeySet } from "../tokens/keys";
 
 const app = new Hono<{ Bindings: Env }>();
@@ -12,12 +13,12 @@ app.get("/.well-known/jwks.json", async (c) => {
 });
 
 /**
- * How clients authenticate at the token endpoint today: a client secret (RFC 6749 2.3.1).
- * `private_key_jwt` (RFC 7523) is not implemented yet; when it is, it joins this list with
- * its assertion algorithms, and both discovery documents below say so.
+ * How clients authenticate at the token endpoint (and at introspection and revocation): a
+ * client secret (RFC 6749 2.3.1) or a JWT assertion signed with a registered key (RFC 7523
+ * 2.2, SMART Backend Services), with the assertion algorithms accepted.
  */
-const TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"];
-const ASSERTION_ALGS: string[] = [];
+const TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+const SIGNING_ALGS = [...ASSERTION_ALGS];
 
 /**
  * SMART App Launch 2.x discovery (https://hl7.org/fhir/smart-app-launch/conformance.html)
@@ -35,13 +36,13 @@ app.get("/v1/phi/.well-known/smart-configuration", (c) => {
       revocation_endpoint: `${origin}/oauth/revoke`,
       grant_types_supported: ["client_credentials"],
       token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
-      // RFC 8414 2: present only when a JWT client authentication method is offered.
-      ...(ASSERTION_ALGS.length > 0 ? { token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS } : {}),
+      token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
       scopes_supported: [...SCOPES],
       response_types_supported: [],
       code_challenge_methods_supported: [],
-      // Confidential clients with a shared secret; no launch, no user: SMART Backend Services only.
-      capabilities: ["client-confidential-symmetric"],
+      // Confidential clients with a shared secret or an asymmetric key; no launch, no user:
+      // SMART Backend Services only.
+      capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric"],
     },
     200,
     { "cache-control": "public, max-age=300" },
@@ -62,10 +63,13 @@ app.get("/.well-known/oauth-authorization-server", (c) => {
       grant_types_supported: ["client_credentials"],
       response_types_supported: [],
       token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      introspection_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
+      revocation_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
       scopes_supported: [...SCOPES],
-      token_endpoint_auth_signing_alg_values_supported: [cfg.JWT_ALG],
+      // RFC 8414 2: the algorithms of private_key_jwt assertions (not those of our access tokens).
+      token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
+      introspection_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
+      revocation_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
     },
     200,
     { "cache-control": "public, max-age=300" },
