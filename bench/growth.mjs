@@ -81,8 +81,8 @@ export async function platform() {
     workers,
     host: "127.0.0.1",
     port: 0,
-    d1Persist: path.join(persist, "d1"),
-    durableObjectsPersist: path.join(persist, "do"),
+    // Miniflare 5 keeps every resource (D1, Durable Objects) under one persistence path.
+    resourcePersistencePath: persist,
     // Drained, keeping the runtime's last words for an error report (workers log no PHI).
     handleRuntimeStdio(stdout, stderr) {
       const keep = (chunk) => {

@@ -78,8 +78,8 @@ export async function startMiniflare(workers, persist = mkdtempSync(path.join(os
     ...(inspectorPort === undefined ? {} : { inspectorPort }),
     host: "127.0.0.1",
     port: 0,
-    d1Persist: path.join(persist, "d1"),
-    durableObjectsPersist: path.join(persist, "do"),
+    // Miniflare 5 keeps every resource (D1, Durable Objects) under one persistence path.
+    resourcePersistencePath: persist,
     // Workers' own log lines are part of their cost; drain them rather than print.
     handleRuntimeStdio(stdout, stderr) {
       stdout.resume();

@@ -4,7 +4,7 @@
 // doing only the essential work, in the same runtime and the same run) and, for the token and the Patient read,
 // a conventional Node stack (bench/baselines/node-server.mjs). Bounded in time (BENCH_SECONDS per scenario).
 // Writes bench/results/<date>.md and .json. Quote ratios, not absolute numbers: this machine is shared and noisy.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -244,7 +244,10 @@ async function telemetryScenario(persist, s, sinkUrl) {
   const parts = { off: [], on: [] };
   let readsOn = 0;
   for (const mode of ["off", "on", "off", "on"]) {
-    const q = await platform({ persist, vars: mode === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl } : {} });
+    // Each instance on its own copy of the state: a disposed runtime may still hold the databases' files.
+    const copy = mkdtempSync(path.join(os.tmpdir(), "bench-telemetry-"));
+    cpSync(persist, copy, { recursive: true });
+    const q = await platform({ persist: copy, vars: mode === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl } : {} });
     try {
       const opts = { url: `${q.url}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } };
       await probe(opts);
@@ -436,7 +439,9 @@ try {
     const per1000 = (n) => fmt((n / reads) * 1000, 1);
     notes.push(`Telemetry sink received ${counts.traces} trace, ${counts.logs} log and ${counts.metrics} metric exports (${(counts.bytes / 2 ** 20).toFixed(1)} MiB) for ${reads} Patient reads during the telemetry-on instances (warm-ups included): ${per1000(counts.traces)} trace POSTs and ${per1000(counts.logs)} log POSTs per 1,000 reads.`);
     console.log(notes.at(-1));
-    p = await platform({ persist });
+    const copy = mkdtempSync(path.join(os.tmpdir(), "bench-after-"));
+    cpSync(persist, copy, { recursive: true });
+    p = await platform({ persist: copy });
   }
 } finally {
   node?.stop();
