@@ -224,7 +224,7 @@ async function introspectScenario(p, s) {
 
 const PATIENT_GROUP = "Patient read (GET /v1/phi/Patient/:id)";
 
-const OURS_PATIENT_NOTE = "gateway: verify + revocation query (auth D1) + signed principal; phi: one D1 batch of the select and its audit insert (outcome decided in SQL; sealed later by the sealer object) + decrypt";
+const OURS_PATIENT_NOTE = "gateway: verify + revocation from its in-memory view (no D1) + signed principal; phi: one D1 batch of the select and its audit insert (outcome decided in SQL; sealed later by the sealer object) + decrypt";
 
 async function patientScenario(p, s, node) {
   const h = { authorization: `Bearer ${s.token}` };
