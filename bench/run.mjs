@@ -4,7 +4,7 @@
 // doing only the essential work, in the same runtime and the same run) and, for the token and the Patient read,
 // a conventional Node stack (bench/baselines/node-server.mjs). Bounded in time (BENCH_SECONDS per scenario).
 // Writes bench/results/<date>.md and .json. Quote ratios, not absolute numbers: this machine is shared and noisy.
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -53,16 +53,8 @@ function recordOther(r) {
 async function probe(opts) {
   let req = { method: opts.method ?? "GET", headers: opts.headers ?? {}, body: opts.body, path: "" };
   if (opts.requests) req = opts.requests[0].setupRequest ? opts.requests[0].setupRequest({ ...opts.requests[0] }) : opts.requests[0];
-  let res;
-  let text;
-  // A just-started instance answers 503 until its gateway has loaded the revocation view (the previous instance's
-  // runtime may still hold the databases for a moment): retried for up to 30 s, other statuses fail at once.
-  for (let i = 0; i < 60; i++) {
-    res = await fetch(`${opts.url}${req.path ?? ""}`, { method: req.method, headers: req.headers, body: req.body });
-    text = await res.text();
-    if (res.status !== 503) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const res = await fetch(`${opts.url}${req.path ?? ""}`, { method: req.method, headers: req.headers, body: req.body });
+  const text = await res.text();
   if (res.status >= 300) throw new Error(`probe ${req.method} ${opts.url}${req.path ?? ""}: ${res.status} ${text.slice(0, 300)}`);
 }
 
@@ -244,10 +236,7 @@ async function telemetryScenario(persist, s, sinkUrl) {
   const parts = { off: [], on: [] };
   let readsOn = 0;
   for (const mode of ["off", "on", "off", "on"]) {
-    // Each instance on its own copy of the state: a disposed runtime may still hold the databases' files.
-    const copy = mkdtempSync(path.join(os.tmpdir(), "bench-telemetry-"));
-    cpSync(persist, copy, { recursive: true });
-    const q = await platform({ persist: copy, vars: mode === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl } : {} });
+    const q = await platform({ persist, vars: mode === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl } : {} });
     try {
       const opts = { url: `${q.url}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } };
       await probe(opts);
@@ -257,7 +246,7 @@ async function telemetryScenario(persist, s, sinkUrl) {
       // Every read the sink saw exports of (warm-ups and the probe included), for POSTs per 1,000 reads.
       if (mode === "on") readsOn += warm.requests + m.requests + 1;
     } finally {
-      await dispose(q);
+      await q.dispose();
     }
   }
   recordLoad(PATIENT_GROUP, "ours, telemetry off (instances alternating with on)", combine(parts.off), "no OTLP endpoint: the raw handlers run, no span work. Own instances (no twins), after the rest: compare with the row below, not with the twin");
@@ -384,20 +373,6 @@ async function devices(p, sockets, perSocket, window, label) {
 // BENCH_ONLY=token,introspect,patient,payment,synthetic,devices,telemetry runs a subset and writes no report (debugging);
 // BENCH_GROWTH=0 skips the cost-growth run at the end.
 const ONLY = process.env.BENCH_ONLY?.split(",");
-// Miniflare 5.20260815.0-alpha on Node 24: disposing an instance closes its HTTP server a second time from the
-// server's own close event, and Node 24 reports that as an uncaught ERR_SERVER_NOT_RUNNING. Nothing is left
-// running by it; every other uncaught error still ends the run.
-/** Disposes a platform; with the double close above the dispose promise may never settle, so it is bounded. */
-const dispose = async (x) => {
-  const t0 = Date.now();
-  const done = await Promise.race([x.dispose().then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), 60_000))]);
-  if (!done) console.log(`a Miniflare instance did not finish disposing within 60 s (after ${Date.now() - t0} ms); going on`);
-};
-process.on("uncaughtException", (err) => {
-  if (err?.code === "ERR_SERVER_NOT_RUNNING") return;
-  console.error(err);
-  process.exit(1);
-});
 const want = (name) => !ONLY || ONLY.includes(name);
 const started = Date.now();
 const cpuModel = os.cpus()[0]?.model ?? "?";
@@ -432,21 +407,19 @@ try {
   node = undefined;
   // Telemetry on vs off (issue 7): the same Patient read, the same data, every worker exporting to a local sink.
   if (want("telemetry")) {
-    await dispose(p);
+    await p.dispose();
     sink = await startChild(path.join(ROOT, "bench/otlp-sink.mjs"));
     const reads = await telemetryScenario(persist, s, sink.url);
     const counts = await (await fetch(`${sink.url}/counts`)).json();
     const per1000 = (n) => fmt((n / reads) * 1000, 1);
     notes.push(`Telemetry sink received ${counts.traces} trace, ${counts.logs} log and ${counts.metrics} metric exports (${(counts.bytes / 2 ** 20).toFixed(1)} MiB) for ${reads} Patient reads during the telemetry-on instances (warm-ups included): ${per1000(counts.traces)} trace POSTs and ${per1000(counts.logs)} log POSTs per 1,000 reads.`);
     console.log(notes.at(-1));
-    const copy = mkdtempSync(path.join(os.tmpdir(), "bench-after-"));
-    cpSync(persist, copy, { recursive: true });
-    p = await platform({ persist: copy });
+    p = await platform({ persist });
   }
 } finally {
   node?.stop();
   sink?.stop();
-  await dispose(p);
+  await p.dispose();
 }
 
 // CPU profile of the Patient read (unminified bundles, inspector on): where the isolates' time goes.
