@@ -1,7 +1,7 @@
 // D1 round trips per operation, counted from the platform's own traces (not guessed): for one request of each
 // kind, the D1 spans of its trace per worker give the statements it ran and the sequential waves they took.
-// Spans that start at the same instant ran in parallel (one batch, or a Promise.all): in workerd the clock only
-// moves at I/O, so a statement that waited on another starts later than it. The gateway's revocation view may
+// A span that starts before the spans of the current wave have all ended ran beside them (one batch, or a
+// Promise.all); one that starts after they ended waited for them: a new wave. The gateway's revocation view may
 // refresh in the background of any request (its own waitUntil, not on the answer's path): that refresh is
 // counted apart. Each isolate exports its batch from a later request's waitUntil once the batch is due, so
 // while it waits the flow keeps light requests going to every worker it reads spans from.
@@ -30,6 +30,19 @@ async function traceOf(ctx, tok, receiver, requestId) {
   throw new Error(`no gateway log line for request ${requestId}`);
 }
 
+/** Sequential waves: a span that starts before every span of the current wave has ended ran beside them. */
+function waves(spans) {
+  let n = 0;
+  let end = -1n;
+  for (const s of [...spans].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
+    if (s.start >= end) {
+      n++;
+      end = s.end;
+    } else if (s.end > end) end = s.end;
+  }
+  return n;
+}
+
 /** Statements and waves per worker in one trace, once its spans have stopped arriving. */
 async function countTrace(ctx, tok, receiver, traceId) {
   // Each isolate sends at most one batch a second: done when nothing new has come for 3 s.
@@ -45,11 +58,9 @@ async function countTrace(ctx, tok, receiver, traceId) {
   const out = {};
   for (const s of receiver.state.spans.filter((x) => x.traceId === traceId && isD1(x))) {
     const key = isViewRefresh(s) ? `${s.service} (view refresh)` : s.service;
-    out[key] ??= { statements: 0, starts: new Set() };
-    out[key].statements++;
-    out[key].starts.add(s.start);
+    (out[key] ??= []).push({ start: BigInt(s.start), end: BigInt(s.end) });
   }
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { statements: v.statements, waves: v.starts.size }]));
+  return Object.fromEntries(Object.entries(out).map(([k, spans]) => [k, { statements: spans.length, waves: waves(spans) }]));
 }
 
 export default async function (ctx) {
