@@ -3,6 +3,7 @@ import { z } from "zod";
 import { fromBase64Url, hmacSha256, hmacVerify, toBase64Url } from "./crypto";
 import { ApiError } from "./errors";
 import { hasAllScopes } from "./scopes";
+import { MAX_SHARDS, TENANT_ID_PATTERN } from "./tenants";
 
 /**
  * The verified caller, as the gateway attaches it to a forwarded request.
@@ -15,6 +16,10 @@ export const PrincipalSchema = z.object({
   scopes: z.array(z.string()),
   /** The access token's `jti` (never the token itself). */
   tokenId: z.string(),
+  /** The organization whose data this request may reach (`ten_platform` for platform clients). */
+  tenantId: z.string().regex(TENANT_ID_PATTERN),
+  /** The PHI database shard the tenant is placed on; phi uses it for the whole request. */
+  shard: z.number().int().min(0).max(MAX_SHARDS - 1),
   /** Set for device credentials: the one device this client may act as. */
   deviceId: z.string().optional(),
   /** The client's address as the gateway saw it. */

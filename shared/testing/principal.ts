@@ -1,4 +1,5 @@
 import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../principal";
+import { DEFAULT_TENANT_ID } from "../tenants";
 
 /**
  * Test helper: the header the gateway would attach for this caller, so a
@@ -14,6 +15,8 @@ export async function gatewayHeaders(
     roles: p.roles ?? [],
     scopes: p.scopes,
     tokenId: p.tokenId ?? crypto.randomUUID(),
+    tenantId: p.tenantId ?? DEFAULT_TENANT_ID,
+    shard: p.shard ?? 0,
     ip: p.ip ?? "127.0.0.1",
     iat: p.iat ?? Math.floor(Date.now() / 1000),
     ...(p.deviceId ? { deviceId: p.deviceId } : {}),

@@ -81,7 +81,7 @@ describe("crypto", () => {
 });
 
 describe("principal hand-off", () => {
-  const p: Principal = { sub: "cli_a", clientId: "cli_a", roles: [], scopes: ["phi:read"], tokenId: "j", ip: "1.2.3.4", iat: 1000 };
+  const p: Principal = { sub: "cli_a", clientId: "cli_a", roles: [], scopes: ["phi:read"], tokenId: "j", tenantId: "ten_default", shard: 0, ip: "1.2.3.4", iat: 1000 };
   it("verifies what the gateway signed and refuses anything else", async () => {
     const k = key32();
     const h = await signPrincipal(k, p);

@@ -181,7 +181,7 @@ describe("payments: transitions over HTTP", () => {
     const info: RequestInfo = {
       db: env.DB,
       config: paymentsConfig(env),
-      principal: { sub: "cli_race", clientId: "cli_race", roles: [], scopes: ["payment:*"], tokenId: "t", ip: "127.0.0.1", iat: 0 },
+      principal: { sub: "cli_race", clientId: "cli_race", roles: [], scopes: ["payment:*"], tokenId: "t", tenantId: "ten_default", shard: 0, ip: "127.0.0.1", iat: 0 },
       requestId: crypto.randomUUID(),
       traceId: null,
       now: new Date(),
