@@ -4,6 +4,7 @@
 // autocannon reads one Patient, self time summed by source module (the bundles' `// path` comments).
 // Prints the top modules and functions per worker; used for "what costs what" in the bench results.
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import WebSocket from "ws";
@@ -11,6 +12,17 @@ import { ROOT } from "../scripts/workers.mjs";
 import { measure, platform } from "./lib.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+// PROFILE_TELEMETRY=on: every worker exports to an OTLP sink on 127.0.0.1 (what the export costs, by function).
+const TELEMETRY = process.env.PROFILE_TELEMETRY === "on";
+
+/** An OTLP/HTTP sink that reads and drops what it is sent. */
+function startSink() {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -85,11 +97,11 @@ function summarize(name, profile, bundle) {
     const cf = node.callFrame;
     const mod = cf.url.endsWith("index.js") ? group(where(cf.lineNumber)) : cf.url || cf.functionName || "(native)";
     byModule.set(mod, (byModule.get(mod) ?? 0) + n);
-    const fn = `${cf.functionName || "(anonymous)"} [${mod}]`;
+    const fn = `${cf.functionName || "(anonymous)"} [${mod}${process.env.PROFILE_LINES ? `:${cf.lineNumber + 1}` : ""}]`;
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + n);
   }
   const top = (m, k) => [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([x, n]) => `    ${((100 * n) / total).toFixed(1).padStart(5)} %  ${x}`).join("\n");
-  return `${name}: ${total} samples\n  by module:\n${top(byModule, 14)}\n  by function:\n${top(byFunction, 12)}`;
+  return `${name}: ${total} samples\n  by module:\n${top(byModule, Number(process.env.PROFILE_TOP ?? 14))}\n  by function:\n${top(byFunction, Number(process.env.PROFILE_TOP ?? 12))}`;
 }
 
 /**
@@ -98,7 +110,9 @@ function summarize(name, profile, bundle) {
 export async function profilePatientRead(seconds = SECONDS) {
   const out = [];
   const port = await freePort();
-  const p = await platform({ minify: false, inspectorPort: port });
+  const sink = TELEMETRY ? await startSink() : null;
+  const vars = sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.address().port}` } : {};
+  const p = await platform({ minify: false, inspectorPort: port, vars });
   try {
     const tok = await p.token("phi:read phi:write");
     const created = await fetch(`${p.url}/v1/phi/Patient`, {
@@ -121,7 +135,7 @@ export async function profilePatientRead(seconds = SECONDS) {
       sessions.push([name, s]);
     }
     const m = await measure({ ...opts, duration: seconds });
-    out.push(`Patient read under profiling (unminified bundles, bootstrap client, telemetry off): ${m.rps.toFixed(1)} req/s, ${m.cpuMsPerReq.toFixed(2)} ms CPU/req (sampling adds overhead). Self time of each worker's isolate, in % of its samples; D1's own SQLite work runs outside these isolates.\n`);
+    out.push(`Patient read under profiling (unminified bundles, bootstrap client, telemetry ${TELEMETRY ? "exporting to a local sink" : "off"}): ${m.rps.toFixed(1)} req/s, ${m.cpuMsPerReq.toFixed(2)} ms CPU/req (sampling adds overhead). Self time of each worker's isolate, in % of its samples; D1's own SQLite work runs outside these isolates.\n`);
     for (const [name, s] of sessions) {
       const { profile } = await s.send("Profiler.stop");
       out.push(summarize(name, profile, path.join(ROOT, ".tmp", "bench-build-plain", "local", name, "index.js")) + "\n");
@@ -129,6 +143,7 @@ export async function profilePatientRead(seconds = SECONDS) {
     }
   } finally {
     await p.dispose();
+    sink?.close();
   }
   return out.join("\n");
 }

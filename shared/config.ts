@@ -3,9 +3,21 @@ import { z } from "zod";
 /**
  * Config parsing: env vars and secrets arrive as strings; each worker declares a
  * zod schema for what it needs and reads a typed, validated config. The result
- * is cached per env object, so parsing happens once per isolate, not per request.
+ * is cached per env object and schema, so parsing happens once per isolate, not per request.
  */
-const cache = new WeakMap<object, unknown>();
+const cache = new WeakMap<object, Map<z.ZodType, unknown>>();
+
+/**
+ * Set by the telemetry wrapper on an env it hands to the tracing library, which
+ * wraps the env in a new proxy on every request: the cache keys on the env
+ * behind the proxy, or parsing would run per request.
+ */
+export const ENV_IDENTITY: unique symbol = Symbol("env identity");
+
+function identityOf(env: object): object {
+  const id: unknown = Reflect.get(env, ENV_IDENTITY);
+  return typeof id === "object" && id !== null ? id : env;
+}
 
 export class ConfigError extends Error {
   constructor(issues: string[]) {
@@ -16,11 +28,17 @@ export class ConfigError extends Error {
 }
 
 export function parseConfig<T extends z.ZodType>(schema: T, env: object): z.infer<T> {
-  const hit = cache.get(env);
+  const key = identityOf(env);
+  let parsed = cache.get(key);
+  if (!parsed) {
+    parsed = new Map<z.ZodType, unknown>();
+    cache.set(key, parsed);
+  }
+  const hit = parsed.get(schema);
   if (hit !== undefined) return hit as z.infer<T>;
   const r = schema.safeParse(env);
   if (!r.success) throw new ConfigError(r.error.issues.map((i) => `${i.path.join(".")}: ${i.code}`));
-  cache.set(env, r.data);
+  parsed.set(schema, r.data);
   return r.data;
 }
 

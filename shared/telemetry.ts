@@ -1,5 +1,6 @@
 import { createSampler, instrument, type ResolveConfigFn, type TraceConfig } from "@microlabs/otel-cf-workers";
 import type { Sampler } from "@opentelemetry/sdk-trace-base";
+import { ENV_IDENTITY } from "./config";
 import { routeDiagnostics } from "./telemetry/diag";
 import { traceProcessor } from "./telemetry/processor";
 import { exportTarget, requestTarget, type TelemetryEnv } from "./telemetry/target";
@@ -56,6 +57,21 @@ function ownTraceparent<R extends Request>(req: R): R {
 type Handler<E> = ExportedHandler<E>;
 
 /**
+ * Marks the env with its own identity (once; the env is the same object on
+ * every request of an isolate). The tracing library hands the handler a new
+ * proxy of the env on every request; config parsing reads ENV_IDENTITY through
+ * it to key its cache on the env itself, or it would parse on every request.
+ */
+function markIdentity(env: object): void {
+  if (Object.prototype.hasOwnProperty.call(env, ENV_IDENTITY)) return;
+  try {
+    Object.defineProperty(env, ENV_IDENTITY, { value: env });
+  } catch {
+    // A frozen env: config is then parsed per request, which is slower but correct.
+  }
+}
+
+/**
  * `export default traced(handler, service)`: the handler instrumented by
  * otel-cf-workers when OTEL_EXPORTER_OTLP_ENDPOINT is set, and the raw handler
  * when it is not (no spans, no trace state, no export: off means off). The env
@@ -72,6 +88,7 @@ export function traced<E extends TelemetryEnv>(handler: Handler<E>, service: str
     out.fetch = (req, env, ctx) => {
       const target = exportTarget(env);
       if (!target) return rawFetch(service === "auth" ? ownTraceparent(req) : req, env, ctx);
+      markIdentity(env);
       return requestTarget.run(target, () => instFetch(req, env, ctx));
     };
   }
@@ -81,6 +98,7 @@ export function traced<E extends TelemetryEnv>(handler: Handler<E>, service: str
     out.scheduled = (controller, env, ctx) => {
       const target = exportTarget(env);
       if (!target) return rawScheduled(controller, env, ctx);
+      markIdentity(env);
       return requestTarget.run(target, () => instScheduled(controller, env, ctx));
     };
   }

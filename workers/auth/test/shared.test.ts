@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ConfigError, envBool, envInt, parseConfig } from "../../../shared/config";
+import { ConfigError, ENV_IDENTITY, envBool, envInt, parseConfig } from "../../../shared/config";
 import {
   blindIndex,
   decryptField,
@@ -120,6 +120,21 @@ describe("config, health, metrics", () => {
       expect((e as Error).message).toContain("S");
       expect((e as Error).message).not.toContain("ab");
     }
+  });
+
+  it("keys the config cache on the env behind a per-request proxy, and on the schema", () => {
+    const schema = z.object({ S: z.string() });
+    const other = z.object({ S: z.string().transform((v) => v.length) });
+    const env = { S: "first" };
+    const first = parseConfig(schema, env);
+    // A proxy per request, as the tracing library builds around the env the telemetry wrapper marked.
+    Object.defineProperty(env, ENV_IDENTITY, { value: env });
+    const proxied = new Proxy(env, {});
+    env.S = "changed";
+    // Same env behind the proxy: the parsed object itself comes back, not a re-parse.
+    expect(parseConfig(schema, proxied)).toBe(first);
+    expect(parseConfig(other, env)).toEqual({ S: 7 });
+    expect(parseConfig(schema, { S: "x" })).toEqual({ S: "x" });
   });
 
   it("readiness answers 503 naming the dependency that is down", async () => {
