@@ -19,6 +19,22 @@ describe("gateway forwarding", () => {
     }
   });
 
+  it("a service root answers with a trailing slash too, forwarded as the table names it; other paths do not", async () => {
+    const roots = SERVICES.flatMap((svc) => svc.routes.filter((r) => r.path === "/" && r.method === "GET").map((r) => ({ svc, r })));
+    expect(roots.length).toBeGreaterThan(0);
+    for (const { svc, r } of roots) {
+      const auth = { authorization: `Bearer ${await token(r.scopes.join(" "))}` };
+      const plain = await gw(svc.prefix, { headers: auth });
+      const slashed = await gw(`${svc.prefix}/`, { headers: auth });
+      expect(plain.status, svc.prefix).toBe(200);
+      // The worker behind serves only the table's spelling: a 200 here means the gateway forwarded that one.
+      expect(slashed.status, `${svc.prefix}/`).toBe(200);
+      expect(await slashed.json()).toEqual(await plain.json());
+    }
+    const tok = await token("phi:read");
+    expect((await gw("/v1/phi/Patient/", { headers: { authorization: `Bearer ${tok}` } })).status).toBe(404);
+  });
+
   it("strips a principal header sent by a client and records the attempt", async () => {
     const forged = "eyJzdWIiOiJyb290In0.AAAA";
     // Without a token the gateway refuses before forwarding anything.

@@ -60,6 +60,29 @@ describe("searchset Bundles clients can page", () => {
     expect(capped.total).toBe(5);
   });
 
+  it("links carry _count; a client may re-issue a link with its own _count (as MedplumClient does) and paging goes on", async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) made.push((await createPatient(patient("Recount", `R${i}`))).id);
+    const first = await get("/Patient?family=Recount&_count=2");
+    const next = new URL(nextOf(first) ?? "");
+    expect(next.searchParams.get("_count")).toBe("2");
+    expect(first.link.find((l) => l.relation === "self")?.url).toMatch(/&_count=2$/);
+    // searchResourcePages keeps the link's query; had it none, it would add _count=1000 (capped here).
+    next.searchParams.set("_count", "1000");
+    const rest = await get(next.toString());
+    expect(nextOf(rest)).toBeUndefined();
+    expect([...matches([first, rest]).map((e) => e.resource.id)].sort()).toEqual([...made].sort());
+    next.searchParams.set("_count", "1");
+    expect(matches(await allPages(await get(next.toString()))).map((e) => e.resource.id)).toEqual(matches([rest]).map((e) => e.resource.id));
+    for (const bad of ["0", "x", "-1"]) {
+      next.searchParams.set("_count", bad);
+      expect((await call(next.toString())).status, bad).toBe(400);
+    }
+    next.searchParams.set("_count", "1");
+    next.searchParams.append("_count", "2");
+    expect((await call(next.toString())).status).toBe(400);
+  });
+
   it("_total=accurate on every page, _summary=count and _count=0 give the total only", async () => {
     for (let i = 0; i < 5; i++) await createPatient(patient("Totalled", `T${i}`));
     const first = await get("/Patient?family=Totalled&_count=2&_total=accurate");

@@ -18,6 +18,8 @@ const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host
 async function forward(c: Ctx, svc: Service, principal: Principal | null): Promise<Response> {
   const cfg = authConfig(c.env);
   const url = new URL(c.req.url);
+  // The service root is forwarded as the table names it, whichever spelling the client used (see gatewayRoutes).
+  if (url.pathname === `${svc.prefix}/`) url.pathname = svc.prefix;
   const headers = new Headers(c.req.raw.headers);
   if (headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal?.clientId ?? null });
   for (const h of STRIPPED) headers.delete(h);
@@ -56,11 +58,14 @@ export function gatewayRoutes() {
     // Static segments before parameters so `/refunds/:id` never loses to `/:id`.
     const routes = [...svc.routes].sort((a, b) => (a.path.match(/:/g)?.length ?? 0) - (b.path.match(/:/g)?.length ?? 0));
     for (const route of routes) {
+      // A service root answers with a trailing slash too: FHIR clients join "" to their base URL that way
+      // (fhir-kit-client posts a transaction or batch Bundle to `[base]/`).
+      const paths = route.path === "/" ? [svc.prefix, `${svc.prefix}/`] : [fullPath(svc.prefix, route.path)];
       if (route.public) {
-        app.on(route.method, fullPath(svc.prefix, route.path), (c) => forward(c, svc, null));
+        app.on(route.method, paths, (c) => forward(c, svc, null));
         continue;
       }
-      app.on(route.method, fullPath(svc.prefix, route.path), async (c) => {
+      app.on(route.method, paths, async (c) => {
         const claims = await requireBearer(c, route.scopes);
         const principal: Principal = {
           sub: claims.sub,

@@ -23,7 +23,12 @@ export interface SearchBundle {
 /** Revincluded Observations per page at most: a patient's whole chart is an export, not a search page. */
 const REVINCLUDE_MAX = 500;
 
-/** Reads the page to serve: a sealed `_cursor` alone (with `_format` at most), or fresh search parameters. */
+/**
+ * Reads the page to serve: a sealed `_cursor` (with `_format` and `_count` at most), or fresh search parameters.
+ * `_count` beside a cursor sets the size of this page and the next ones: clients re-issue a `next` link's query with
+ * their own `_count` (MedplumClient's searchResourcePages adds `_count=1000` when the link has none), and keyset
+ * paging continues from the same place whatever the page size.
+ */
 export async function pageFrom(
   cfg: PhiSettings,
   sub: string,
@@ -33,9 +38,15 @@ export async function pageFrom(
 ): Promise<PageState> {
   const cursor = params.find(([k]) => k === "_cursor");
   if (cursor) {
-    const rest = params.filter(([k]) => k !== "_cursor" && k !== "_format");
+    const rest = params.filter(([k]) => k !== "_cursor" && k !== "_format" && k !== "_count");
     if (rest.length > 0) throw new ApiError(400, "invalid_search", "_cursor cannot be combined with other parameters.");
-    return openCursor(cfg.ring, sub, type, cursor[1], Math.floor(now.getTime() / 1000));
+    const counts = params.filter(([k]) => k === "_count").map(([, v]) => v);
+    const count = counts[0];
+    if (counts.length > 1 || (count !== undefined && !/^[1-9]\d{0,8}$/.test(count))) {
+      throw new ApiError(400, "invalid_search", "_count beside _cursor must be one positive integer.");
+    }
+    const page = await openCursor(cfg.ring, sub, type, cursor[1], Math.floor(now.getTime() / 1000));
+    return count === undefined ? page : { ...page, query: { ...page.query, count: Math.min(Number(count), cfg.pageMax) } };
   }
   return { type, query: parseSearch(type, params, cfg.pageMax), after: null, asOf: now.toISOString() };
 }
@@ -91,12 +102,14 @@ export async function runSearch(c: Context<PhiEnv>, cfg: PhiSettings, page: Page
   }
   const sub = c.get("principal").sub;
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  const link = [{ relation: "self", url: `${base}/${page.type}?_cursor=${await sealCursor(cfg.ring, sub, page, nowSeconds)}` }];
+  // `_count` in the links too, so a client that re-issues their query keeps the page size it asked for.
+  const pageUrl = (sealed: string) => `${base}/${page.type}?_cursor=${sealed}${count > 0 ? `&_count=${count}` : ""}`;
+  const link = [{ relation: "self", url: pageUrl(await sealCursor(cfg.ring, sub, page, nowSeconds)) }];
   const last = pageRows.at(-1);
   const more = found.page.length > count && last !== undefined;
   if (more) {
     const next = await sealCursor(cfg.ring, sub, { ...page, after: { key: last.sort_key, id: last.id } }, nowSeconds);
-    link.push({ relation: "next", url: `${base}/${page.type}?_cursor=${next}` });
+    link.push({ relation: "next", url: pageUrl(next) });
   }
   await recordSuccess(
     c,
