@@ -5,6 +5,7 @@ import { DEFAULT_TENANT_ID } from "../tenants";
  * The hash chain's arithmetic. A sealed record's `hash` is
  * SHA-256(prev_hash "\n" canonical JSON of {seq, ...data columns}); `prev_hash` is
  * the hash of the sealed record before it in seq order (GENESIS for the first).
+ * A column of LATE_COLUMNS holding its old default is left out (below).
  * The seal columns (`prev_hash`, `hash`, `sealed_at`) are not hashed: records
  * written before sealing moved off the request path hash the same way, so they
  * still verify.

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { listAudit } from "../../../../shared/audit/list";
+import { listAudit, tenantFilter } from "../../../../shared/audit/list";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { ApiError } from "../../../../shared/errors";
@@ -56,10 +56,7 @@ app.openapi(list, async (c) => {
     after: q.after ?? 0,
     limit: q.limit,
     // The caller's tenant's records only (the chain is the service's; a tenant reads its own trail).
-    filters: [
-      { kind: "eq", column: "tenant_id", value: c.var.principal.tenantId },
-      { kind: "eq", column: "device_id", value: id },
-    ],
+    filters: [tenantFilter(c.var.principal.tenantId), { kind: "eq", column: "device_id", value: id }],
   });
   const page = rows.map((r) => ({
     ...r,

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { listAudit } from "../../../../shared/audit/list";
+import { listAudit, tenantFilter } from "../../../../shared/audit/list";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain } from "../../../../shared/audit/verify";
 import { assertScopes } from "../../../../shared/principal";
@@ -50,7 +50,7 @@ app.openapi(list, async (c) => {
     limit: q.limit,
     filters: [
       // The caller's tenant's records only: the chain is the service's, the trail a tenant reads is its own.
-      { kind: "eq", column: "tenant_id", value: c.var.principal.tenantId },
+      tenantFilter(c.var.principal.tenantId),
       q.resource_id ? { kind: "eq", column: "resource_id", value: q.resource_id } : undefined,
       q.action ? { kind: "eq", column: "action", value: q.action } : undefined,
     ],
