@@ -7,6 +7,11 @@ export type AuditFilter =
   | { kind: "inList"; column: string; value: string }
   | { kind: "gte" | "lte"; column: string; value: string };
 
+/** The filter of one tenant's listing (issue 18): a chain holds every tenant's records, a tenant reads its own. */
+export function tenantFilter(tenantId: string): AuditFilter {
+  return { kind: "eq", column: "tenant_id", value: tenantId };
+}
+
 export interface ListOptions {
   /** Records after this seq (the cursor). */
   after: number;
@@ -39,6 +44,8 @@ function condition(f: AuditFilter): { sql: string; binds: ChainValue[] } {
 /**
  * A page of one audit table in seq order (sealed and pending records alike:
  * a pending record is already durable and protected, only not yet linked).
+ * A chain holds every tenant's records: a tenant's listing passes
+ * `tenantFilter(principal.tenantId)` among its filters.
  */
 export async function listAudit<Row extends { seq: number }>(db: D1Database, table: string, opts: ListOptions): Promise<ListPage<Row>> {
   const where = ["seq > ?"];

@@ -19,7 +19,8 @@ export default defineConfig(async () => ({
           AUTH_MIGRATIONS: await readD1Migrations(path.resolve(here, "../../migrations/auth")),
         },
         // The auth worker runs beside it (device credentials); its database is shared with the test.
-        d1Databases: { AUTH_DB: d1Id("auth") },
+        // UPGRADE_DB: a real database the tenants migration test migrates in steps.
+        d1Databases: { AUTH_DB: d1Id("auth"), UPGRADE_DB: "upgrade-devices" },
         // The real gateway in front of this worker, for end-to-end checks of device credentials.
         serviceBindings: { GATEWAY: "auth" },
         workers: [auxWorker("auth", { mainProject: "devices", dropServices: ["PHI", "PAYMENTS", "SYNTHETIC"] })],

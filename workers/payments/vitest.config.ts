@@ -18,7 +18,8 @@ export default defineConfig(async () => ({
           TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
         },
         // Fault tests: a real second database that never gets its migrations (a broken store).
-        d1Databases: { FAULT_DB: "fault-payments-empty" },
+        // UPGRADE_DB: a real database migrated in steps by the tenants migration test.
+        d1Databases: { FAULT_DB: "fault-payments-empty", UPGRADE_DB: "upgrade-payments" },
         // Three more instances of payments on the same database and sealer (the many-isolates test).
         workers: isolateInstances("payments", 3, "PaymentsAuditSealer"),
         serviceBindings: isolateBindings("payments", 3),

@@ -35,6 +35,8 @@ export async function auditChange(
   const db = c.env.DB;
   const insert = auditInsert(db, DEVICE_CHAIN.table, {
     device_id: e.deviceId,
+    // The actor's tenant (the device's: the registry only finds a tenant's own devices).
+    tenant_id: e.actor.tenantId,
     time: e.time,
     action: e.action,
     actor_sub: e.actor.sub,

@@ -6,7 +6,8 @@ import { tracedRpc } from "../../../shared/manual-spans";
  * worker's types leak into this one).
  */
 export interface DeviceCredentialsApi {
-  createDeviceClient(input: { deviceId: string; name: string; createdBy: string }): Promise<{ client_id: string; client_secret: string }>;
+  /** `tenantId`: the device's tenant, which its credentials' tokens must carry (its principal acts only there). */
+  createDeviceClient(input: { deviceId: string; name: string; createdBy: string; tenantId: string }): Promise<{ client_id: string; client_secret: string }>;
   disableDeviceClients(deviceId: string): Promise<number>;
 }
 

@@ -7,6 +7,8 @@ declare global {
       AUTH_DB: D1Database;
       AUTH_MIGRATIONS: D1Migration[];
       GATEWAY: Fetcher;
+      /** A real database the tenants migration test migrates in steps. */
+      UPGRADE_DB: D1Database;
     }
   }
 }

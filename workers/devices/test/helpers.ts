@@ -9,6 +9,8 @@ export interface Who {
   scopes: string[];
   roles?: string[];
   deviceId?: string;
+  /** The principal's tenant (default: the default tenant). */
+  tenantId?: string;
 }
 
 export const WRITER: Who = { sub: "cli_maker", scopes: ["device:write", "device:read"] };

@@ -129,7 +129,7 @@ describe("IsolateTracer buffer and flush policy", () => {
 
   it("traced RPC stubs call through outside a trace, pass errors unchanged and keep non-RPC members", async () => {
     const dev = await register();
-    const stub = sessionStub(env, dev.id);
+    const stub = sessionStub(env, "ten_default", dev.id);
     expect(stub.id.toString()).toBe(env.SESSIONS.idFromName(dev.id).toString());
     const status = await stub.status(dev.id);
     expect(status).toMatchObject({ device_id: dev.id, online: false, connected: false });

@@ -22,6 +22,8 @@ export function beginAudit(c: Ctx, subject: AuditSubject): void {
 export function auditColumns(info: RequestInfo, subject: AuditSubject, outcome: Outcome, code: string | null): ChainColumns {
   return {
     at: info.now.toISOString(),
+    // The actor's tenant: its auditors (and only they) see this record.
+    tenant_id: info.principal.tenantId,
     actor_sub: info.principal.sub,
     actor_client: info.principal.clientId,
     actor_roles: JSON.stringify(info.principal.roles),

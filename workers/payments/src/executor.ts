@@ -80,7 +80,7 @@ export async function runIdempotent(c: Ctx, input: unknown, work: (info: Request
   const info = requestInfo(c);
   const key = await storedKey(info.config.CARD_FINGERPRINT_KEY, c.req.header("idempotency-key") ?? "");
   const hash = await requestHash(info.config.CARD_FINGERPRINT_KEY, c.req.method, c.req.path, input);
-  const claimed = await claimKey(info.db, info.principal.clientId, key, hash, info.now.getTime());
+  const claimed = await claimKey(info.db, info.principal.tenantId, info.principal.clientId, key, hash, info.now.getTime());
   if (claimed.kind === "replay") {
     const state = c.get("audit");
     if (state && !state.resourceId) state.resourceId = replayedResourceId(claimed.body);

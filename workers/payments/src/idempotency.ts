@@ -2,7 +2,8 @@ import { hmacHex } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
 
 /**
- * Idempotency keys, the Stripe rules: scoped to the client; the first request
+ * Idempotency keys, the Stripe rules: scoped to the tenant and the client (the
+ * same key in two tenants is two requests); the first request
  * claims the key with one atomic INSERT; same key and same request replays the
  * stored answer; same key and another request is 422; a duplicate while the
  * first is running is 409 (retryable). Kept 24 h.
@@ -12,6 +13,7 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 export const IN_FLIGHT_LOCK_MS = 60 * 1000;
 
 export interface Claim {
+  tenantId: string;
   clientId: string;
   key: string;
   requestHash: string;
@@ -50,25 +52,25 @@ export function storedKey(secret: string, key: string): Promise<string> {
   return hmacHex(secret, `idempotency-key\u0000${key}`);
 }
 
-export async function claimKey(db: D1Database, clientId: string, key: string, hash: string, now: number): Promise<ClaimResult> {
+export async function claimKey(db: D1Database, tenantId: string, clientId: string, key: string, hash: string, now: number): Promise<ClaimResult> {
   // One statement: insert, or take over a key whose 24 h are over or whose claim was abandoned.
   // The WHERE runs under SQLite's write lock, so two requests can never both claim (never check-then-insert).
   // The row is read in the same batch (one round trip): when the claim did not take, it is the other request's.
   const [claimed, read] = await db.batch([
     db
       .prepare(
-        `INSERT INTO idempotency_keys (client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
-       VALUES (?1, ?2, ?3, 'in_flight', NULL, NULL, ?4, ?5, ?6)
-       ON CONFLICT (client_id, key) DO UPDATE SET request_hash = ?3, state = 'in_flight', response_status = NULL,
+        `INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
+       VALUES (?7, ?1, ?2, ?3, 'in_flight', NULL, NULL, ?4, ?5, ?6)
+       ON CONFLICT (tenant_id, client_id, key) DO UPDATE SET request_hash = ?3, state = 'in_flight', response_status = NULL,
          response_body = NULL, created_at = ?4, locked_until = ?5, expires_at = ?6
        WHERE idempotency_keys.expires_at <= ?4 OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.locked_until <= ?4)`,
       )
-      .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS),
+      .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS, tenantId),
     db
-      .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE client_id = ? AND key = ?")
-      .bind(clientId, key),
+      .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE tenant_id = ? AND client_id = ? AND key = ?")
+      .bind(tenantId, clientId, key),
   ]);
-  if (claimed?.meta.changes === 1) return { kind: "claimed", claim: { clientId, key, requestHash: hash } };
+  if (claimed?.meta.changes === 1) return { kind: "claimed", claim: { tenantId, clientId, key, requestHash: hash } };
   const row = (read?.results[0] as { request_hash: string; state: string; response_status: number | null; response_body: string | null } | undefined) ?? null;
   if (row && row.request_hash !== hash) {
     throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request.");
@@ -86,16 +88,16 @@ export async function claimKey(db: D1Database, clientId: string, key: string, ha
 export function completeStatement(db: D1Database, claim: Claim, status: number, body: string): D1PreparedStatement {
   return db
     .prepare(
-      "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? WHERE client_id = ? AND key = ? AND state = 'in_flight'",
+      "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? WHERE tenant_id = ? AND client_id = ? AND key = ? AND state = 'in_flight'",
     )
-    .bind(status, body, claim.clientId, claim.key);
+    .bind(status, body, claim.tenantId, claim.clientId, claim.key);
 }
 
 /** Gives the key back so a retry with it runs again (the request had no effect). */
 export async function releaseKey(db: D1Database, claim: Claim): Promise<void> {
   await db
-    .prepare("DELETE FROM idempotency_keys WHERE client_id = ? AND key = ? AND state = 'in_flight'")
-    .bind(claim.clientId, claim.key)
+    .prepare("DELETE FROM idempotency_keys WHERE tenant_id = ? AND client_id = ? AND key = ? AND state = 'in_flight'")
+    .bind(claim.tenantId, claim.clientId, claim.key)
     .run();
 }
 

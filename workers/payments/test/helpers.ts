@@ -21,6 +21,8 @@ export interface Caller {
   sub?: string;
   scopes?: string[];
   roles?: string[];
+  /** The principal's tenant (default: the default tenant). */
+  tenantId?: string;
 }
 
 let counter = 0;
@@ -33,7 +35,12 @@ export async function call(
   opts: { body?: unknown; raw?: string; key?: string | null; caller?: Caller; headers?: Record<string, string>; via?: Fetcher } = {},
 ): Promise<Response> {
   const h: Record<string, string> = {
-    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: opts.caller?.sub ?? "cli_maker", scopes: opts.caller?.scopes ?? ALL_SCOPES, roles: opts.caller?.roles ?? ["billing"] })),
+    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, {
+      sub: opts.caller?.sub ?? "cli_maker",
+      scopes: opts.caller?.scopes ?? ALL_SCOPES,
+      roles: opts.caller?.roles ?? ["billing"],
+      ...(opts.caller?.tenantId ? { tenantId: opts.caller.tenantId } : {}),
+    })),
     ...opts.headers,
   };
   if (method === "POST" && opts.key !== null) h["idempotency-key"] = opts.key ?? newKey();

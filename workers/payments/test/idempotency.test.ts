@@ -90,15 +90,15 @@ describe("idempotency keys", () => {
 
   it("claims atomically: a second claim while in flight is 409; an abandoned or expired one can be taken over", async () => {
     const now = Date.now();
-    const first = await claimKey(env.DB, "cli_unit", "k1", "h1", now);
+    const first = await claimKey(env.DB, "ten_default", "cli_unit", "k1", "h1", now);
     expect(first.kind).toBe("claimed");
-    await expect(claimKey(env.DB, "cli_unit", "k1", "h1", now + 10)).rejects.toMatchObject({ status: 409, code: "idempotency_in_flight" });
-    await expect(claimKey(env.DB, "cli_unit", "k1", "h2", now + 10)).rejects.toMatchObject({ status: 422 });
-    expect((await claimKey(env.DB, "cli_unit", "k1", "h1", now + IN_FLIGHT_LOCK_MS + 1)).kind).toBe("claimed");
+    await expect(claimKey(env.DB, "ten_default", "cli_unit", "k1", "h1", now + 10)).rejects.toMatchObject({ status: 409, code: "idempotency_in_flight" });
+    await expect(claimKey(env.DB, "ten_default", "cli_unit", "k1", "h2", now + 10)).rejects.toMatchObject({ status: 422 });
+    expect((await claimKey(env.DB, "ten_default", "cli_unit", "k1", "h1", now + IN_FLIGHT_LOCK_MS + 1)).kind).toBe("claimed");
     await env.DB.prepare("UPDATE idempotency_keys SET state = 'done', response_status = 201, response_body = '{}' WHERE key = 'k1'").run();
-    expect((await claimKey(env.DB, "cli_unit", "k1", "h1", now + 1000)).kind).toBe("replay");
+    expect((await claimKey(env.DB, "ten_default", "cli_unit", "k1", "h1", now + 1000)).kind).toBe("replay");
     // Kept 24 h, then the key is free again.
-    expect((await claimKey(env.DB, "cli_unit", "k1", "other", now + IN_FLIGHT_LOCK_MS + 1 + IDEMPOTENCY_TTL_MS)).kind).toBe("claimed");
+    expect((await claimKey(env.DB, "ten_default", "cli_unit", "k1", "other", now + IN_FLIGHT_LOCK_MS + 1 + IDEMPOTENCY_TTL_MS)).kind).toBe("claimed");
   });
 
   it("the hourly cron deletes keys past their 24 h, in batches, and nothing else", async () => {
@@ -112,14 +112,14 @@ describe("idempotency keys", () => {
     const keyRows = async (client: string) =>
       (await env.DB.prepare("SELECT key FROM idempotency_keys WHERE client_id = ? ORDER BY key").bind(client).all<{ key: string }>()).results.map((r) => r.key);
     // An answered key made at t0, one made an hour later, and one still in flight.
-    const old = await claimKey(env.DB, "cli_prune", "old", "h", t0);
+    const old = await claimKey(env.DB, "ten_default", "cli_prune", "old", "h", t0);
     if (old.kind !== "claimed") throw new Error("expected a claim");
     await completeStatement(env.DB, old.claim, 201, "{}").run();
-    await claimKey(env.DB, "cli_prune", "newer", "h", t0 + 3_600_000);
+    await claimKey(env.DB, "ten_default", "cli_prune", "newer", "h", t0 + 3_600_000);
     // 2.5 batches of expired keys, all made at t0.
     const many = Math.floor(PRUNE_BATCH * 2.5);
     const insert = env.DB.prepare(
-      "INSERT INTO idempotency_keys (client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at) VALUES ('cli_prune_bulk', ?, 'h', 'done', 201, '{}', ?, ?, ?)",
+      "INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at) VALUES ('ten_default', 'cli_prune_bulk', ?, 'h', 'done', 201, '{}', ?, ?, ?)",
     );
     for (let i = 0; i < many; i += 500) {
       await env.DB.batch(Array.from({ length: Math.min(500, many - i) }, (_, j) => insert.bind(`k${i + j}`, t0, t0 + IN_FLIGHT_LOCK_MS, t0 + IDEMPOTENCY_TTL_MS)));
@@ -137,6 +137,6 @@ describe("idempotency keys", () => {
     // Payments and their audit trail are untouched.
     expect(await count("SELECT COUNT(*) AS n FROM payments") + (await count("SELECT COUNT(*) AS n FROM audit_events"))).toBe(otherRows);
     // A pruned key is free, as an expired one always was: the same key claims anew.
-    expect((await claimKey(env.DB, "cli_prune", "old", "another", t0 + IDEMPOTENCY_TTL_MS + 1)).kind).toBe("claimed");
+    expect((await claimKey(env.DB, "ten_default", "cli_prune", "old", "another", t0 + IDEMPOTENCY_TTL_MS + 1)).kind).toBe("claimed");
   });
 });

@@ -186,7 +186,7 @@ describe("payments: transitions over HTTP", () => {
       traceId: null,
       now: new Date(),
     };
-    const processor = new SimulatedProcessor(env.DB);
+    const processor = new SimulatedProcessor(env.DB, "ten_default");
     // Both planned from version 1, as two concurrent requests would.
     const capture = await capturePayment(info, p.id, undefined, processor);
     const cancel = await voidPayment(info, p.id, "race", processor);

@@ -1,14 +1,26 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
+import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
+
+/**
+ * The tenant a row belongs to (issue 18): every query filters by the caller's
+ * `principal.tenantId` and every insert stamps it. The default only moves the
+ * rows written before tenants into the default tenant (SQLite adds a NOT NULL
+ * column only with one); the code always writes the tenant explicitly.
+ */
+const tenantId = () => text("tenant_id").notNull().default(DEFAULT_TENANT_ID);
 
 /**
  * The device registry. UDI (FDA 21 CFR 830 unique device identifier) and the
- * maker's serial each identify one physical device: both are unique.
+ * maker's serial each identify one physical device: both are unique within a
+ * tenant (a device resold to another organization is registered there anew, and
+ * a tenant never learns from a 409 what another tenant registered).
  */
 export const devices = sqliteTable(
   "devices",
   {
     id: text("id").primaryKey(),
+    tenantId: tenantId(),
     udi: text("udi").notNull(),
     model: text("model").notNull(),
     manufacturer: text("manufacturer").notNull(),
@@ -23,9 +35,10 @@ export const devices = sqliteTable(
     decommissionedAt: text("decommissioned_at"),
   },
   (t) => [
-    uniqueIndex("devices_udi").on(t.udi),
-    uniqueIndex("devices_serial").on(t.manufacturer, t.serial),
-    index("devices_status").on(t.status, t.id),
+    uniqueIndex("devices_udi").on(t.tenantId, t.udi),
+    uniqueIndex("devices_serial").on(t.tenantId, t.manufacturer, t.serial),
+    index("devices_tenant").on(t.tenantId, t.id),
+    index("devices_status").on(t.tenantId, t.status, t.id),
   ],
 );
 
@@ -39,6 +52,7 @@ export const thresholds = sqliteTable(
   "thresholds",
   {
     deviceId: text("device_id").notNull(),
+    tenantId: tenantId(),
     version: integer("version").notNull(),
     /** JSON object: code -> {low?, high?}. */
     limits: text("limits").notNull(),
@@ -52,13 +66,14 @@ export const thresholds = sqliteTable(
 /**
  * Part 11 audit trail of configuration changes (21 CFR 11.10(e)): who, when
  * (server UTC), what, old value, new value, reason; hash-chained and append-only.
- * No column has a default: every value is part of the hashed record.
+ * Every value is part of the hashed record (`tenant_id` as shared/audit/hash.ts's LATE_COLUMNS says).
  */
 export const deviceAudit = sqliteTable(
   "device_audit",
   {
     ...auditChainColumns(),
     deviceId: text("device_id").notNull(),
+    tenantId: tenantId(),
     time: text("time").notNull(),
     action: text("action").notNull(),
     actorSub: text("actor_sub").notNull(),
@@ -68,7 +83,7 @@ export const deviceAudit = sqliteTable(
     reason: text("reason").notNull(),
     requestId: text("request_id").notNull(),
   },
-  (t) => [index("device_audit_device").on(t.deviceId, t.seq), pendingIndex("device_audit", t.seq)],
+  (t) => [index("device_audit_device").on(t.tenantId, t.deviceId, t.seq), pendingIndex("device_audit", t.seq)],
 );
 
 /** How far the Part 11 trail is sealed (shared/audit). */

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { listAudit } from "../../../../shared/audit/list";
+import { listAudit, tenantFilter } from "../../../../shared/audit/list";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 import { ApiError } from "../../../../shared/errors";
@@ -19,6 +19,7 @@ interface AuditRow {
   hash: string | null;
   sealed_at: string | null;
   device_id: string;
+  tenant_id: string;
   time: string;
   action: string;
   actor_sub: string;
@@ -50,11 +51,12 @@ app.openapi(list, async (c) => {
   if (!verify && (q.verify_after !== undefined || q.verify_limit !== undefined)) {
     throw new ApiError(400, "invalid_request", "verify_after and verify_limit apply only with verify=true.");
   }
-  if (!(await new Registry(c.env.DB).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
+  if (!(await new Registry(c.env.DB, c.var.principal.tenantId).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
   const { rows, next } = await listAudit<AuditRow>(c.env.DB, DEVICE_CHAIN.table, {
     after: q.after ?? 0,
     limit: q.limit,
-    filters: [{ kind: "eq", column: "device_id", value: id }],
+    // The caller's tenant's records only (the chain is the service's; a tenant reads its own trail).
+    filters: [tenantFilter(c.var.principal.tenantId), { kind: "eq", column: "device_id", value: id }],
   });
   const page = rows.map((r) => ({
     ...r,

@@ -29,14 +29,14 @@ app.openapi(register, async (c) => {
   const actor = c.var.principal;
   assertScopes(actor, "device:write");
   const input = c.req.valid("json");
-  const registry = new Registry(c.env.DB);
+  const registry = new Registry(c.env.DB, c.var.principal.tenantId);
   const taken = await registry.conflict(input);
   if (taken) throw new ApiError(409, `${taken}_taken`, `A device with this ${taken === "udi" ? "UDI" : "serial"} is already registered.`);
   const id = randomToken(16, "dev_");
   const auth = credentialsApi(c.env);
   let creds: { client_id: string; client_secret: string };
   try {
-    creds = await auth.createDeviceClient({ deviceId: id, name: `device ${id}`, createdBy: actor.sub });
+    creds = await auth.createDeviceClient({ deviceId: id, name: `device ${id}`, createdBy: actor.sub, tenantId: actor.tenantId });
   } catch (err) {
     logger.error("device_credentials_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
     throw new ApiError(503, "credentials_unavailable", "Device credentials could not be created; nothing was registered.");
@@ -70,7 +70,7 @@ const list = createRoute({
 app.openapi(list, async (c) => {
   assertScopes(c.var.principal, "device:read");
   const q = c.req.valid("query");
-  const rows = await new Registry(c.env.DB).list({ ...q, limit: q.limit + 1 });
+  const rows = await new Registry(c.env.DB, c.var.principal.tenantId).list({ ...q, limit: q.limit + 1 });
   const page = rows.slice(0, q.limit);
   return c.json({ data: page, next_cursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null }, 200);
 });
@@ -84,7 +84,7 @@ const read = createRoute({
 
 app.openapi(read, async (c) => {
   assertScopes(c.var.principal, "device:read");
-  const device = await new Registry(c.env.DB).get(c.req.valid("param").id);
+  const device = await new Registry(c.env.DB, c.var.principal.tenantId).get(c.req.valid("param").id);
   if (!device) throw new ApiError(404, "device_not_found", "No device has this id.");
   return c.json(device, 200);
 });
@@ -105,7 +105,7 @@ app.openapi(decommission, async (c) => {
   assertScopes(actor, "device:write");
   const { id } = c.req.valid("param");
   const { reason } = c.req.valid("json");
-  const registry = new Registry(c.env.DB);
+  const registry = new Registry(c.env.DB, c.var.principal.tenantId);
   const before = await registry.get(id);
   if (!before) throw new ApiError(404, "device_not_found", "No device has this id.");
   if (before.status !== "active") throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
@@ -123,7 +123,7 @@ app.openapi(decommission, async (c) => {
     if ((await registry.get(id))?.status !== "active") throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
     throw err;
   }
-  await sessionStub(c.env, id).decommission();
+  await sessionStub(c.env, c.var.principal.tenantId, id).decommission();
   logger.info("device_decommissioned", { request_id: c.var.requestId, device_id: id, sub: actor.sub, credentials_disabled: disabled });
   return c.json(after, 200);
 });

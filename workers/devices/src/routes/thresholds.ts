@@ -24,8 +24,8 @@ const read = createRoute({
 app.openapi(read, async (c) => {
   assertScopes(c.var.principal, "device:read");
   const { id } = c.req.valid("param");
-  if (!(await new Registry(c.env.DB).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
-  const t = await new ThresholdStore(c.env.DB).current(id);
+  if (!(await new Registry(c.env.DB, c.var.principal.tenantId).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
+  const t = await new ThresholdStore(c.env.DB, c.var.principal.tenantId).current(id);
   return c.json(t, 200, { etag: versionEtag(t.version) });
 });
 
@@ -49,10 +49,10 @@ app.openapi(update, async (c) => {
   assertScopes(actor, "device:write");
   const { id } = c.req.valid("param");
   const { limits, reason } = c.req.valid("json");
-  const device = await new Registry(c.env.DB).get(id);
+  const device = await new Registry(c.env.DB, c.var.principal.tenantId).get(id);
   if (!device) throw new ApiError(404, "device_not_found", "No device has this id.");
   if (device.status !== "active") throw new ApiError(410, "device_decommissioned", "This device is decommissioned.");
-  const store = new ThresholdStore(c.env.DB);
+  const store = new ThresholdStore(c.env.DB, c.var.principal.tenantId);
   const before = await store.current(id);
   const pre = checkIfMatch(c.req.header("if-match"), before.version);
   if (!pre.ok) throw new ApiError(pre.status, pre.code, pre.detail, { headers: { etag: versionEtag(before.version) } });
@@ -72,7 +72,7 @@ app.openapi(update, async (c) => {
     }
     throw err;
   }
-  await sessionStub(c.env, id).applyThresholds(version, limits);
+  await sessionStub(c.env, c.var.principal.tenantId, id).applyThresholds(version, limits);
   logger.info("thresholds_updated", { request_id: c.var.requestId, device_id: id, sub: actor.sub, version });
   return c.json({ device_id: id, version, limits, set_at: now, set_by: actor.sub, reason }, 200, { etag: versionEtag(version) });
 });

@@ -5,6 +5,7 @@ import { VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
 export const AuditRecord = z
   .object({
     device_id: z.string(),
+    tenant_id: z.string().openapi({ description: "The actor's tenant: a listing shows the caller's tenant's records only" }),
     time: z.string(),
     action: z.string(),
     actor_sub: z.string(),

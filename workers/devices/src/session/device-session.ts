@@ -22,6 +22,7 @@ export type IngestOutcome = { ok: true; result: IngestResult } | { ok: false; co
 /** Internal headers the worker sets when it hands an upgrade to the object (never from a client). */
 export const ROLE_HEADER = "x-session-role";
 export const DEVICE_HEADER = "x-session-device";
+export const TENANT_HEADER = "x-session-tenant";
 
 /** Application close code (RFC 6455 7.4.2, 4000-4999 private use). */
 export const CLOSE_DECOMMISSIONED = 4010;
@@ -59,9 +60,12 @@ export class DeviceSession extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const role = request.headers.get(ROLE_HEADER) === "device" ? "device" : "viewer";
     const deviceId = request.headers.get(DEVICE_HEADER) ?? "";
+    const tenantId = request.headers.get(TENANT_HEADER);
+    // Fail closed: the worker always names the tenant it checked the device in.
+    if (!tenantId) return new Response("tenant missing", { status: 400 });
     // The registry (D1) is the source of thresholds: catch up on connect in case a push was missed.
     if (role === "device") {
-      const t = await new ThresholdStore(this.env.DB).current(deviceId);
+      const t = await new ThresholdStore(this.env.DB, tenantId).current(deviceId);
       this.applyThresholds(t.version, t.limits);
     }
     // Checked after the await: a decommission that landed meanwhile still wins.

@@ -1,5 +1,14 @@
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
+import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
+
+/**
+ * The tenant a row belongs to (issue 18): every query filters by the caller's
+ * `principal.tenantId` and every insert stamps it. The default only moves the
+ * rows written before tenants into the default tenant (SQLite adds a NOT NULL
+ * column only with one); the code always writes the tenant explicitly.
+ */
+const tenantId = () => text("tenant_id").notNull().default(DEFAULT_TENANT_ID);
 
 /**
  * The card vault (PCI-DSS 3.5.1): the primary account number only as AES-256-GCM
@@ -10,6 +19,7 @@ export const paymentMethods = sqliteTable(
   "payment_methods",
   {
     id: text("id").primaryKey(),
+    tenantId: tenantId(),
     brand: text("brand").notNull(),
     last4: text("last4").notNull(),
     expMonth: integer("exp_month").notNull(),
@@ -22,7 +32,7 @@ export const paymentMethods = sqliteTable(
     createdBy: text("created_by").notNull(),
     createdByClient: text("created_by_client").notNull(),
   },
-  (t) => [index("payment_methods_fingerprint").on(t.fingerprint)],
+  (t) => [index("payment_methods_fingerprint").on(t.tenantId, t.fingerprint)],
 );
 
 /** One row per payment; `version` is bumped by every transition (optimistic concurrency). */
@@ -30,6 +40,7 @@ export const payments = sqliteTable(
   "payments",
   {
     id: text("id").primaryKey(),
+    tenantId: tenantId(),
     status: text("status").notNull(),
     amount: integer("amount").notNull(),
     amountCaptured: integer("amount_captured").notNull(),
@@ -49,7 +60,7 @@ export const payments = sqliteTable(
     createdBy: text("created_by").notNull(),
     createdByClient: text("created_by_client").notNull(),
   },
-  (t) => [index("payments_created").on(t.createdAt, t.id), index("payments_status_created").on(t.status, t.createdAt)],
+  (t) => [index("payments_created").on(t.tenantId, t.createdAt, t.id), index("payments_status_created").on(t.tenantId, t.status, t.createdAt)],
 );
 
 /**
@@ -60,6 +71,7 @@ export const paymentTransitions = sqliteTable(
   "payment_transitions",
   {
     paymentId: text("payment_id").notNull(),
+    tenantId: tenantId(),
     version: integer("version").notNull(),
     fromStatus: text("from_status"),
     toStatus: text("to_status").notNull(),
@@ -74,6 +86,7 @@ export const refunds = sqliteTable(
   "refunds",
   {
     id: text("id").primaryKey(),
+    tenantId: tenantId(),
     paymentId: text("payment_id").notNull(),
     amount: integer("amount").notNull(),
     currency: text("currency").notNull(),
@@ -85,7 +98,7 @@ export const refunds = sqliteTable(
     createdAt: text("created_at").notNull(),
     approvedAt: text("approved_at"),
   },
-  (t) => [index("refunds_payment").on(t.paymentId)],
+  (t) => [index("refunds_payment").on(t.tenantId, t.paymentId)],
 );
 
 /** Double-entry ledger: the lines of one entry sum to zero (debits positive, credits negative). */
@@ -93,6 +106,7 @@ export const ledgerLines = sqliteTable(
   "ledger_lines",
   {
     id: integer("id").primaryKey({ autoIncrement: true }),
+    tenantId: tenantId(),
     entryId: text("entry_id").notNull(),
     paymentId: text("payment_id").notNull(),
     refundId: text("refund_id"),
@@ -106,17 +120,22 @@ export const ledgerLines = sqliteTable(
     traceId: text("trace_id"),
     createdAt: text("created_at").notNull(),
   },
-  (t) => [index("ledger_lines_payment").on(t.paymentId), index("ledger_lines_created").on(t.createdAt)],
+  (t) => [
+    index("ledger_lines_payment").on(t.tenantId, t.paymentId),
+    index("ledger_lines_created").on(t.tenantId, t.createdAt),
+    index("ledger_lines_account").on(t.tenantId, t.currency, t.account),
+  ],
 );
 
 /**
- * Idempotency keys, scoped to the calling client. The first request claims the
+ * Idempotency keys, scoped to the tenant and the calling client. The first request claims the
  * key with one INSERT (atomic); its answer is stored in the same batch as the
  * work it did. `request_hash` is keyed (bodies may hold card numbers).
  */
 export const idempotencyKeys = sqliteTable(
   "idempotency_keys",
   {
+    tenantId: tenantId(),
     clientId: text("client_id").notNull(),
     key: text("key").notNull(),
     requestHash: text("request_hash").notNull(),
@@ -128,15 +147,17 @@ export const idempotencyKeys = sqliteTable(
     lockedUntil: integer("locked_until").notNull(),
     expiresAt: integer("expires_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.clientId, t.key] }), index("idempotency_keys_expires").on(t.expiresAt)],
+  (t) => [primaryKey({ columns: [t.tenantId, t.clientId, t.key] }), index("idempotency_keys_expires").on(t.expiresAt)],
 );
 
-/** Append-only audit trail (SOX 404, PCI-DSS 10.2), hash-chained by its sealer. No defaults: every data column is hashed. */
+/** Append-only audit trail (SOX 404, PCI-DSS 10.2), hash-chained by its sealer. Every data column is hashed. */
 export const auditEvents = sqliteTable(
   "audit_events",
   {
     ...auditChainColumns(),
     at: text("at").notNull(),
+    /** Hashed like every data column, except the default tenant's (shared/audit/hash.ts, LATE_COLUMNS). */
+    tenantId: tenantId(),
     actorSub: text("actor_sub").notNull(),
     actorClient: text("actor_client").notNull(),
     actorRoles: text("actor_roles").notNull(),
@@ -151,7 +172,11 @@ export const auditEvents = sqliteTable(
     traceId: text("trace_id"),
     ip: text("ip").notNull(),
   },
-  (t) => [index("audit_events_resource").on(t.resourceId), pendingIndex("audit_events", t.seq)],
+  (t) => [
+    index("audit_events_tenant").on(t.tenantId, t.seq),
+    index("audit_events_resource").on(t.tenantId, t.resourceId, t.seq),
+    pendingIndex("audit_events", t.seq),
+  ],
 );
 
 /** How far the audit chain is sealed (shared/audit). */
@@ -163,6 +188,7 @@ export const auditCheckpoints = checkpointsTable("audit_events_checkpoints");
  */
 export const processorOperations = sqliteTable("processor_operations", {
   id: text("id").primaryKey(),
+  tenantId: tenantId(),
   operation: text("operation").notNull(),
   reference: text("reference").notNull(),
   amount: integer("amount").notNull(),

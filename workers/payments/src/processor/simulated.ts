@@ -26,14 +26,18 @@ const DECLINES: Readonly<Record<string, DeclineCode>> = {
  * tests can count exactly how many charges were made.
  */
 export class SimulatedProcessor implements CardProcessor {
-  constructor(private readonly db: D1Database) {}
+  /** One simulator book per tenant, as a real adapter would use one merchant account per tenant. */
+  constructor(
+    private readonly db: D1Database,
+    private readonly tenantId: string,
+  ) {}
 
   private async record(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date) {
     await this.db
       .prepare(
-        "INSERT INTO processor_operations (id, operation, reference, amount, currency, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO processor_operations (id, tenant_id, operation, reference, amount, currency, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       )
-      .bind(randomToken(12, "sim_"), operation, reference, amount, currency, outcome, now.toISOString())
+      .bind(randomToken(12, "sim_"), this.tenantId, operation, reference, amount, currency, outcome, now.toISOString())
       .run();
   }
 

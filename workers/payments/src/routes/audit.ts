@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { listAudit } from "../../../../shared/audit/list";
+import { listAudit, tenantFilter } from "../../../../shared/audit/list";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain } from "../../../../shared/audit/verify";
 import { assertScopes } from "../../../../shared/principal";
@@ -16,6 +16,7 @@ interface AuditRow {
   hash: string | null;
   sealed_at: string | null;
   at: string;
+  tenant_id: string;
   actor_sub: string;
   actor_client: string;
   actor_roles: string;
@@ -48,6 +49,8 @@ app.openapi(list, async (c) => {
     after: q.after ?? 0,
     limit: q.limit,
     filters: [
+      // The caller's tenant's records only: the chain is the service's, the trail a tenant reads is its own.
+      tenantFilter(c.var.principal.tenantId),
       q.resource_id ? { kind: "eq", column: "resource_id", value: q.resource_id } : undefined,
       q.action ? { kind: "eq", column: "action", value: q.action } : undefined,
     ],

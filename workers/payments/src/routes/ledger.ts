@@ -21,7 +21,7 @@ app.openapi(balance, async (c) => {
   beginAudit(c, { action: "ledger.balance", resourceType: "ledger" });
   assertScopes(c.var.principal, "audit:read");
   const byCurrency = new Map<string, { currency: string; accounts: Record<string, number>; total: number }>();
-  for (const r of await balances(c.env.DB)) {
+  for (const r of await balances(c.env.DB, c.var.principal.tenantId)) {
     const cur = byCurrency.get(r.currency) ?? { currency: r.currency, accounts: {}, total: 0 };
     cur.accounts[r.account] = r.balance;
     cur.total += r.balance;
@@ -51,7 +51,7 @@ app.openapi(daily, async (c) => {
   if (Number.isNaN(fromMs) || Number.isNaN(endMs) || endMs <= fromMs || endMs - fromMs > 366 * DAY_MS) {
     throw new ApiError(400, "invalid_range", "from and to must be real days, from <= to, at most 366 days apart.");
   }
-  const data = await dailySummary(c.env.DB, new Date(fromMs).toISOString(), new Date(endMs).toISOString());
+  const data = await dailySummary(c.env.DB, c.var.principal.tenantId, new Date(fromMs).toISOString(), new Date(endMs).toISOString());
   return c.json({ object: "ledger_daily" as const, from, to, data }, 200);
 });
 

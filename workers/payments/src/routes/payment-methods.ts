@@ -53,7 +53,7 @@ app.openapi(read, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "payment_method.read", resourceType: "payment_method", resourceId: id });
   assertScopes(c.var.principal, "payment:read");
-  const row = await getPaymentMethod(c.env.DB, id);
+  const row = await getPaymentMethod(c.env.DB, c.var.principal.tenantId, id);
   if (!row) throw new ApiError(404, "resource_missing", "No payment method has this id.");
   return c.json(paymentMethodView(row), 200);
 });

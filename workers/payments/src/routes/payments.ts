@@ -32,7 +32,7 @@ app.openapi(create, async (c) => {
   beginAudit(c, { action: "payment.create", resourceType: "payment" });
   assertScopes(c.var.principal, "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createPayment(info, body, processorFor(c.env))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createPayment(info, body, processorFor(c.env, c.var.principal.tenantId))));
 });
 
 const list = createRoute({
@@ -47,7 +47,7 @@ app.openapi(list, async (c) => {
   beginAudit(c, { action: "payment.list", resourceType: "payment" });
   assertScopes(c.var.principal, "payment:read");
   const q = c.req.valid("query");
-  const page = await listPayments(c.env.DB, {
+  const page = await listPayments(c.env.DB, c.var.principal.tenantId, {
     status: q.status,
     createdGte: q.created_gte,
     createdLt: q.created_lt,
@@ -69,7 +69,7 @@ app.openapi(read, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "payment.read", resourceType: "payment", resourceId: id });
   assertScopes(c.var.principal, "payment:read");
-  const row = await getPayment(c.env.DB, id);
+  const row = await getPayment(c.env.DB, c.var.principal.tenantId, id);
   if (!row) throw notFound("payment");
   return c.json(paymentView(row), 200);
 });
@@ -87,7 +87,7 @@ app.openapi(capture, async (c) => {
   beginAudit(c, { action: "payment.capture", resourceType: "payment", resourceId: id });
   assertScopes(c.var.principal, "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => capturePayment(info, id, body.amount, processorFor(c.env))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => capturePayment(info, id, body.amount, processorFor(c.env, c.var.principal.tenantId))));
 });
 
 const cancel = createRoute({
@@ -103,7 +103,7 @@ app.openapi(cancel, async (c) => {
   beginAudit(c, { action: "payment.void", resourceType: "payment", resourceId: id });
   assertScopes(c.var.principal, "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => voidPayment(info, id, body.reason, processorFor(c.env))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => voidPayment(info, id, body.reason, processorFor(c.env, c.var.principal.tenantId))));
 });
 
 const refund = createRoute({
@@ -119,7 +119,7 @@ app.openapi(refund, async (c) => {
   beginAudit(c, { action: "refund.create", resourceType: "payment", resourceId: id });
   assertScopes(c.var.principal, "payment:refund");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createRefund(info, id, body, processorFor(c.env))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createRefund(info, id, body, processorFor(c.env, c.var.principal.tenantId))));
 });
 
 export default app;

@@ -25,7 +25,7 @@ app.openapi(read, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "refund.read", resourceType: "refund", resourceId: id });
   assertScopes(c.var.principal, "payment:read");
-  const row = await getRefund(c.env.DB, id);
+  const row = await getRefund(c.env.DB, c.var.principal.tenantId, id);
   if (!row) throw notFound("refund");
   return c.json(refundView(row), 200);
 });
@@ -47,7 +47,7 @@ app.openapi(approve, async (c) => {
   beginAudit(c, { action: "refund.approve", resourceType: "refund", resourceId: id });
   assertScopes(c.var.principal, "payment:approve");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => approveRefund(info, id, processorFor(c.env))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => approveRefund(info, id, processorFor(c.env, c.var.principal.tenantId))));
 });
 
 export default app;

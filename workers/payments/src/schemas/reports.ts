@@ -44,6 +44,7 @@ export const AuditQuery = z
 export const AuditRecordSchema = z
   .object({
     at: Timestamp,
+    tenant_id: z.string().openapi({ description: "The tenant of the actor: a listing shows the caller's tenant's records only" }),
     actor_sub: z.string(),
     actor_client: z.string(),
     actor_roles: z.array(z.string()),

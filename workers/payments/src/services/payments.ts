@@ -29,7 +29,7 @@ export const notFound = (what: string) => new ApiError(404, "resource_missing", 
 /** Card for the processor: from the vault, or validated and tokenized on the fly (CVC kept only in memory). */
 async function resolveCard(info: RequestInfo, input: CreatePaymentInput) {
   if (input.payment_method) {
-    const pm = await getPaymentMethod(info.db, input.payment_method);
+    const pm = await getPaymentMethod(info.db, info.principal.tenantId, input.payment_method);
     if (!pm) throw notFound("payment method");
     const number = await revealNumber(info, pm);
     return { pmId: pm.id, statements: [], card: { number, expMonth: pm.exp_month, expYear: pm.exp_year } };
@@ -63,6 +63,7 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
   const approved = auth.approved;
   const row: PaymentRow = {
     id,
+    tenant_id: info.principal.tenantId,
     status: !approved ? "declined" : automatic ? "succeeded" : "requires_capture",
     amount: input.amount,
     amount_captured: approved && automatic ? input.amount : 0,
@@ -116,7 +117,7 @@ const TRANSITION_DETAIL: Record<TransitionError["code"], string> = {
 };
 
 export async function loadForTransition(info: RequestInfo, id: string): Promise<PaymentRow> {
-  const row = await getPayment(info.db, id);
+  const row = await getPayment(info.db, info.principal.tenantId, id);
   if (!row) throw notFound("payment");
   return row;
 }
@@ -142,7 +143,7 @@ export async function capturePayment(info: RequestInfo, id: string, amount: numb
       ...transitionStatements(info, row, next, "capture"),
       ledgerStatement(info, { paymentId: id, currency: row.currency }, { kind: "capture", authorized: row.amount, captured: next.amount_captured }),
     ],
-    lostRace: () => versionMoved(info.db, id, row.version),
+    lostRace: () => versionMoved(info.db, info.principal.tenantId, id, row.version),
   };
 }
 
@@ -161,6 +162,6 @@ export async function voidPayment(info: RequestInfo, id: string, reason: string 
       ...transitionStatements(info, row, next, "void"),
       ledgerStatement(info, { paymentId: id, currency: row.currency, reason: reason ?? null }, { kind: "void", authorized: row.amount }),
     ],
-    lostRace: () => versionMoved(info.db, id, row.version),
+    lostRace: () => versionMoved(info.db, info.principal.tenantId, id, row.version),
   };
 }

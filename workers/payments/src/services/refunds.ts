@@ -25,6 +25,7 @@ export async function createRefund(
   const at = info.now.toISOString();
   const refund: RefundRow = {
     id: randomToken(16, "re_"),
+    tenant_id: info.principal.tenantId,
     payment_id: paymentId,
     amount: input.amount,
     currency: row.currency,
@@ -50,19 +51,19 @@ export async function createRefund(
     outcome: "allowed",
     code: held ? "pending_approval" : null,
     statements,
-    lostRace: () => versionMoved(info.db, paymentId, row.version),
+    lostRace: () => versionMoved(info.db, info.principal.tenantId, paymentId, row.version),
   };
 }
 
 export async function approveRefund(info: RequestInfo, refundId: string, processor: CardProcessor): Promise<Plan> {
-  const refund = await getRefund(info.db, refundId);
+  const refund = await getRefund(info.db, info.principal.tenantId, refundId);
   if (!refund) throw notFound("refund");
   const decision = decideApproval({ status: refund.status, requestedBy: refund.requested_by }, info.principal);
   if (!decision.ok) {
     const detail = decision.code === "self_approval_forbidden" ? "The requester of a refund cannot approve it." : "This refund cannot be approved.";
     throw new ApiError(decision.status, decision.code, detail);
   }
-  const row = await getPayment(info.db, refund.payment_id);
+  const row = await getPayment(info.db, info.principal.tenantId, refund.payment_id);
   if (!row) throw notFound("payment");
   const next = apply(info, row, { type: "approve_refund", amount: refund.amount });
   await atProcessor("refund", () => processor.refund(row.processor_ref ?? "", refund.amount, row.currency, info.now));
@@ -76,10 +77,10 @@ export async function approveRefund(info: RequestInfo, refundId: string, process
     outcome: "allowed",
     code: null,
     statements: [
-      approveRefundStatement(info.db, refundId, info.principal.sub, at),
+      approveRefundStatement(info.db, info.principal.tenantId, refundId, info.principal.sub, at),
       ...transitionStatements(info, row, next, "refund_approved"),
       ledgerStatement(info, { paymentId: row.id, refundId, currency: row.currency, reason: refund.reason }, { kind: "refund", refunded: refund.amount }),
     ],
-    lostRace: () => versionMoved(info.db, row.id, row.version),
+    lostRace: () => versionMoved(info.db, info.principal.tenantId, row.id, row.version),
   };
 }

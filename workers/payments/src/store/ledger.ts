@@ -21,13 +21,13 @@ export function ledgerStatement(info: RequestInfo, ctx: EntryContext, event: Led
   const at = info.now.toISOString();
   const values: (string | number | null)[] = [];
   for (const l of lines) {
-    values.push(entryId, ctx.paymentId, ctx.refundId ?? null, event.kind, l.account, ctx.currency, l.amount);
+    values.push(entryId, info.principal.tenantId, ctx.paymentId, ctx.refundId ?? null, event.kind, l.account, ctx.currency, l.amount);
     values.push(info.principal.sub, ctx.reason ?? null, info.requestId, info.traceId, at);
   }
-  const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   return info.db
     .prepare(
-      `INSERT INTO ledger_lines (entry_id, payment_id, refund_id, kind, account, currency, amount, actor, reason, request_id, trace_id, created_at)
+      `INSERT INTO ledger_lines (entry_id, tenant_id, payment_id, refund_id, kind, account, currency, amount, actor, reason, request_id, trace_id, created_at)
        VALUES ${lines.map(() => row).join(", ")}`,
     )
     .bind(...values);
@@ -39,9 +39,11 @@ export interface BalanceRow {
   balance: number;
 }
 
-export async function balances(db: D1Database): Promise<BalanceRow[]> {
+/** The tenant's own books: its balances, never the platform's sum. */
+export async function balances(db: D1Database, tenantId: string): Promise<BalanceRow[]> {
   const { results } = await db
-    .prepare("SELECT currency, account, SUM(amount) AS balance FROM ledger_lines GROUP BY currency, account ORDER BY currency, account")
+    .prepare("SELECT currency, account, SUM(amount) AS balance FROM ledger_lines WHERE tenant_id = ? GROUP BY currency, account ORDER BY currency, account")
+    .bind(tenantId)
     .all<BalanceRow>();
   return results;
 }
@@ -56,16 +58,16 @@ export interface DailyRow {
 }
 
 /** Per UTC day, currency and kind of movement: debits, credits (which must cancel) and entry count. */
-export async function dailySummary(db: D1Database, from: string, to: string): Promise<DailyRow[]> {
+export async function dailySummary(db: D1Database, tenantId: string, from: string, to: string): Promise<DailyRow[]> {
   const { results } = await db
     .prepare(
       `SELECT substr(created_at, 1, 10) AS day, currency, kind, COUNT(DISTINCT entry_id) AS entries,
               SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END) AS debits,
               SUM(CASE WHEN amount < 0 THEN -amount ELSE 0 END) AS credits
-       FROM ledger_lines WHERE created_at >= ? AND created_at < ?
+       FROM ledger_lines WHERE tenant_id = ? AND created_at >= ? AND created_at < ?
        GROUP BY day, currency, kind ORDER BY day, currency, kind`,
     )
-    .bind(from, to)
+    .bind(tenantId, from, to)
     .all<DailyRow>();
   return results;
 }

@@ -25,10 +25,10 @@ export function decodeCursor(cursor: string): [string, string] {
   throw new ApiError(400, "invalid_cursor", "The cursor is not valid.");
 }
 
-/** Newest first, keyset-paged (stable under concurrent inserts). */
-export async function listPayments(db: D1Database, f: ListFilter): Promise<{ rows: PaymentRow[]; next: string | null }> {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
+/** The tenant's payments, newest first, keyset-paged (stable under concurrent inserts). */
+export async function listPayments(db: D1Database, tenantId: string, f: ListFilter): Promise<{ rows: PaymentRow[]; next: string | null }> {
+  const where: string[] = ["tenant_id = ?"];
+  const args: (string | number)[] = [tenantId];
   if (f.status) {
     where.push("status = ?");
     args.push(f.status);
@@ -46,7 +46,7 @@ export async function listPayments(db: D1Database, f: ListFilter): Promise<{ row
     where.push("(created_at < ? OR (created_at = ? AND id < ?))");
     args.push(at, at, id);
   }
-  const sql = `SELECT * FROM payments ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC, id DESC LIMIT ?`;
+  const sql = `SELECT * FROM payments WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT ?`;
   const { results } = await db
     .prepare(sql)
     .bind(...args, f.limit + 1)

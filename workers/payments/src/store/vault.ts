@@ -49,10 +49,10 @@ export async function tokenize(
   const at = info.now.toISOString();
   const statement = info.db
     .prepare(
-      `INSERT INTO payment_methods (id, brand, last4, exp_month, exp_year, fingerprint, number_enc, holder_name_enc, created_at, created_by, created_by_client)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO payment_methods (id, tenant_id, brand, last4, exp_month, exp_year, fingerprint, number_enc, holder_name_enc, created_at, created_by, created_by_client)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(id, card.brand, card.last4, card.expMonth, card.expYear, fp, numberEnc, holderEnc, at, info.principal.sub, info.principal.clientId);
+    .bind(id, info.principal.tenantId, card.brand, card.last4, card.expMonth, card.expYear, fp, numberEnc, holderEnc, at, info.principal.sub, info.principal.clientId);
   const view: PaymentMethodView = {
     id,
     object: "payment_method",
@@ -66,10 +66,11 @@ export async function tokenize(
   return { view, statement };
 }
 
-export function getPaymentMethod(db: D1Database, id: string): Promise<PaymentMethodRow | null> {
+/** A token of the caller's tenant only: another tenant's token reads as missing (and can never be charged). */
+export function getPaymentMethod(db: D1Database, tenantId: string, id: string): Promise<PaymentMethodRow | null> {
   return db
-    .prepare("SELECT id, brand, last4, exp_month, exp_year, fingerprint, number_enc, created_at FROM payment_methods WHERE id = ?")
-    .bind(id)
+    .prepare("SELECT id, brand, last4, exp_month, exp_year, fingerprint, number_enc, created_at FROM payment_methods WHERE id = ? AND tenant_id = ?")
+    .bind(id, tenantId)
     .first<PaymentMethodRow>();
 }
 
