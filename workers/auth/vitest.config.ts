@@ -3,6 +3,7 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-worker
 import { defineConfig } from "vitest/config";
 import { ensureDocsAssets } from "../../scripts/docs-assets.mjs";
 import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
+import { jwksServer } from "./test/fixtures/jwks-server.mjs";
 import { testReceiver } from "./test/fixtures/otlp.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -26,6 +27,8 @@ export default defineConfig(async () => {
             DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
             FAULT_DETAIL,
             OTLP_RECEIVER: receiver,
+            // A private_key_jwt client's key server on 127.0.0.1 (jwks_uri tests).
+            JWKS_SERVER: await jwksServer(),
             // Fuzz harness knobs (test/openapi-fuzz.test.ts): cases per operation, operations at once, seed, timing report.
             ...Object.fromEntries(
               ["FUZZ_RUNS", "FUZZ_CONCURRENCY", "FUZZ_SEED", "FUZZ_REPORT", "FUZZ_ONLY"].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),

@@ -2,6 +2,7 @@ import type { AuthEnv } from "./types";
 import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
 import { hasAllScopes, parseScopeString } from "../../../shared/scopes";
+import { withPlatformScopes } from "../../../shared/smart-scopes";
 import { authConfig, MAX_TOKEN_LENGTH, viewOptions } from "./config";
 import { loadKeySet } from "./tokens/keys";
 import { verifyAccessToken, type AccessClaims, type TokenFailure } from "./tokens/verify";
@@ -150,7 +151,8 @@ export async function requireBearer(c: Context<AuthEnv>, scopes: readonly string
     tokensValidated.add(1, { result: "invalid", scope: scopes.join(" ") });
     throw invalidToken();
   }
-  const granted = parseScopeString(r.claims.scope);
+  // SMART scopes stand for the platform scopes they need; the owning worker checks type and interaction.
+  const granted = withPlatformScopes(parseScopeString(r.claims.scope));
   if (!hasAllScopes(granted, scopes)) {
     securityEvent(c, "scope_denied", { clientId: r.claims.client_id, reason: `needs ${scopes.join(" ")}` });
     tokensValidated.add(1, { result: "insufficient_scope", scope: scopes.join(" ") });

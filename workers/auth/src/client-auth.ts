@@ -10,6 +10,9 @@ import { authConfig } from "./config";
 import { clients, usedAssertions } from "./db/schema";
 import { clearFailures, failureOutcome, failuresQuery, locksFrom, recordFailure, type LimitPolicy } from "./rate-limit";
 import { DEFAULT_SKEW, verifyClientAssertion } from "./tokens/client-assertion";
+import { keysForKid } from "./jwks-uri";
+import { logger } from "../../../shared/logger";
+import type { JWK } from "jose";
 
 /** An OAuth error (RFC 6749 5.2) that also reads as RFC 9457 problem details. */
 export function oauthError(status: number, error: string, description: string, headers: Record<string, string> = {}): ApiError {
@@ -100,8 +103,21 @@ async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[]
   return { failures: f, row: r[0], reserved: false };
 }
 
+/**
+ * The client's keys for the asserted `kid`: registered by value, or fetched from its `jwks_uri`
+ * (cached per isolate). A fetch failure is logged with the request id, never sent to the client.
+ */
+async function registeredKeys(c: Context<AuthEnv>, client: Client, kid: string): Promise<{ keys: JWK[] } | { reason: string }> {
+  if (!client.jwksUri) return { keys: client.jwks };
+  const r = await keysForKid(client.id, client.jwksUri, kid, Date.now());
+  if (r.ok) return { keys: r.keys };
+  if (r.reason !== "unknown_key") logger.warn("jwks_uri_failed", { request_id: c.var.requestId, client_id: client.id, reason: r.reason });
+  return { reason: r.reason };
+}
+
 /** Checks an assertion against the client's registered keys; a fixed reason code when it fails. */
 async function checkAssertion(
+  c: Context<AuthEnv>,
   creds: Extract<Credentials, { kind: "assertion" }>,
   row: ClientRow | undefined,
   reserved: boolean,
@@ -112,7 +128,9 @@ async function checkAssertion(
   if (!row) return { reason: "unknown_client" };
   const client = assertionClient(row);
   if (!client) return { reason: row.disabled ? "client_disabled" : "client_uses_secret" };
-  const r = await verifyClientAssertion(creds.assertion, { clientId: client.id, keys: client.jwks, audiences: assertionAudiences(issuer), now });
+  const keys = await registeredKeys(c, client, creds.peek.peek.kid);
+  if ("reason" in keys) return keys;
+  const r = await verifyClientAssertion(creds.assertion, { clientId: client.id, keys: keys.keys, audiences: assertionAudiences(issuer), now });
   if (!r.ok) return { reason: r.reason };
   // Checked after the signature, so a forged assertion is never reported as a replay.
   if (!reserved) return { reason: "replayed" };
@@ -153,7 +171,7 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
     client = id === undefined ? undefined : boot ? await store.authenticate(id, creds.secret) : await store.verify(row, creds.secret);
     reason = "bad_credentials";
   } else if (creds?.kind === "assertion") {
-    const r = boot ? { reason: "client_uses_secret" } : await checkAssertion(creds, row, reserved, cfg.JWT_ISSUER, now);
+    const r = boot ? { reason: "client_uses_secret" } : await checkAssertion(c, creds, row, reserved, cfg.JWT_ISSUER, now);
     if ("client" in r) client = r.client;
     else reason = `assertion_${r.reason}`;
   }

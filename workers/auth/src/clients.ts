@@ -22,6 +22,8 @@ export interface Client {
   authMethod: AuthMethod;
   /** Registered public keys (private_key_jwt clients only). */
   jwks: JWK[];
+  /** Or where the client publishes them (RFC 7591 `jwks_uri`), fetched on use. */
+  jwksUri: string | null;
   /** Not stored: the bootstrap client defined by configuration. */
   bootstrap?: boolean;
 }
@@ -45,6 +47,7 @@ function fromRow(r: ClientRow): Client {
     disabledAt: r.disabledAt,
     authMethod: asAuthMethod(r.authMethod),
     jwks: storedKeys(r.jwks),
+    jwksUri: r.jwksUri,
   };
 }
 
@@ -67,7 +70,7 @@ export function clientView(c: Client) {
     created_by: c.createdBy,
     disabled_at: c.disabledAt,
     token_endpoint_auth_method: c.authMethod,
-    ...(c.authMethod === "private_key_jwt" ? { jwks: { keys: c.jwks } } : {}),
+    ...(c.authMethod === "private_key_jwt" ? (c.jwksUri ? { jwks_uri: c.jwksUri } : { jwks: { keys: c.jwks } }) : {}),
   };
 }
 
@@ -85,6 +88,7 @@ function bootstrapClient(cfg: AuthConfig): Client | undefined {
     disabledAt: null,
     authMethod: "client_secret_basic",
     jwks: [],
+    jwksUri: null,
     bootstrap: true,
   };
 }
@@ -147,6 +151,7 @@ export class ClientStore {
     createdBy: string;
     authMethod?: AuthMethod;
     jwks?: JWK[];
+    jwksUri?: string;
   }): Promise<{ client: Client; secret: string | undefined }> {
     const id = randomToken(12, "cli_");
     const asymmetric = input.authMethod === "private_key_jwt";
@@ -164,7 +169,8 @@ export class ClientStore {
       createdBy: input.createdBy,
       disabledAt: null,
       authMethod: input.authMethod ?? "client_secret_basic",
-      jwks: asymmetric ? JSON.stringify(input.jwks ?? []) : null,
+      jwks: asymmetric && input.jwksUri === undefined ? JSON.stringify(input.jwks ?? []) : null,
+      jwksUri: asymmetric ? (input.jwksUri ?? null) : null,
     };
     await this.orm.insert(clients).values(row);
     return { client: fromRow(row), secret };

@@ -24,6 +24,8 @@ const Schema = z.object({
   GATEWAY_HMAC_KEY: z.string().min(32),
   BOOTSTRAP_CLIENT_ID: z.string().min(1).optional(),
   BOOTSTRAP_CLIENT_SECRET: z.string().min(32).optional(),
+  /** "true" lets a client register `jwks_uri` as plain http on 127.0.0.1 (local development and tests; never production). */
+  JWKS_URI_ALLOW_HTTP_LOOPBACK: z.enum(["true", "false"]).optional().default("false"),
   /** Space-separated scopes of the bootstrap client (default: every scope). */
   BOOTSTRAP_CLIENT_SCOPES: z.string().optional(),
 });
@@ -37,6 +39,11 @@ const withDefaults = Schema.refine((c) => c.REVOCATION_REFRESH_MS >= 100 && c.RE
   ...c,
   bootstrapScopes: c.BOOTSTRAP_CLIENT_SCOPES ? c.BOOTSTRAP_CLIENT_SCOPES.split(" ").filter(Boolean) : [...SCOPES],
 }));
+
+/** Whether `jwks_uri` may be http://127.0.0.1 (the flag, and never in production). */
+export function allowLoopbackJwksUri(cfg: AuthConfig): boolean {
+  return cfg.JWKS_URI_ALLOW_HTTP_LOOPBACK === "true" && cfg.ENVIRONMENT !== "production";
+}
 
 export function authConfig(env: Env): AuthConfig {
   return parseConfig(withDefaults, env);

@@ -16,6 +16,8 @@ declare global {
       FAULT_DETAIL: string;
       /** Base URL of the test OTLP receiver phi exports to (test/fixtures/otlp.mjs): GET /_counts, /_find. */
       OTLP_RECEIVER: string;
+      /** Base URL of the test key server a jwks_uri client publishes to (test/fixtures/jwks-server.mjs). */
+      JWKS_SERVER: string;
       /** Private JWKs of the test keys, to forge rotation and attack cases. */
       PREVIOUS_KEY: string;
       CURRENT_KEY: string;

@@ -1,5 +1,6 @@
 import { ApiError } from "../../../shared/errors";
 import { hasAllScopes } from "../../../shared/scopes";
+import { platformScopeFor, smartAllows, smartScopeNeeded, type Interaction } from "../../../shared/smart-scopes";
 import type { AuditAction } from "./audit/describe";
 
 /**
@@ -12,21 +13,68 @@ export type Decision = { ok: true } | { ok: false; status: number; code: string;
 
 const ALLOW: Decision = { ok: true };
 
-export const ACTION_SCOPE: Record<Exclude<AuditAction, "unknown">, string> = {
-  create: "phi:write",
-  update: "phi:write",
-  delete: "phi:write",
-  read: "phi:read",
-  vread: "phi:read",
-  search: "phi:read",
-  history: "phi:read",
+/** Actions on FHIR resources, as SMART permission letters (App Launch 2.x, scopes-and-launch-context). */
+export const ACTION_INTERACTION = {
+  create: "c",
+  update: "u",
+  delete: "d",
+  read: "r",
+  vread: "r",
+  // Instance history is a read of that record's versions (SMART: `r` covers vread and history-instance).
+  history: "r",
+  search: "s",
+} as const satisfies Record<string, Interaction>;
+export type ResourceAction = keyof typeof ACTION_INTERACTION;
+
+/** Actions outside FHIR's resource interactions keep the platform scope they always needed. */
+export const AUDIT_ACTION_SCOPE = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
-};
+} as const satisfies Record<Exclude<AuditAction, ResourceAction | "unknown">, string>;
+export type AuditOnlyAction = keyof typeof AUDIT_ACTION_SCOPE;
 
-export function decideScope(scopes: readonly string[], action: Exclude<AuditAction, "unknown">): Decision {
-  const needed = ACTION_SCOPE[action];
+function refused(resourceType: string, i: Interaction): Decision {
+  return {
+    ok: false,
+    status: 403,
+    code: "insufficient_scope",
+    detail: `This operation needs the scope ${platformScopeFor(i)} or ${smartScopeNeeded(resourceType, i)} (or a SMART scope that includes it).`,
+  };
+}
+
+/**
+ * Resource-level access: every interaction the operation performs on `resourceType` must be
+ * allowed by the token's scopes, platform (`phi:read` / `phi:write`, all types) or SMART
+ * (`system/Patient.rs`: that type, those letters). The gateway checked only the coarse scope.
+ */
+export function decideResource(scopes: readonly string[], resourceType: string, ...interactions: Interaction[]): Decision {
+  const missing = interactions.find((i) => !smartAllows(scopes, resourceType, i));
+  return missing === undefined ? ALLOW : refused(resourceType, missing);
+}
+
+/** A FHIR action on one resource type (the interaction it is, per `ACTION_INTERACTION`). */
+export function decideScope(scopes: readonly string[], action: ResourceAction, resourceType: string): Decision {
+  return decideResource(scopes, resourceType, ACTION_INTERACTION[action]);
+}
+
+/**
+ * `_include=Observation:patient` reads the Patients the page's Observations reference (`r` on
+ * Patient); `_revinclude=Observation:patient` searches Observations by patient (`s` on
+ * Observation). A token without them gets 403 for the whole search, as HAPI's authorization
+ * interceptor does, rather than a Bundle silently missing what was asked for.
+ */
+export function decideIncludes(scopes: readonly string[], q: { include: boolean; revinclude: boolean }): Decision {
+  if (q.include) {
+    const d = decideResource(scopes, "Patient", "r");
+    if (!d.ok) return d;
+  }
+  return q.revinclude ? decideResource(scopes, "Observation", "s") : ALLOW;
+}
+
+/** The audit routes: platform scopes only (SMART scopes grant FHIR data, not the audit trail). */
+export function decideAuditScope(scopes: readonly string[], action: AuditOnlyAction): Decision {
+  const needed = AUDIT_ACTION_SCOPE[action];
   return hasAllScopes([...scopes], [needed])
     ? ALLOW
     : { ok: false, status: 403, code: "insufficient_scope", detail: `This operation needs the scope ${needed}.` };

@@ -84,9 +84,9 @@ describe("GET /v1/phi/metadata", () => {
       jwks_uri: `${GW}/.well-known/jwks.json`,
       grant_types_supported: ["client_credentials"],
       token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-      capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric"],
+      capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric", "permission-v2", "permission-v1"],
     });
-    expect(smart.scopes_supported).toEqual(expect.arrayContaining(["phi:read", "phi:write"]));
+    expect(smart.scopes_supported).toEqual(expect.arrayContaining(["phi:read", "phi:write", "system/Patient.rs", "system/*.cruds", "system/Observation.read"]));
     const cap = await (await env.GATEWAY.fetch(`${GW}/v1/phi/metadata`)).json<Capability>();
     expect(tokenUrl(cap)).toBe(smart.token_endpoint);
     const jwks = await env.GATEWAY.fetch(String(smart.jwks_uri));

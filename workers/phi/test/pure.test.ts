@@ -2,7 +2,20 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { parseKeyring } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
-import { ACTION_SCOPE, decideReadable, decideScope, decideVersionMatch, enforce, parseVersionTag } from "../src/access";
+import {
+  ACTION_INTERACTION,
+  AUDIT_ACTION_SCOPE,
+  decideAuditScope,
+  decideIncludes,
+  decideReadable,
+  decideResource,
+  decideScope,
+  decideVersionMatch,
+  enforce,
+  parseVersionTag,
+  type AuditOnlyAction,
+  type ResourceAction,
+} from "../src/access";
 import { describeRequest, outcomeFor, parsePurpose, safeId, traceIdOf } from "../src/audit/describe";
 import { dateInterval } from "../src/fhir/dates";
 import { isFhirPath, operationOutcome } from "../src/fhir/outcome";
@@ -12,14 +25,43 @@ import { openCursor, sealCursor } from "../src/service/cursor";
 const ID = "0b7e2a1c-1234-4abc-8def-0123456789ab";
 
 describe("access decisions", () => {
-  it("maps every action to its scope, honouring wildcards", () => {
-    for (const [action, scope] of Object.entries(ACTION_SCOPE) as [keyof typeof ACTION_SCOPE, string][]) {
-      expect(decideScope([scope], action)).toEqual({ ok: true });
-      expect(decideScope([scope.split(":")[0] + ":*"], action)).toEqual({ ok: true });
-      expect(decideScope([], action)).toMatchObject({ ok: false, status: 403, code: "insufficient_scope" });
-      const other = scope === "phi:read" ? "phi:write" : "phi:read";
-      expect(decideScope([other], action).ok).toBe(false);
+  it("maps every FHIR action to its platform scope and SMART letter, honouring wildcards", () => {
+    for (const [action, letter] of Object.entries(ACTION_INTERACTION) as [ResourceAction, string][]) {
+      const scope = "cud".includes(letter) ? "phi:write" : "phi:read";
+      for (const type of ["Patient", "Observation"]) {
+        expect(decideScope([scope], action, type)).toEqual({ ok: true });
+        expect(decideScope(["phi:*"], action, type)).toEqual({ ok: true });
+        expect(decideScope([`system/${type}.${letter}`], action, type)).toEqual({ ok: true });
+        expect(decideScope([`system/*.cruds`], action, type)).toEqual({ ok: true });
+        expect(decideScope([], action, type)).toMatchObject({ ok: false, status: 403, code: "insufficient_scope" });
+        expect(decideScope([scope === "phi:read" ? "phi:write" : "phi:read"], action, type).ok).toBe(false);
+        const otherType = type === "Patient" ? "Observation" : "Patient";
+        expect(decideScope([`system/${otherType}.cruds`], action, type).ok).toBe(false);
+        expect(decideScope([`system/${type}.${"cruds".replace(letter, "")}`], action, type).ok).toBe(false);
+      }
     }
+    const refused = decideScope(["system/Patient.rs"], "search", "Observation");
+    expect(refused.ok ? "" : refused.detail).toContain("system/Observation.s");
+  });
+
+  it("audit routes need audit:read; no SMART scope grants them", () => {
+    for (const action of Object.keys(AUDIT_ACTION_SCOPE) as AuditOnlyAction[]) {
+      expect(decideAuditScope(["audit:read"], action)).toEqual({ ok: true });
+      expect(decideAuditScope(["audit:*"], action)).toEqual({ ok: true });
+      expect(decideAuditScope(["system/*.cruds", "phi:*"], action)).toMatchObject({ ok: false, status: 403 });
+    }
+  });
+
+  it("includes need read (of the Patients referenced) or search (of the Observations revincluded)", () => {
+    const none = { include: false, revinclude: false };
+    expect(decideIncludes([], none)).toEqual({ ok: true });
+    expect(decideIncludes(["system/Observation.rs"], { include: true, revinclude: false }).ok).toBe(false);
+    expect(decideIncludes(["system/Observation.rs", "system/Patient.r"], { include: true, revinclude: false }).ok).toBe(true);
+    expect(decideIncludes(["system/Patient.rs"], { include: false, revinclude: true }).ok).toBe(false);
+    expect(decideIncludes(["system/Patient.rs", "system/Observation.s"], { include: false, revinclude: true }).ok).toBe(true);
+    expect(decideIncludes(["phi:read"], { include: true, revinclude: true }).ok).toBe(true);
+    const conditional = decideResource(["system/Patient.c"], "Patient", "c", "r", "s");
+    expect(conditional.ok ? "" : conditional.detail).toContain("system/Patient.r");
   });
 
   it("readable only when present and not a tombstone", () => {

@@ -25,6 +25,8 @@ export const clients = sqliteTable(
     authMethod: text("token_endpoint_auth_method").notNull().default("client_secret_basic"),
     /** RFC 7591 2 `jwks` by value: a JSON JWK Set of public signing keys, each with a `kid`. */
     jwks: text("jwks"),
+    /** RFC 7591 2 `jwks_uri`: where a `private_key_jwt` client publishes its keys (instead of `jwks`). */
+    jwksUri: text("jwks_uri"),
   },
   // disabled_at: the gateway's view loads the clients disabled recently (their tokens may still be live).
   (t) => [index("clients_device_id").on(t.deviceId), index("clients_disabled_at").on(t.disabledAt)],

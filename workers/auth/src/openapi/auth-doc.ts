@@ -59,6 +59,7 @@ const ClientView = z
     disabled_at: z.string().nullable(),
     token_endpoint_auth_method: z.enum(["client_secret_basic", "client_secret_post", "private_key_jwt"]),
     jwks: z.object({ keys: z.array(Json) }).optional().openapi({ description: "The registered public keys (private_key_jwt clients)" }),
+    jwks_uri: z.string().optional().openapi({ description: "Where a private_key_jwt client publishes its keys (instead of jwks)" }),
   })
   .openapi("Client");
 const CreatedClient = ClientView.extend({
@@ -136,7 +137,7 @@ export function authDocument(): Record<string, unknown> {
     createRoute({
       method: "post",
       path: "/admin/clients",
-      summary: "Create a client (its secret is shown once; private_key_jwt clients register public keys instead, jwks by value)",
+      summary: "Create a client (its secret is shown once; private_key_jwt clients register public keys instead, by value in jwks or by jwks_uri)",
       security: bearer("admin"),
       request: { body: { content: { "application/json": { schema: CreateClient } }, required: true } },
       responses: { 201: json("Created", CreatedClient), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs admin"), 415: problem("Not JSON") },

@@ -6,7 +6,8 @@ import { isScopeToken, ROLES } from "../../../../shared/scopes";
 import { requireBearer } from "../bearer";
 import { Jwks, privateMemberIssue, publicMembers, unusableKeys } from "../client-keys";
 import { AUTH_METHODS, ClientStore, clientView } from "../clients";
-import { authConfig, viewOptions } from "../config";
+import { allowLoopbackJwksUri, authConfig, viewOptions } from "../config";
+import { checkJwksUri, JWKS_URI_MAX_LENGTH } from "../jwks-uri";
 import { noteClientsDisabled } from "../revocation/view";
 import { loadKeySet } from "../tokens/keys";
 
@@ -22,13 +23,15 @@ export const CreateClient = z
       .default([]),
     /** RFC 7591 2; default `client_secret_basic` (either secret transport works). */
     token_endpoint_auth_method: z.enum(AUTH_METHODS).optional(),
-    /** RFC 7591 2: public keys by value, required with (and only with) `private_key_jwt`. */
+    /** RFC 7591 2: public keys by value, or (`jwks_uri`) where they are published; one of them with `private_key_jwt`. */
     jwks: Jwks.optional(),
+    jwks_uri: z.string().max(JWKS_URI_MAX_LENGTH).optional(),
   })
   .strict()
   .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" })
-  .refine((v) => (v.token_endpoint_auth_method === "private_key_jwt") === (v.jwks !== undefined), {
-    message: "private_key_jwt needs jwks (public keys by value), and jwks is only for private_key_jwt",
+  .refine((v) => !(v.jwks && v.jwks_uri), { message: "send jwks or jwks_uri, not both (RFC 7591 2)", path: ["jwks_uri"] })
+  .refine((v) => (v.token_endpoint_auth_method === "private_key_jwt") === (v.jwks !== undefined || v.jwks_uri !== undefined), {
+    message: "private_key_jwt needs jwks (public keys by value) or jwks_uri, and they are only for private_key_jwt",
     path: ["jwks"],
   });
 
@@ -67,13 +70,13 @@ async function jsonBody(c: { req: { header(n: string): string | undefined; json(
 app.post("/admin/clients", async (c) => {
   const caller = await requireBearer(c, ["admin"]);
   const body = await jsonBody(c);
-  // Keys by URL would make the token endpoint fetch a client-chosen URL: by value only, for now.
-  if (typeof body === "object" && body !== null && "jwks_uri" in body) {
-    throw new ApiError(400, "jwks_uri_unsupported", "jwks_uri is not supported: register the public keys by value in jwks.");
-  }
   const privateMember = privateMemberIssue(body);
   if (privateMember) throw new ApiError(400, "invalid_request", "The request is not valid.", { extra: { errors: [privateMember] } });
   const input = parse(CreateClient, body);
+  const cfg = authConfig(c.env);
+  // The token endpoint fetches this URL later: only https to a public host (jwks-uri.ts).
+  const uri = input.jwks_uri === undefined ? undefined : checkJwksUri(input.jwks_uri, allowLoopbackJwksUri(cfg));
+  if (uri && !uri.ok) throw new ApiError(400, "invalid_request", "The request is not valid.", { extra: { errors: [{ path: "jwks_uri", message: uri.message }] } });
   const keys = input.jwks?.keys.map(publicMembers);
   const unusable = keys ? await unusableKeys(keys) : [];
   if (unusable.length > 0) {
@@ -81,13 +84,14 @@ app.post("/admin/clients", async (c) => {
       extra: { errors: [{ path: "jwks.keys", message: "a key is not a valid public key for its type and curve" }] },
     });
   }
-  const { client, secret } = await new ClientStore(c.env.DB, authConfig(c.env)).create({
+  const { client, secret } = await new ClientStore(c.env.DB, cfg).create({
     name: input.name,
     roles: input.roles,
     scopes: input.scopes,
     createdBy: caller.sub,
     ...(input.token_endpoint_auth_method ? { authMethod: input.token_endpoint_auth_method } : {}),
     ...(keys ? { jwks: keys } : {}),
+    ...(uri?.ok ? { jwksUri: uri.url } : {}),
   });
   // The secret is shown this once; only its hash is stored. A private_key_jwt client has none.
   return c.json({ ...clientView(client), ...(secret !== undefined ? { client_secret: secret } : {}) }, 201, {

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWithin } from "../../../../shared/scopes";
+import { SMART_REFUSAL_TEXT, smartRequestDecision } from "../../../../shared/smart-scopes";
 import { bearerToken, checkToken, REALM } from "../bearer";
 import { authenticateClient, oauthError, readOAuthParams } from "../client-auth";
 import { authConfig, MAX_TOKEN_LENGTH } from "../config";
@@ -26,6 +27,10 @@ app.on("POST", ["/oauth/token", "/token"], async (c) => {
   const allowed = allowedScopes(client.roles, client.scopes);
   const requested = parseScopeString(params.get("scope"));
   for (const s of requested) {
+    // SMART scopes (system/Patient.rs ...) are granted as asked when the platform scopes they need are allowed.
+    const smart = smartRequestDecision(allowed, s);
+    if (smart.ok) continue;
+    if (smart.reason !== "not_smart") throw oauthError(400, "invalid_scope", SMART_REFUSAL_TEXT[smart.reason]);
     if (!isScopeToken(s) || !requestWithin(allowed, s)) {
       throw oauthError(400, "invalid_scope", "The requested scope is invalid, unknown, or exceeds what this client is allowed.");
     }

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { SCOPES } from "../../../../shared/scopes";
+import { SMART_SCOPES_SUPPORTED } from "../../../../shared/smart-scopes";
 import { authConfig } from "../config";
 import { ASSERTION_ALGS } from "../tokens/client-assertion";
 import { loadKeySet } from "../tokens/keys";
@@ -19,6 +20,8 @@ app.get("/.well-known/jwks.json", async (c) => {
  */
 const TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 const SIGNING_ALGS = [...ASSERTION_ALGS];
+/** The platform's scopes and the SMART system scopes that map onto them (shared/smart-scopes.ts). */
+const SCOPES_SUPPORTED = [...SCOPES, ...SMART_SCOPES_SUPPORTED];
 
 /**
  * SMART App Launch 2.x discovery (https://hl7.org/fhir/smart-app-launch/conformance.html)
@@ -37,12 +40,12 @@ app.get("/v1/phi/.well-known/smart-configuration", (c) => {
       grant_types_supported: ["client_credentials"],
       token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
       token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
-      scopes_supported: [...SCOPES],
+      scopes_supported: SCOPES_SUPPORTED,
       response_types_supported: [],
       code_challenge_methods_supported: [],
       // Confidential clients with a shared secret or an asymmetric key; no launch, no user:
-      // SMART Backend Services only.
-      capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric"],
+      // SMART Backend Services only. Scopes in the v2 (cruds) and v1 (read/write) syntax.
+      capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric", "permission-v2", "permission-v1"],
     },
     200,
     { "cache-control": "public, max-age=300" },
@@ -65,7 +68,7 @@ app.get("/.well-known/oauth-authorization-server", (c) => {
       token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
       introspection_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
       revocation_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
-      scopes_supported: [...SCOPES],
+      scopes_supported: SCOPES_SUPPORTED,
       // RFC 8414 2: the algorithms of private_key_jwt assertions (not those of our access tokens).
       token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
       introspection_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,

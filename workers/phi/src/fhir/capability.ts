@@ -80,7 +80,8 @@ export function capabilityStatement(opts: { routes: readonly ServedRoute[]; base
         security: {
           cors: false,
           service: [{ coding: [{ system: "http://terminology.hl7.org/CodeSystem/restful-security-service", code: "SMART-on-FHIR" }] }],
-          description: "OAuth 2 client credentials (SMART Backend Services style); see .well-known/smart-configuration",
+          description:
+            "OAuth 2 client credentials (SMART Backend Services); scopes phi:read / phi:write or SMART v2 system scopes (system/Patient.rs, system/*.cruds; v1 .read/.write); the list is in .well-known/smart-configuration",
           // SMART App Launch 1.0 conformance extension: where clients get tokens.
           extension: [
             {

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
 import { verifyChain, VERIFY_LIMIT_MAX } from "../../../../shared/audit/verify";
-import { decideScope, enforce } from "../access";
+import { decideAuditScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { PHI_CHAIN } from "../audit/trail";
 import { queryAudit } from "../store/audit-query";
@@ -36,7 +36,7 @@ auditRoutes.openapi(
     },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "audit-search"));
+    enforce(decideAuditScope(c.get("principal").scopes, "audit-search"));
     const q = c.req.valid("query");
     // Timestamps are stored as toISOString() (UTC, ms): normalize the filter the same way.
     const since = q.since ? new Date(q.since).toISOString() : undefined;
@@ -75,7 +75,7 @@ auditRoutes.openapi(
     },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "audit-verify"));
+    enforce(decideAuditScope(c.get("principal").scopes, "audit-verify"));
     // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
     const q = c.req.valid("query");
     // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.

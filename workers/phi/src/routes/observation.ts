@@ -23,7 +23,7 @@ observationRoutes.openapi(
     responses: { 201: { description: "Created", content: fhirJson(ResourceOut) }, ...fhirErrors(413, 415, 422) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "create"));
+    enforce(decideScope(c.get("principal").scopes, "create", "Observation"));
     const input = c.req.valid("json");
     const patientId = subjectPatientId(input);
     auditState(c).patients = [patientId];
@@ -51,7 +51,7 @@ observationRoutes.openapi(
     responses: { 200: { description: "The current version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "read"));
+    enforce(decideScope(c.get("principal").scopes, "read", "Observation"));
     const { id } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
     const head = await readAudited(c, "read", "Observation", id);

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
-import { decideScope, decideVersionMatch, enforce } from "../access";
+import { decideResource, decideVersionMatch, enforce } from "../access";
 import { phiSettings } from "../config";
 import { patientValues } from "../fhir/index-tokens";
 import { PatientSchema } from "../fhir/patient";
@@ -33,7 +33,9 @@ patientConditionalRoutes.openapi(
     },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "update"));
+    // It searches, then updates the match or creates: all three must be allowed before anything is
+    // looked up, so the answer (200 or 201) tells a client nothing it could not already find out.
+    enforce(decideResource(c.get("principal").scopes, "Patient", "s", "u", "c"));
     const input = c.req.valid("json");
     const url = new URL(c.req.url);
     url.searchParams.delete("_format");

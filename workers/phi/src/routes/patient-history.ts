@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
-import { decideReadable, decideScope, enforce } from "../access";
+import { decideAuditScope, decideReadable, decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { phiSettings } from "../config";
 import { publicBase } from "../service/base-url";
@@ -27,7 +27,7 @@ patientHistoryRoutes.openapi(
     responses: { 200: { description: "Every version, newest first", content: fhirJson(BundleOut) }, ...fhirErrors(404) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "history"));
+    enforce(decideScope(c.get("principal").scopes, "history", "Patient"));
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
     const cfg = await phiSettings(c.env);
@@ -67,7 +67,7 @@ patientHistoryRoutes.openapi(
     responses: { 200: { description: "That version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "vread"));
+    enforce(decideScope(c.get("principal").scopes, "vread", "Patient"));
     const { id, vid } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
     const row = await readAudited(c, "vread", "Patient", id, vid);
@@ -104,7 +104,7 @@ patientHistoryRoutes.openapi(
     },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "access-log"));
+    enforce(decideAuditScope(c.get("principal").scopes, "access-log"));
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
     // An accounting of disclosures is about a record that exists: an unknown id is a 404, as on every instance route.

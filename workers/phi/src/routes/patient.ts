@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
-import { decideReadable, decideScope, decideVersionMatch, enforce } from "../access";
+import { decideReadable, decideResource, decideScope, decideVersionMatch, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { phiSettings } from "../config";
 import { patientValues } from "../fhir/index-tokens";
@@ -39,10 +39,12 @@ patientRoutes.openapi(
     },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "create"));
+    const criteria = c.req.valid("header")["if-none-exist"];
+    // A conditional create searches and may answer with the match: it needs r and s as well as c,
+    // or a create-only client could read records through it (the flaw of CVE-2026-113876 in HAPI).
+    enforce(decideResource(c.get("principal").scopes, "Patient", ...(criteria === undefined ? ["c" as const] : (["c", "r", "s"] as const))));
     const input = c.req.valid("json");
     const cfg = await phiSettings(c.env);
-    const criteria = c.req.valid("header")["if-none-exist"];
     if (criteria !== undefined) {
       // FHIR R4 http.html#ccreate: one match -> 200 with it, several -> 412, none -> create.
       const matches = await conditionalMatches(c.env.DB, cfg, criteria);
@@ -75,7 +77,7 @@ patientRoutes.openapi(
     responses: { 200: { description: "The current version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "read"));
+    enforce(decideScope(c.get("principal").scopes, "read", "Patient"));
     const { id } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
     // The select and its audit record are one batch: the record is written before any PHI leaves (else 503).
@@ -96,7 +98,7 @@ patientRoutes.openapi(
     responses: { 200: { description: "Updated: a new version", content: fhirJson(ResourceOut) }, ...fhirErrors(404, 410, 412, 413, 415) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "update"));
+    enforce(decideScope(c.get("principal").scopes, "update", "Patient"));
     const { id } = c.req.valid("param");
     const input = c.req.valid("json");
     // FHIR update: the body's id must be the URL's id (R4 http.html#update).
@@ -126,7 +128,7 @@ patientRoutes.openapi(
     responses: { 204: { description: "Deleted: a tombstone version was added" }, ...fhirErrors(404, 410, 412) },
   }),
   async (c) => {
-    enforce(decideScope(c.get("principal").scopes, "delete"));
+    enforce(decideScope(c.get("principal").scopes, "delete", "Patient"));
     const { id } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
     const head = await readHead(c.env.DB, "Patient", id);

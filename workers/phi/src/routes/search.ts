@@ -2,7 +2,7 @@ import type { PhiEnv } from "../env";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ApiError } from "../../../../shared/errors";
-import { decideScope, enforce } from "../access";
+import { decideIncludes, decideScope, enforce } from "../access";
 import { phiSettings } from "../config";
 import { RESOURCE_TYPES, RESULT_PARAMS, SEARCH_PARAMS, type ResourceType } from "../fhir/search-params";
 import { pageFrom, runSearch } from "../service/search";
@@ -38,10 +38,13 @@ function queryParams(c: Context): [string, string][] {
 
 async function search(c: Context<PhiEnv>, type: ResourceType, params: [string, string][]) {
   const principal = c.get("principal");
-  enforce(decideScope(principal.scopes, "search"));
+  enforce(decideScope(principal.scopes, "search", type));
   const cfg = await phiSettings(c.env);
   const now = new Date();
   const page = await pageFrom(cfg, principal.sub, type, params, now);
+  // Included resources are refused up front, never silently dropped: the client asked for them
+  // (and a cursor carries the same request, so every page is checked again).
+  enforce(decideIncludes(principal.scopes, page.query));
   return runSearch(c, cfg, page, now);
 }
 

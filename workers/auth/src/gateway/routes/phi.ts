@@ -5,7 +5,8 @@ export const PHI_ROUTES: readonly RouteScope[] = [
   { method: "GET", path: "/metadata", scopes: [], public: true },
   { method: "POST", path: "/Patient", scopes: ["phi:write"] },
   { method: "GET", path: "/Patient", scopes: ["phi:read"] },
-  { method: "PUT", path: "/Patient", scopes: ["phi:write"] },
+  // Conditional update searches before it writes: it needs read as well (phi checks s, u and c).
+  { method: "PUT", path: "/Patient", scopes: ["phi:read", "phi:write"] },
   { method: "POST", path: "/Patient/_search", scopes: ["phi:read"] },
   { method: "GET", path: "/Patient/:id", scopes: ["phi:read"] },
   { method: "PUT", path: "/Patient/:id", scopes: ["phi:write"] },

@@ -1,0 +1,1 @@
+ALTER TABLE `clients` ADD `jwks_uri` text;
