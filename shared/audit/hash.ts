@@ -1,4 +1,5 @@
 import { sha256Hex } from "../crypto";
+import { DEFAULT_TENANT_ID } from "../tenants";
 
 /**
  * The hash chain's arithmetic. A sealed record's `hash` is
@@ -15,6 +16,16 @@ export const SEAL_COLUMNS = ["seq", "prev_hash", "hash", "sealed_at"] as const;
 
 export type ChainValue = string | number | null;
 export type ChainColumns = Record<string, ChainValue>;
+
+/**
+ * Data columns added to a chain after records were sealed, with the value their
+ * migration gave the older records (the column default). A record holding exactly
+ * that value hashes without the column, so the records sealed before it existed
+ * still verify; any other value is hashed. Either way the column is bound: moving
+ * a record into or out of that value changes what its hash covers.
+ * `tenant_id` (issue 18): the records written before tenants are the default tenant's.
+ */
+export const LATE_COLUMNS: Readonly<Record<string, ChainValue>> = { tenant_id: DEFAULT_TENANT_ID };
 
 const IDENT = /^[a-z_][a-z0-9_]*$/;
 
@@ -42,6 +53,9 @@ export function splitRow(row: Record<string, ChainValue>): {
   data: ChainColumns;
 } {
   const { seq, prev_hash, hash, sealed_at: _sealedAt, ...data } = row;
+  for (const [name, old] of Object.entries(LATE_COLUMNS)) {
+    if (name in data && data[name] === old) delete data[name];
+  }
   return {
     seq: Number(seq),
     prevHash: typeof prev_hash === "string" ? prev_hash : null,

@@ -8,6 +8,8 @@ export const FHIR = "application/fhir+json";
 
 export interface Caller {
   sub?: string;
+  /** The caller's tenant (default: the default tenant). */
+  tenantId?: string;
   scopes?: string[];
   roles?: string[];
 }
@@ -21,7 +23,12 @@ export async function call(
 ): Promise<Response> {
   const who = init.as ?? {};
   const headers: Record<string, string> = {
-    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: who.sub ?? "clinician-1", scopes: who.scopes ?? DEFAULT_SCOPES, roles: who.roles ?? ["clinician"] })),
+    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, {
+      sub: who.sub ?? "clinician-1",
+      scopes: who.scopes ?? DEFAULT_SCOPES,
+      roles: who.roles ?? ["clinician"],
+      ...(who.tenantId ? { tenantId: who.tenantId } : {}),
+    })),
     ...init.headers,
   };
   let body: string | undefined = init.raw;

@@ -19,6 +19,8 @@ export function countRecord(action: AuditAction, outcome: AuditOutcome): void {
 
 /** Who is asking, and why: everything the record needs besides the access itself. */
 export interface AuditActor {
+  /** The tenant the access happened in: its auditors (and only they) see the record. */
+  tenantId: string;
   sub: string;
   clientId: string;
   roles: string[];
@@ -48,6 +50,7 @@ export interface DecidedColumns {
 
 export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId: string; traceId: string }): AuditActor {
   return {
+    tenantId: p.tenantId,
     sub: p.sub,
     clientId: p.clientId,
     roles: p.roles,
@@ -61,6 +64,7 @@ export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId
 export function auditColumns(actor: AuditActor, ev: AuditEvent, now: Date): Record<string, string> {
   return {
     at: now.toISOString(),
+    tenant_id: actor.tenantId,
     actor_sub: actor.sub,
     actor_client: actor.clientId,
     actor_roles: actor.roles.join(","),

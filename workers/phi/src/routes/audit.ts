@@ -1,3 +1,4 @@
+import { scopeOf } from "../store/scope";
 import { createRoute, z } from "@hono/zod-openapi";
 import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
@@ -41,7 +42,7 @@ auditRoutes.openapi(
     // Timestamps are stored as toISOString() (UTC, ms): normalize the filter the same way.
     const since = q.since ? new Date(q.since).toISOString() : undefined;
     const until = q.until ? new Date(q.until).toISOString() : undefined;
-    const { rows, next } = await queryAudit(c.env.DB, { ...q, since, until, after: q.cursor, limit: q.limit });
+    const { rows, next } = await queryAudit(scopeOf(c), { ...q, since, until, after: q.cursor, limit: q.limit });
     await recordSuccess(c, { action: "audit-search", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json({ data: rows, next_cursor: next }, 200);
   },
