@@ -40,7 +40,7 @@ function condition(f: AuditFilter): { sql: string; binds: ChainValue[] } {
  * A page of one audit table in seq order (sealed and pending records alike:
  * a pending record is already durable and protected, only not yet linked).
  */
-export async function listAudit<Row extends { seq: number }>(db: D1Database, table: string, opts: ListOptions): Promise<ListPage<Row>> {
+export async function listAudit<Row extends { seq: number }>(db: Pick<D1Database, "prepare">, table: string, opts: ListOptions): Promise<ListPage<Row>> {
   const where = ["seq > ?"];
   const binds: ChainValue[] = [opts.after];
   for (const f of opts.filters ?? []) {

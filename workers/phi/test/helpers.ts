@@ -8,8 +8,9 @@ export const FHIR = "application/fhir+json";
 
 export interface Caller {
   sub?: string;
-  /** The caller's tenant (default: the default tenant). */
+  /** The caller's tenant (default: the default tenant) and its PHI shard (default 0). */
   tenantId?: string;
+  shard?: number;
   scopes?: string[];
   roles?: string[];
 }
@@ -28,6 +29,7 @@ export async function call(
       scopes: who.scopes ?? DEFAULT_SCOPES,
       roles: who.roles ?? ["clinician"],
       ...(who.tenantId ? { tenantId: who.tenantId } : {}),
+      ...(who.shard !== undefined ? { shard: who.shard } : {}),
     })),
     ...init.headers,
   };

@@ -5,7 +5,9 @@ import type { ChainSpec } from "../../../../shared/audit/seal";
 import { nudgeFromRequest } from "../../../../shared/audit/sealer";
 import { counter } from "../../../../shared/metrics";
 import type { Principal } from "../../../../shared/principal";
+import { scopeOf } from "../store/scope";
 import type { AuditAction, AuditOutcome } from "./describe";
+import { sealerName, shardSealers } from "./sealer";
 
 /** phi's chain: its records and its checkpoints (shared/audit). */
 export const PHI_CHAIN: ChainSpec = { table: "phi_audit", checkpoints: "phi_audit_checkpoints" };
@@ -97,10 +99,12 @@ export async function appendAudit(
   statements: D1PreparedStatement[] = [],
   decided: DecidedColumns = {},
 ): Promise<D1Result[]> {
-  const insert = auditInsert(c.env.DB, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...decided });
-  const results = await commitWithRecord(c.env.DB, AUDIT_TABLE, statements, insert);
+  const { db } = scopeOf(c);
+  const insert = auditInsert(db, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...decided });
+  const results = await commitWithRecord(db, AUDIT_TABLE, statements, insert);
   // An outcome SQL decided is counted by the caller, which learns it from the batch.
   if (decided.outcome === undefined) countRecord(ev.action, ev.outcome);
-  nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
+  const shard = c.var.principal.shard;
+  nudgeFromRequest(c, shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard), c.env.AUDIT_SEAL_DELAY_MS);
   return results;
 }

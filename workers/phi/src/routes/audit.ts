@@ -1,4 +1,5 @@
-import { scopeOf } from "../store/scope";
+import { scopeOf, shardOf } from "../store/scope";
+import { sealerName, shardSealers } from "../audit/sealer";
 import { createRoute, z } from "@hono/zod-openapi";
 import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
@@ -80,8 +81,10 @@ auditRoutes.openapi(
     // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
     const q = c.req.valid("query");
     // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
-    const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PHI_CHAIN.table);
-    const result = await verifyChain(c.env.DB, PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
+    // The chain of the caller's shard, read at its primary (not a replica: verify wants the latest seal).
+    const shard = c.var.principal.shard;
+    const anchor = await sealerCheckpoint(shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard));
+    const result = await verifyChain(shardOf(c), PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
     await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json(result, 200);
   },

@@ -1,7 +1,7 @@
 import type { TokenCondition } from "../fhir/index-tokens";
 import type { ResourceType, SortOrder } from "../fhir/search-params";
 import type { VersionRow } from "./resources";
-import type { Scope } from "./scope";
+import type { Scope, SqlDb } from "./scope";
 
 /**
  * One page of a FHIR search as one D1 batch (one round trip): the page with the current
@@ -105,7 +105,7 @@ export async function searchPage(scope: Scope, plan: Omit<SearchPlan, "tenant">)
   return searchPlan(scope.db, { ...plan, tenant: scope.tenant });
 }
 
-async function searchPlan(db: D1Database, plan: SearchPlan): Promise<SearchResult> {
+async function searchPlan(db: SqlDb, plan: SearchPlan): Promise<SearchResult> {
   const cte = pageCte(plan);
   const stmts: D1PreparedStatement[] = [
     db
