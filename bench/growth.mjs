@@ -30,7 +30,7 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { buildWorker } from "../scripts/build.mjs";
 import { ensureDevSecrets, parseDotenv } from "../scripts/dev-secrets.mjs";
 import { pathToFileURL } from "node:url";
-import { ROOT, WORKERS } from "../scripts/workers.mjs";
+import { databasesOf, ROOT, WORKERS } from "../scripts/workers.mjs";
 import { migrate } from "./lib.mjs";
 
 const SIZES = (process.env.GROWTH_SIZES ?? "1000,10000,100000")
@@ -93,7 +93,7 @@ export async function platform() {
     },
   }));
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  for (const w of WORKERS) if (w.db) await migrate(await mf.getD1Database("DB", w.name), path.join(ROOT, "migrations", w.db));
+  for (const w of WORKERS) for (const [binding, , dir] of databasesOf(w)) await migrate(await mf.getD1Database(binding, w.name), dir);
   const basic = `Basic ${Buffer.from(`${vars.BOOTSTRAP_CLIENT_ID}:${vars.BOOTSTRAP_CLIENT_SECRET}`).toString("base64")}`;
   const token = async (scope) => {
     const r = await fetch(`${url}/oauth/token`, {

@@ -10,7 +10,7 @@ import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { buildWorker } from "../scripts/build.mjs";
 import { ensureDevSecrets, parseDotenv } from "../scripts/dev-secrets.mjs";
-import { ROOT, WORKERS } from "../scripts/workers.mjs";
+import { databasesOf, ROOT, WORKERS } from "../scripts/workers.mjs";
 
 export const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
 
@@ -141,7 +141,7 @@ export async function platform({ vars = {}, extra = [], persist, minify = true, 
   const workers = platformWorkers(minify).map((w) => ({ ...w, bindings: { ...w.bindings, ...vars } }));
   const fresh = persist === undefined;
   const { mf, url, persist: dir } = await startMiniflare([...workers, ...extra], persist, inspectorPort);
-  if (fresh) for (const w of WORKERS) if (w.db) await migrate(await mf.getD1Database("DB", w.name), path.join(ROOT, "migrations", w.db));
+  if (fresh) for (const w of WORKERS) for (const [binding, , dir] of databasesOf(w)) await migrate(await mf.getD1Database(binding, w.name), dir);
   const basic = `Basic ${Buffer.from(`${secrets.BOOTSTRAP_CLIENT_ID}:${secrets.BOOTSTRAP_CLIENT_SECRET}`).toString("base64")}`;
   const token = async (scope, auth = basic) => {
     const r = await fetch(`${url}/oauth/token`, { method: "POST", headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ grant_type: "client_credentials", scope }) });

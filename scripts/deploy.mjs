@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { ensureDocsAssets } from "./docs-assets.mjs";
-import { ROOT, WORKERS, WRANGLER_BIN } from "./workers.mjs";
+import { databasesOf, ROOT, WORKERS, WRANGLER_BIN } from "./workers.mjs";
 
 const argv = process.argv.slice(2);
 const i = argv.indexOf("--env");
@@ -33,9 +33,13 @@ function run(label, args) {
 ensureDocsAssets({ quiet: false });
 
 // Migrations first: new code may need the new schema; our migrations only add, so old code keeps working.
+// Every PHI shard too: "phi-shard-1" locally is "phi-<env>-shard-1" in an environment.
 for (const w of WORKERS) {
-  if (!w.db || !existsSync(path.join(ROOT, "migrations", w.db))) continue;
-  run(`migrations: ${w.db} (${env})`, ["d1", "migrations", "apply", `${w.db}-${env}`, "--remote", "-c", w.config, "--env", env]);
+  for (const [, name, dir] of databasesOf(w)) {
+    if (!existsSync(dir)) continue;
+    const remote = `${w.db}-${env}${name.slice(w.db.length)}`;
+    run(`migrations: ${remote}`, ["d1", "migrations", "apply", remote, "--remote", "-c", w.config, "--env", env]);
+  }
 }
 if (first) {
   // Never on an environment that already has its gateway: this would replace it with a 503 placeholder.

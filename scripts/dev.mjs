@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { ensureDevSecrets } from "./dev-secrets.mjs";
 import { ensureDocsAssets } from "./docs-assets.mjs";
-import { ROOT, WORKERS, WRANGLER_BIN, WRANGLER_ENV } from "./workers.mjs";
+import { databasesOf, ROOT, WORKERS, WRANGLER_BIN, WRANGLER_ENV } from "./workers.mjs";
 
 const argv = process.argv.slice(2);
 const portArg = argv.indexOf("--port");
@@ -21,13 +21,15 @@ const rootVars = ensureDevSecrets();
 ensureDocsAssets();
 
 for (const w of WORKERS) {
-  if (!w.db || !existsSync(path.join(ROOT, "migrations", w.db))) continue;
-  execFileSync(WRANGLER_BIN, ["d1", "migrations", "apply", w.db, "--local", "-c", w.config, "--persist-to", persist], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  console.log(`migrations applied: ${w.db}`);
+  for (const [, name, dir] of databasesOf(w)) {
+    if (!existsSync(dir)) continue;
+    execFileSync(WRANGLER_BIN, ["d1", "migrations", "apply", name, "--local", "-c", w.config, "--persist-to", persist], {
+      cwd: ROOT,
+      env,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    console.log(`migrations applied: ${name}`);
+  }
 }
 
 // The gateway's config first: it is the worker that answers on the port.

@@ -106,10 +106,16 @@ export function runnerName(project) {
   return `vitest-pool-workers-runner-${project.replace(/[^a-z0-9-]/gi, "_")}`;
 }
 
-/** D1 database id of a worker's local database (tests share storage by using the same id). */
-export function d1Id(name) {
+/** D1 database id of a worker's local database (tests share storage by using the same id); `binding` picks a PHI shard. */
+export function d1Id(name, binding = "DB") {
   const { workerOptions } = unstable_getMiniflareWorkerOptions(path.join(ROOT, workerInfo(name).config));
-  return workerOptions.d1Databases.DB.id;
+  return workerOptions.d1Databases[binding].id;
+}
+
+/** The PHI shards besides shard 0 (DB), as test bindings PHI_DB_1 ... of phi's databases. */
+export const PHI_EXTRA_SHARDS = ["DB_1", "DB_2", "DB_3"];
+export function phiShardDatabases() {
+  return Object.fromEntries(PHI_EXTRA_SHARDS.map((b) => [`PHI_${b}`, d1Id("phi", b)]));
 }
 
 /**

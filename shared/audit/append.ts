@@ -30,7 +30,7 @@ export function sqlValue(sql: string, ...binds: ChainValue[]): SqlValue {
 }
 
 /** The INSERT of one record (not yet sealed), to run inside the caller's batch. */
-export function auditInsert(db: D1Database, table: string, columns: Record<string, AuditValue>): D1PreparedStatement {
+export function auditInsert(db: Pick<D1Database, "prepare">, table: string, columns: Record<string, AuditValue>): D1PreparedStatement {
   const names = Object.keys(columns).map(ident);
   const exprs: string[] = [];
   const binds: ChainValue[] = [];
@@ -59,7 +59,7 @@ export function auditInsert(db: D1Database, table: string, columns: Record<strin
  * constraint (a guard trigger put on the table), rethrown for the one error path.
  */
 export async function commitWithRecord(
-  db: D1Database,
+  db: Pick<D1Database, "prepare" | "batch">,
   table: string,
   statements: D1PreparedStatement[],
   insert: D1PreparedStatement,

@@ -47,7 +47,7 @@ function condition(f: AuditFilter): { sql: string; binds: ChainValue[] } {
  * A chain holds every tenant's records: a tenant's listing passes
  * `tenantFilter(principal.tenantId)` among its filters.
  */
-export async function listAudit<Row extends { seq: number }>(db: D1Database, table: string, opts: ListOptions): Promise<ListPage<Row>> {
+export async function listAudit<Row extends { seq: number }>(db: Pick<D1Database, "prepare">, table: string, opts: ListOptions): Promise<ListPage<Row>> {
   const where = ["seq > ?"];
   const binds: ChainValue[] = [opts.after];
   for (const f of opts.filters ?? []) {

@@ -2,7 +2,7 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { ensureDocsAssets } from "../../scripts/docs-assets.mjs";
-import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, phiShardDatabases, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
 import { jwksServer } from "./test/fixtures/jwks-server.mjs";
 import { testReceiver } from "./test/fixtures/otlp.mjs";
 
@@ -35,7 +35,7 @@ export default defineConfig(async () => {
             ),
           },
           // The internal workers' databases, shared with the test so their migrations can be applied.
-          d1Databases: { PHI_DB: d1Id("phi"), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices"), FAULT_DB: "fault-auth-empty" },
+          d1Databases: { PHI_DB: d1Id("phi"), ...phiShardDatabases(), PAYMENTS_DB: d1Id("payments"), DEVICES_DB: d1Id("devices"), FAULT_DB: "fault-auth-empty" },
           // phi exports its telemetry to the receiver (batched, the default 1 s) throughout the suite.
           workers: [
             ...["phi", "payments", "synthetic-phi", "devices"].map((w) => auxWorker(w, { mainProject: "auth", extraBindings: w === "phi" ? { OTEL_EXPORTER_OTLP_ENDPOINT: receiver } : {} })),

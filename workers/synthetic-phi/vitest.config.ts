@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { auxWorker, d1Id, secretsFor } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, phiShardDatabases, secretsFor } from "../../scripts/test-support.mjs";
 
 const here = import.meta.dirname;
 const phiMigrations = path.resolve(here, "../../migrations/phi");
@@ -18,7 +18,7 @@ export default defineConfig(async () => ({
           PHI_MIGRATIONS: existsSync(phiMigrations) ? await readD1Migrations(phiMigrations) : [],
         },
         // The same database id as the phi worker's: tests read what loading wrote.
-        d1Databases: { PHI_DB: d1Id("phi") },
+        d1Databases: { PHI_DB: d1Id("phi"), ...phiShardDatabases() },
         workers: [auxWorker("phi")],
       },
     }),

@@ -8,6 +8,9 @@ declare global {
       PAYMENTS_MIGRATIONS: D1Migration[];
       DEVICES_MIGRATIONS: D1Migration[];
       PHI_DB: D1Database;
+      PHI_DB_1: D1Database;
+      PHI_DB_2: D1Database;
+      PHI_DB_3: D1Database;
       PAYMENTS_DB: D1Database;
       DEVICES_DB: D1Database;
       /** Fault tests: an upstream that crashes, a database without its tables, the crash's marker text. */

@@ -14,6 +14,8 @@ import { patientRoutes } from "./routes/patient";
 import { patientConditionalRoutes } from "./routes/patient-conditional";
 import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
+import { phiSession, requireValidBookmark } from "./store/scope";
+import { shardDatabases } from "./store/shards";
 
 export { PhiAuditSealer } from "./audit/sealer";
 
@@ -21,7 +23,7 @@ const app = createApp<Env>({ service: "phi", render: renderPhiError });
 
 app.route(
   "/",
-  healthRoutes<Env>({ name: "phi", environment: (env) => env.ENVIRONMENT, checks: (env) => ({ db: d1Check(env.DB) }) }),
+  healthRoutes<Env>({ name: "phi", environment: (env) => env.ENVIRONMENT, checks: (env) => Object.fromEntries(shardDatabases(env).map((db, i) => [i === 0 ? "db" : `db_shard_${i}`, d1Check(db)])) }),
 );
 // The CapabilityStatement is public (no PHI): answered before the principal check.
 app.use("/v1/phi/metadata", fhirFormat());
@@ -29,7 +31,10 @@ app.route("/", metadataRoutes(() => app.routes));
 // Everything else under /v1 comes only through the gateway, with its signed principal,
 // and every access through it leaves exactly one audit record.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
+// The tenant's shard, in a D1 session (read replicas, bookmarks), before anything reads or writes.
+app.use("/v1/*", phiSession());
 app.use("/v1/*", auditEveryAccess());
+app.use("/v1/*", requireValidBookmark());
 app.use("/v1/*", fhirFormat());
 app.use("/v1/*", preferReturn());
 app.route("/", searchRoutes);

@@ -8,6 +8,9 @@ export const FHIR = "application/fhir+json";
 
 export interface Caller {
   sub?: string;
+  /** The caller's tenant (default: the default tenant) and its PHI shard (default 0). */
+  tenantId?: string;
+  shard?: number;
   scopes?: string[];
   roles?: string[];
 }
@@ -21,7 +24,13 @@ export async function call(
 ): Promise<Response> {
   const who = init.as ?? {};
   const headers: Record<string, string> = {
-    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: who.sub ?? "clinician-1", scopes: who.scopes ?? DEFAULT_SCOPES, roles: who.roles ?? ["clinician"] })),
+    ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, {
+      sub: who.sub ?? "clinician-1",
+      scopes: who.scopes ?? DEFAULT_SCOPES,
+      roles: who.roles ?? ["clinician"],
+      ...(who.tenantId ? { tenantId: who.tenantId } : {}),
+      ...(who.shard !== undefined ? { shard: who.shard } : {}),
+    })),
     ...init.headers,
   };
   let body: string | undefined = init.raw;

@@ -1,3 +1,4 @@
+import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { parseKeyring, sealedKid } from "../../../shared/crypto";
@@ -77,7 +78,7 @@ describe("protection at rest", () => {
     const index = await indexEntries(env.PHI_INDEX_KEY, "Patient", patientValues(body, id));
     await env.DB.batch(
       writeVersionStatements(
-        env.DB,
+        { db: env.DB, tenant: DEFAULT_TENANT_ID },
         { resource_type: "Patient", id, version_id: 1, last_updated: lastUpdated, deleted: 0, sealed, patient_id: id },
         index,
       ),

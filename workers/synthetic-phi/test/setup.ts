@@ -1,3 +1,3 @@
 import { applyD1Migrations, env } from "cloudflare:test";
 
-await applyD1Migrations(env.PHI_DB, env.PHI_MIGRATIONS);
+for (const db of [env.PHI_DB, env.PHI_DB_1, env.PHI_DB_2, env.PHI_DB_3]) await applyD1Migrations(db, env.PHI_MIGRATIONS);

@@ -5,7 +5,9 @@ import type { ChainSpec } from "../../../../shared/audit/seal";
 import { nudgeFromRequest } from "../../../../shared/audit/sealer";
 import { counter } from "../../../../shared/metrics";
 import type { Principal } from "../../../../shared/principal";
+import { scopeOf } from "../store/scope";
 import type { AuditAction, AuditOutcome } from "./describe";
+import { sealerName, shardSealers } from "./sealer";
 
 /** phi's chain: its records and its checkpoints (shared/audit). */
 export const PHI_CHAIN: ChainSpec = { table: "phi_audit", checkpoints: "phi_audit_checkpoints" };
@@ -19,6 +21,8 @@ export function countRecord(action: AuditAction, outcome: AuditOutcome): void {
 
 /** Who is asking, and why: everything the record needs besides the access itself. */
 export interface AuditActor {
+  /** The tenant the access happened in: its auditors (and only they) see the record. */
+  tenantId: string;
   sub: string;
   clientId: string;
   roles: string[];
@@ -48,6 +52,7 @@ export interface DecidedColumns {
 
 export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId: string; traceId: string }): AuditActor {
   return {
+    tenantId: p.tenantId,
     sub: p.sub,
     clientId: p.clientId,
     roles: p.roles,
@@ -61,6 +66,7 @@ export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId
 export function auditColumns(actor: AuditActor, ev: AuditEvent, now: Date): Record<string, string> {
   return {
     at: now.toISOString(),
+    tenant_id: actor.tenantId,
     actor_sub: actor.sub,
     actor_client: actor.clientId,
     actor_roles: actor.roles.join(","),
@@ -93,10 +99,12 @@ export async function appendAudit(
   statements: D1PreparedStatement[] = [],
   decided: DecidedColumns = {},
 ): Promise<D1Result[]> {
-  const insert = auditInsert(c.env.DB, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...decided });
-  const results = await commitWithRecord(c.env.DB, AUDIT_TABLE, statements, insert);
+  const { db } = scopeOf(c);
+  const insert = auditInsert(db, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...decided });
+  const results = await commitWithRecord(db, AUDIT_TABLE, statements, insert);
   // An outcome SQL decided is counted by the caller, which learns it from the batch.
   if (decided.outcome === undefined) countRecord(ev.action, ev.outcome);
-  nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
+  const shard = c.var.principal.shard;
+  nudgeFromRequest(c, shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard), c.env.AUDIT_SEAL_DELAY_MS);
   return results;
 }

@@ -1,5 +1,6 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
+import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
 
 /**
  * Storage of the phi worker (one D1 database). Nothing here holds a direct
@@ -17,6 +18,8 @@ import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../s
 export const resourceVersions = sqliteTable(
   "resource_versions",
   {
+    /** The tenant that owns the resource (issue 18): every query binds it. */
+    tenantId: text("tenant_id").notNull().default(DEFAULT_TENANT_ID),
     resourceType: text("resource_type").notNull(),
     id: text("id").notNull(),
     versionId: integer("version_id").notNull(),
@@ -32,16 +35,18 @@ export const resourceVersions = sqliteTable(
   // lost race on its own seq and retry.
   // `resource_versions_updated` serves searches in _lastUpdated order (keyset paging over the
   // versions as of a snapshot, store/search-query.ts) without sorting the whole type.
+  // Every index leads with the tenant: each query is one tenant's range.
   (t) => [
-    uniqueIndex("resource_versions_version").on(t.resourceType, t.id, t.versionId),
-    index("resource_versions_patient").on(t.patientId),
-    index("resource_versions_updated").on(t.resourceType, t.lastUpdated, t.id),
+    uniqueIndex("resource_versions_version").on(t.tenantId, t.resourceType, t.id, t.versionId),
+    index("resource_versions_patient").on(t.tenantId, t.patientId),
+    index("resource_versions_updated").on(t.tenantId, t.resourceType, t.lastUpdated, t.id),
   ],
 );
 
 export const searchIndex = sqliteTable(
   "search_index",
   {
+    tenantId: text("tenant_id").notNull().default(DEFAULT_TENANT_ID),
     resourceType: text("resource_type").notNull(),
     resourceId: text("resource_id").notNull(),
     param: text("param").notNull(),
@@ -49,8 +54,8 @@ export const searchIndex = sqliteTable(
     token: text("token").notNull(),
   },
   (t) => [
-    primaryKey({ columns: [t.resourceType, t.param, t.token, t.resourceId] }),
-    index("search_index_resource").on(t.resourceType, t.resourceId),
+    primaryKey({ columns: [t.tenantId, t.resourceType, t.param, t.token, t.resourceId] }),
+    index("search_index_resource").on(t.tenantId, t.resourceType, t.resourceId),
   ],
 );
 
@@ -59,6 +64,8 @@ export const phiAudit = sqliteTable(
   {
     ...auditChainColumns(),
     at: text("at").notNull(),
+    /** The tenant the access happened in: a tenant's trail and $access-log show only its records. */
+    tenantId: text("tenant_id").notNull().default(DEFAULT_TENANT_ID),
     actorSub: text("actor_sub").notNull(),
     actorClient: text("actor_client").notNull(),
     actorRoles: text("actor_roles").notNull(),
@@ -75,7 +82,12 @@ export const phiAudit = sqliteTable(
     requestId: text("request_id").notNull(),
     traceId: text("trace_id").notNull(),
   },
-  (t) => [index("phi_audit_at").on(t.at), index("phi_audit_actor").on(t.actorSub), pendingIndex("phi_audit", t.seq)],
+  (t) => [
+    index("phi_audit_at").on(t.at),
+    index("phi_audit_actor").on(t.actorSub),
+    index("phi_audit_tenant").on(t.tenantId, t.seq),
+    pendingIndex("phi_audit", t.seq),
+  ],
 );
 
 export const phiAuditCheckpoints = checkpointsTable("phi_audit_checkpoints");

@@ -1,3 +1,5 @@
+import { scopeOf, shardOf } from "../store/scope";
+import { sealerName, shardSealers } from "../audit/sealer";
 import { createRoute, z } from "@hono/zod-openapi";
 import { sealFields, verifyResultSchema } from "../../../../shared/audit/openapi";
 import { sealerCheckpoint } from "../../../../shared/audit/sealer";
@@ -41,7 +43,7 @@ auditRoutes.openapi(
     // Timestamps are stored as toISOString() (UTC, ms): normalize the filter the same way.
     const since = q.since ? new Date(q.since).toISOString() : undefined;
     const until = q.until ? new Date(q.until).toISOString() : undefined;
-    const { rows, next } = await queryAudit(c.env.DB, { ...q, since, until, after: q.cursor, limit: q.limit });
+    const { rows, next } = await queryAudit(scopeOf(c), { ...q, since, until, after: q.cursor, limit: q.limit });
     await recordSuccess(c, { action: "audit-search", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json({ data: rows, next_cursor: next }, 200);
   },
@@ -79,8 +81,10 @@ auditRoutes.openapi(
     // Verified before this access is itself recorded, so the answer covers the chain as it was asked about.
     const q = c.req.valid("query");
     // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
-    const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PHI_CHAIN.table);
-    const result = await verifyChain(c.env.DB, PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
+    // The chain of the caller's shard, read at its primary (not a replica: verify wants the latest seal).
+    const shard = c.var.principal.shard;
+    const anchor = await sealerCheckpoint(shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard));
+    const result = await verifyChain(shardOf(c), PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
     await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());
     return c.json(result, 200);
   },

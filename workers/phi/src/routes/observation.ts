@@ -1,3 +1,4 @@
+import { scopeOf } from "../store/scope";
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
 import { decideReadable, decideScope, enforce } from "../access";
@@ -28,7 +29,7 @@ observationRoutes.openapi(
     const patientId = subjectPatientId(input);
     auditState(c).patients = [patientId];
     // The subject must be a live Patient of this server: an Observation always concerns a known record.
-    const subject = await readHead(c.env.DB, "Patient", patientId);
+    const subject = await readHead(scopeOf(c), "Patient", patientId);
     if (!subject || subject.deleted) throw new ApiError(422, "unknown_subject", "The subject is not a Patient of this server.");
     const cfg = await phiSettings(c.env);
     const id = crypto.randomUUID();

@@ -1,3 +1,4 @@
+import { scopeOf } from "../store/scope";
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
 import { decideResource, decideVersionMatch, enforce } from "../access";
@@ -40,7 +41,7 @@ patientConditionalRoutes.openapi(
     const url = new URL(c.req.url);
     url.searchParams.delete("_format");
     const cfg = await phiSettings(c.env);
-    const matches = await conditionalMatches(c.env.DB, cfg, url.searchParams.toString());
+    const matches = await conditionalMatches(scopeOf(c), cfg, url.searchParams.toString());
     if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The criteria match more than one Patient.");
     const head = matches[0];
     const now = new Date();

@@ -1,3 +1,4 @@
+import { scopeOf } from "../store/scope";
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
 import { decideAuditScope, decideReadable, decideScope, enforce } from "../access";
@@ -31,8 +32,8 @@ patientHistoryRoutes.openapi(
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
     const cfg = await phiSettings(c.env);
-    const rows = await readHistory(c.env.DB, "Patient", id, q._count + 1, q._before);
-    if (rows.length === 0 && !(await readHead(c.env.DB, "Patient", id))) throw new ApiError(404, "not_found", "No resource has this id.");
+    const rows = await readHistory(scopeOf(c), "Patient", id, q._count + 1, q._before);
+    if (rows.length === 0 && !(await readHead(scopeOf(c), "Patient", id))) throw new ApiError(404, "not_found", "No resource has this id.");
     const page = rows.slice(0, q._count);
     const base = publicBase(c);
     const entry = await Promise.all(
@@ -108,8 +109,8 @@ patientHistoryRoutes.openapi(
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
     // An accounting of disclosures is about a record that exists: an unknown id is a 404, as on every instance route.
-    if (!(await readVersion(c.env.DB, "Patient", id, 1))) throw new ApiError(404, "not_found");
-    const { rows, next } = await queryAudit(c.env.DB, { patient: id, after: q.cursor, limit: q.limit });
+    if (!(await readVersion(scopeOf(c), "Patient", id, 1))) throw new ApiError(404, "not_found");
+    const { rows, next } = await queryAudit(scopeOf(c), { patient: id, after: q.cursor, limit: q.limit });
     const data = rows.map((r) => ({
       at: r.at,
       actor: { sub: r.actor_sub, client_id: r.actor_client, roles: r.actor_roles ? r.actor_roles.split(",") : [] },

@@ -1,3 +1,4 @@
+import { scopeOf } from "../store/scope";
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
 import { decideReadable, decideResource, decideScope, decideVersionMatch, enforce } from "../access";
@@ -47,7 +48,7 @@ patientRoutes.openapi(
     const cfg = await phiSettings(c.env);
     if (criteria !== undefined) {
       // FHIR R4 http.html#ccreate: one match -> 200 with it, several -> 412, none -> create.
-      const matches = await conditionalMatches(c.env.DB, cfg, criteria);
+      const matches = await conditionalMatches(scopeOf(c), cfg, criteria);
       if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The If-None-Exist criteria match more than one Patient.");
       const head = matches[0];
       if (head) {
@@ -104,7 +105,7 @@ patientRoutes.openapi(
     // FHIR update: the body's id must be the URL's id (R4 http.html#update).
     if (input.id !== id) throw new ApiError(400, "id_mismatch", "The resource id must equal the id in the URL.");
     const cfg = await phiSettings(c.env);
-    const head = await readHead(c.env.DB, "Patient", id);
+    const head = await readHead(scopeOf(c), "Patient", id);
     // Ids are server-assigned: no update-as-create, no resurrection of a deleted record.
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");
@@ -131,7 +132,7 @@ patientRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "delete", "Patient"));
     const { id } = c.req.valid("param");
     const cfg = await phiSettings(c.env);
-    const head = await readHead(c.env.DB, "Patient", id);
+    const head = await readHead(scopeOf(c), "Patient", id);
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");
     enforce(decideVersionMatch(c.req.valid("header")["if-match"], head));

@@ -3,6 +3,7 @@ import type { PhiSettings } from "../config";
 import { conditionTokens } from "../fhir/index-tokens";
 import { parseSearch } from "../fhir/search-params";
 import type { VersionRow } from "../store/resources";
+import type { Scope } from "../store/scope";
 import { searchPage } from "../store/search-query";
 
 /**
@@ -10,11 +11,11 @@ import { searchPage } from "../store/search-query";
  * string of a conditional update), at most two: enough to tell none, one and several.
  * Same parsing and blind indexes as search; nothing is decrypted to match.
  */
-export async function conditionalMatches(db: D1Database, cfg: PhiSettings, criteria: string): Promise<VersionRow[]> {
+export async function conditionalMatches(scope: Scope, cfg: PhiSettings, criteria: string): Promise<VersionRow[]> {
   const params = [...new URLSearchParams(criteria).entries()].filter(([k]) => k !== "_count");
   const query = parseSearch("Patient", params, 2);
   if (query.conditions.length === 0) throw new ApiError(400, "invalid_search", "Conditional criteria need at least one search parameter.");
-  const found = await searchPage(db, {
+  const found = await searchPage(scope, {
     type: "Patient",
     conds: await conditionTokens(cfg.indexKey, "Patient", query.conditions),
     sort: "_id",

@@ -6,6 +6,7 @@ import { recordAccess } from "../audit/middleware";
 import { countRecord } from "../audit/trail";
 import type { ResourceType } from "../fhir/search-params";
 import { headStatement, versionStatement, type VersionRow } from "../store/resources";
+import { scopeOf } from "../store/scope";
 
 /**
  * A read and its audit record in ONE D1 batch (one round trip, one snapshot):
@@ -21,20 +22,20 @@ export async function readAudited(
   id: string,
   versionId?: number,
 ): Promise<VersionRow | null> {
-  const db = c.env.DB;
-  const select = versionId === undefined ? headStatement(db, type, id) : versionStatement(db, type, id, versionId);
+  const scope = scopeOf(c);
+  const select = versionId === undefined ? headStatement(scope, type, id) : versionStatement(scope, type, id, versionId);
   const version = versionId === undefined ? "ORDER BY version_id DESC LIMIT 1" : "AND version_id = ?";
-  const vb = versionId === undefined ? [] : [versionId];
+  const vb = [scope.tenant, type, id, ...(versionId === undefined ? [] : [versionId])];
   // NULL when there is no such version; 'gone' for a tombstone; 'ok' otherwise.
-  const state = `SELECT CASE WHEN deleted = 1 THEN 'gone' ELSE 'ok' END FROM resource_versions WHERE resource_type = ? AND id = ? ${version}`;
-  const patient = `SELECT patient_id FROM resource_versions WHERE resource_type = ? AND id = ? ${version}`;
+  const state = `SELECT CASE WHEN deleted = 1 THEN 'gone' ELSE 'ok' END FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? ${version}`;
+  const patient = `SELECT patient_id FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? ${version}`;
   // Only ids shaped like the server's are recorded (a client may put anything in a URL).
   const recordedId = safeId(id);
   const [result] = await recordAccess(c, { action, resourceType: type, resourceId: recordedId, patientIds: [] }, new Date(), [select], {
-    outcome: sqlValue(`SELECT CASE (${state}) WHEN 'ok' THEN 'success' ELSE 'failed' END`, type, id, ...vb),
-    reason: sqlValue(`SELECT CASE (${state}) WHEN 'ok' THEN '' WHEN 'gone' THEN 'gone' ELSE 'not_found' END`, type, id, ...vb),
+    outcome: sqlValue(`SELECT CASE (${state}) WHEN 'ok' THEN 'success' ELSE 'failed' END`, ...vb),
+    reason: sqlValue(`SELECT CASE (${state}) WHEN 'ok' THEN '' WHEN 'gone' THEN 'gone' ELSE 'not_found' END`, ...vb),
     // A Patient read concerns that patient even when it is missing; anything else, its subject when known.
-    patient_ids: type === "Patient" ? recordedId : sqlValue(`SELECT COALESCE((${patient}), '')`, type, id, ...vb),
+    patient_ids: type === "Patient" ? recordedId : sqlValue(`SELECT COALESCE((${patient}), '')`, ...vb),
   });
   const row = (result?.results[0] as VersionRow | undefined) ?? null;
   countRecord(action, row && !row.deleted ? "success" : "failed");

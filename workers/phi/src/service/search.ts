@@ -1,3 +1,4 @@
+import { scopeOf } from "../store/scope";
 import type { PhiEnv } from "../env";
 import type { Context } from "hono";
 import { ApiError } from "../../../../shared/errors";
@@ -68,7 +69,7 @@ async function entries(cfg: PhiSettings, base: string, rows: VersionRow[], mode:
 export async function runSearch(c: Context<PhiEnv>, cfg: PhiSettings, page: PageState, now: Date): Promise<SearchBundle> {
   const q = page.query;
   const count = q.summaryCount ? 0 : q.count;
-  const found = await searchPage(c.env.DB, {
+  const found = await searchPage(scopeOf(c), {
     type: page.type,
     conds: await conditionTokens(cfg.indexKey, page.type, q.conditions),
     sort: q.sort,

@@ -7,6 +7,7 @@ import type { ResourceType } from "../fhir/search-params";
 import { recordSuccess } from "../audit/middleware";
 import type { AuditAction } from "../audit/describe";
 import { readHead, writeVersionStatements, type VersionRow } from "../store/resources";
+import { scopeOf } from "../store/scope";
 import { seal } from "../store/seal";
 import { versionMeta, type FhirResource } from "./present";
 
@@ -52,12 +53,12 @@ export async function writeVersion(
       c,
       { action, resourceType: v.type, resourceId: v.id, patientIds: [v.patientId] },
       now,
-      writeVersionStatements(c.env.DB, row, index),
+      writeVersionStatements(scopeOf(c), row, index),
     );
   } catch (err) {
     // The batch failed as a whole (nothing written). If another writer took this
     // version number meanwhile, say so (FHIR: 409 for a concurrent update) rather than 503.
-    const head = await readHead(c.env.DB, v.type, v.id).catch(() => null);
+    const head = await readHead(scopeOf(c), v.type, v.id).catch(() => null);
     if (v.versionId > 1 && head && head.version_id >= v.versionId) {
       throw new ApiError(409, "version_conflict", "Another update of this resource happened at the same time; read it again.");
     }

@@ -1,5 +1,6 @@
 import { listAudit, type ListPage } from "../../../../shared/audit/list";
 import { AUDIT_TABLE } from "../audit/trail";
+import type { Scope } from "./scope";
 
 export interface AuditFilter {
   patient?: string;
@@ -18,6 +19,7 @@ export interface AuditRow {
   hash: string | null;
   sealed_at: string | null;
   at: string;
+  tenant_id: string;
   actor_sub: string;
   actor_client: string;
   actor_roles: string;
@@ -34,12 +36,13 @@ export interface AuditRow {
   trace_id: string;
 }
 
-/** One page of audit records in chain order, filtered (shared/audit listAudit). */
-export function queryAudit(db: D1Database, f: AuditFilter): Promise<ListPage<AuditRow>> {
-  return listAudit<AuditRow>(db, AUDIT_TABLE, {
+/** One page of the caller's tenant's audit records: the chain is the database's, the trail a tenant reads is its own. */
+export function queryAudit(scope: Scope, f: AuditFilter): Promise<ListPage<AuditRow>> {
+  return listAudit<AuditRow>(scope.db, AUDIT_TABLE, {
     after: f.after,
     limit: f.limit,
     filters: [
+      { kind: "eq", column: "tenant_id", value: scope.tenant },
       f.patient ? { kind: "inList", column: "patient_ids", value: f.patient } : undefined,
       f.actor ? { kind: "anyEq", columns: ["actor_sub", "actor_client"], value: f.actor } : undefined,
       f.since ? { kind: "gte", column: "at", value: f.since } : undefined,

@@ -1,7 +1,8 @@
 import type { IndexEntry } from "../fhir/index-tokens";
 import type { ResourceType } from "../fhir/search-params";
+import type { Scope } from "./scope";
 
-/** One row of resource_versions (insert-only). */
+/** One row of resource_versions (insert-only), as the store reads it (its tenant is the scope's). */
 export interface VersionRow {
   resource_type: ResourceType;
   id: string;
@@ -15,52 +16,54 @@ export interface VersionRow {
 const COLUMNS = "resource_type, id, version_id, last_updated, deleted, sealed, patient_id";
 
 /** The select of a resource's current version (to run alone, or in a batch with its audit record). */
-export function headStatement(db: D1Database, type: ResourceType, id: string): D1PreparedStatement {
-  return db
-    .prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1`)
-    .bind(type, id);
+export function headStatement(s: Scope, type: ResourceType, id: string): D1PreparedStatement {
+  return s.db
+    .prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1`)
+    .bind(s.tenant, type, id);
 }
 
-export function versionStatement(db: D1Database, type: ResourceType, id: string, versionId: number): D1PreparedStatement {
-  return db.prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE resource_type = ? AND id = ? AND version_id = ?`).bind(type, id, versionId);
+export function versionStatement(s: Scope, type: ResourceType, id: string, versionId: number): D1PreparedStatement {
+  return s.db
+    .prepare(`SELECT ${COLUMNS} FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? AND version_id = ?`)
+    .bind(s.tenant, type, id, versionId);
 }
 
-export function readHead(db: D1Database, type: ResourceType, id: string): Promise<VersionRow | null> {
-  return headStatement(db, type, id).first<VersionRow>();
+export function readHead(s: Scope, type: ResourceType, id: string): Promise<VersionRow | null> {
+  return headStatement(s, type, id).first<VersionRow>();
 }
 
-export function readVersion(db: D1Database, type: ResourceType, id: string, versionId: number): Promise<VersionRow | null> {
-  return versionStatement(db, type, id, versionId).first<VersionRow>();
+export function readVersion(s: Scope, type: ResourceType, id: string, versionId: number): Promise<VersionRow | null> {
+  return versionStatement(s, type, id, versionId).first<VersionRow>();
 }
 
 /** Versions newest first (FHIR _history order), at most `limit`, older than `before` when given. */
-export async function readHistory(db: D1Database, type: ResourceType, id: string, limit: number, before?: number): Promise<VersionRow[]> {
-  const { results } = await db
+export async function readHistory(s: Scope, type: ResourceType, id: string, limit: number, before?: number): Promise<VersionRow[]> {
+  const { results } = await s.db
     .prepare(
-      `SELECT ${COLUMNS} FROM resource_versions WHERE resource_type = ? AND id = ? AND version_id < ? ORDER BY version_id DESC LIMIT ?`,
+      `SELECT ${COLUMNS} FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? AND version_id < ? ORDER BY version_id DESC LIMIT ?`,
     )
-    .bind(type, id, before ?? Number.MAX_SAFE_INTEGER, limit)
+    .bind(s.tenant, type, id, before ?? Number.MAX_SAFE_INTEGER, limit)
     .all<VersionRow>();
   return results;
 }
 
 /**
- * The statements that write a version: the insert (its primary key makes a
+ * The statements that write a version: the insert (its unique index makes a
  * concurrent writer of the same version fail, so versions never fork) and the
- * replacement of the resource's index rows.
+ * replacement of the resource's index rows, all stamped with the scope's tenant.
  */
-export function writeVersionStatements(db: D1Database, row: VersionRow, index: IndexEntry[]): D1PreparedStatement[] {
+export function writeVersionStatements(s: Scope, row: VersionRow, index: IndexEntry[]): D1PreparedStatement[] {
   const stmts = [
-    db
-      .prepare(`INSERT INTO resource_versions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .bind(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.sealed, row.patient_id),
-    db.prepare("DELETE FROM search_index WHERE resource_type = ? AND resource_id = ?").bind(row.resource_type, row.id),
+    s.db
+      .prepare(`INSERT INTO resource_versions (tenant_id, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      .bind(s.tenant, row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.sealed, row.patient_id),
+    s.db.prepare("DELETE FROM search_index WHERE tenant_id = ? AND resource_type = ? AND resource_id = ?").bind(s.tenant, row.resource_type, row.id),
   ];
   for (const e of index) {
     stmts.push(
-      db
-        .prepare("INSERT INTO search_index (resource_type, resource_id, param, token) VALUES (?, ?, ?, ?)")
-        .bind(row.resource_type, row.id, e.param, e.token),
+      s.db
+        .prepare("INSERT INTO search_index (tenant_id, resource_type, resource_id, param, token) VALUES (?, ?, ?, ?, ?)")
+        .bind(s.tenant, row.resource_type, row.id, e.param, e.token),
     );
   }
   return stmts;

@@ -1,6 +1,7 @@
 import type { TokenCondition } from "../fhir/index-tokens";
 import type { ResourceType, SortOrder } from "../fhir/search-params";
 import type { VersionRow } from "./resources";
+import type { Scope, SqlDb } from "./scope";
 
 /**
  * One page of a FHIR search as one D1 batch (one round trip): the page with the current
@@ -14,6 +15,8 @@ import type { VersionRow } from "./resources";
  * no resource is served twice or skipped; one deleted meanwhile is left out of its page.
  */
 export interface SearchPlan {
+  /** Only this tenant's resources match, are included or revincluded. */
+  tenant: string;
   type: ResourceType;
   conds: TokenCondition[];
   sort: SortOrder;
@@ -43,7 +46,8 @@ export interface SearchResult {
 const COLUMNS = "h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.sealed, h.patient_id";
 const OPS = { ge: ">=", gt: ">", le: "<=", lt: "<" } as const;
 /** The current version of `h` (the head). */
-const HEAD = "h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.resource_type = h.resource_type AND x.id = h.id)";
+const HEAD =
+  "h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.tenant_id = h.tenant_id AND x.resource_type = h.resource_type AND x.id = h.id)";
 
 interface Sql {
   sql: string;
@@ -53,9 +57,9 @@ interface Sql {
 /** Matches as of the snapshot, before keyset and order: `v` is each one's version at `asOf`. */
 function matches(plan: SearchPlan): Sql {
   let sql =
-    "FROM resource_versions v WHERE v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = " +
-    "(SELECT MAX(w.version_id) FROM resource_versions w WHERE w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?)";
-  const binds: (string | number)[] = [plan.type, plan.asOf, plan.asOf];
+    "FROM resource_versions v WHERE v.tenant_id = ? AND v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = " +
+    "(SELECT MAX(w.version_id) FROM resource_versions w WHERE w.tenant_id = v.tenant_id AND w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?)";
+  const binds: (string | number)[] = [plan.tenant, plan.type, plan.asOf, plan.asOf];
   for (const c of plan.conds) {
     if (c.kind === "range" && c.param === "_lastUpdated") {
       sql += ` AND v.last_updated ${OPS[c.op]} ?`;
@@ -64,8 +68,8 @@ function matches(plan: SearchPlan): Sql {
     }
     // Exact matches compare blind-index tokens: nothing is decrypted to search.
     const test = c.kind === "exact" ? "token = ?" : `token ${OPS[c.op]} ?`;
-    sql += ` AND v.id IN (SELECT resource_id FROM search_index WHERE resource_type = ? AND param = ? AND ${test})`;
-    binds.push(plan.type, c.param, c.kind === "exact" ? c.token : c.instant);
+    sql += ` AND v.id IN (SELECT resource_id FROM search_index WHERE tenant_id = ? AND resource_type = ? AND param = ? AND ${test})`;
+    binds.push(plan.tenant, plan.type, c.param, c.kind === "exact" ? c.token : c.instant);
   }
   return { sql, binds };
 }
@@ -97,33 +101,39 @@ function pageCte(plan: SearchPlan): Sql {
   return { sql, binds };
 }
 
-export async function searchPage(db: D1Database, plan: SearchPlan): Promise<SearchResult> {
+export async function searchPage(scope: Scope, plan: Omit<SearchPlan, "tenant">): Promise<SearchResult> {
+  return searchPlan(scope.db, { ...plan, tenant: scope.tenant });
+}
+
+async function searchPlan(db: SqlDb, plan: SearchPlan): Promise<SearchResult> {
   const cte = pageCte(plan);
   const stmts: D1PreparedStatement[] = [
     db
       .prepare(
         `${cte.sql} SELECT page.sort_key AS sort_key, ${COLUMNS} FROM page JOIN resource_versions h ` +
-          `ON h.resource_type = ? AND h.id = page.id AND ${HEAD} ORDER BY ${orderBy(plan.sort, "page.sort_key", "page.id")}`,
+          `ON h.tenant_id = ? AND h.resource_type = ? AND h.id = page.id AND ${HEAD} ORDER BY ${orderBy(plan.sort, "page.sort_key", "page.id")}`,
       )
-      .bind(...cte.binds, plan.type),
+      .bind(...cte.binds, plan.tenant, plan.type),
   ];
   const m = matches(plan);
   if (plan.total) stmts.push(db.prepare(`SELECT COUNT(*) AS n ${m.sql}`).bind(...m.binds));
   if (plan.include) {
     stmts.push(
       db
-        .prepare(`${cte.sql} SELECT ${COLUMNS} FROM resource_versions h WHERE h.resource_type = 'Patient' AND h.id IN (SELECT patient_id FROM page) AND ${HEAD}`)
-        .bind(...cte.binds),
+        .prepare(
+          `${cte.sql} SELECT ${COLUMNS} FROM resource_versions h WHERE h.tenant_id = ? AND h.resource_type = 'Patient' AND h.id IN (SELECT patient_id FROM page) AND ${HEAD}`,
+        )
+        .bind(...cte.binds, plan.tenant),
     );
   }
   if (plan.revinclude) {
     stmts.push(
       db
         .prepare(
-          `${cte.sql} SELECT ${COLUMNS} FROM resource_versions h WHERE h.resource_type = 'Observation' AND h.patient_id IN (SELECT id FROM page) ` +
+          `${cte.sql} SELECT ${COLUMNS} FROM resource_versions h WHERE h.tenant_id = ? AND h.resource_type = 'Observation' AND h.patient_id IN (SELECT id FROM page) ` +
             `AND ${HEAD} AND h.deleted = 0 ORDER BY h.patient_id, h.id LIMIT ?`,
         )
-        .bind(...cte.binds, plan.revincludeMax + 1),
+        .bind(...cte.binds, plan.tenant, plan.revincludeMax + 1),
     );
   }
   const results = await db.batch(stmts);

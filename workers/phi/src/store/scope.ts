@@ -1,0 +1,77 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { ApiError } from "../../../../shared/errors";
+import { logger } from "../../../../shared/logger";
+import type { PhiEnv } from "../env";
+import { shardDatabase } from "./shards";
+
+/** What the store needs of a database: a D1 binding or one of its sessions. */
+export type SqlDb = Pick<D1Database, "prepare" | "batch">;
+
+/**
+ * Where one request's queries run and whose rows they may touch: the tenant's
+ * shard (through the request's D1 session) and the caller's tenant. Every
+ * statement of the store binds `tenant`, so a tenant's request can neither read
+ * nor write another tenant's rows: an id of another tenant behaves exactly like
+ * an id that does not exist (404).
+ */
+export interface Scope {
+  db: SqlDb;
+  tenant: string;
+}
+
+declare module "hono" {
+  interface ContextVariableMap {
+    phiSession: D1DatabaseSession | undefined;
+    phiBookmarkInvalid: boolean | undefined;
+  }
+}
+
+/** The response (and request) header that carries a D1 session bookmark. */
+export const BOOKMARK_HEADER = "x-d1-bookmark";
+/** D1 bookmarks are dash-separated hex groups; anything else is refused before D1 sees it. */
+const BOOKMARK = /^[0-9a-f]{1,64}(?:-[0-9a-f]{1,64}){0,7}$/;
+
+/** The principal's shard database itself (the primary): 503 when this environment does not declare it. */
+export function shardOf(c: Context<PhiEnv>): D1Database {
+  const shard = c.var.principal.shard;
+  const db = shardDatabase(c.env, shard);
+  if (!db) {
+    logger.error("phi_shard_missing", { shard, request_id: c.var.requestId });
+    throw new ApiError(503, "shard_unavailable", "The database of this tenant is not available in this environment.");
+  }
+  return db;
+}
+
+export function scopeOf(c: Context<PhiEnv>): Scope {
+  return { db: c.get("phiSession") ?? shardOf(c), tenant: c.var.principal.tenantId };
+}
+
+/**
+ * D1 Sessions API (read replicas): each request runs in one session of its
+ * tenant's shard. A client that sends back the `x-d1-bookmark` of an earlier
+ * response reads at least what that response saw (read-your-writes); without
+ * one, a read may be served by any replica, a write starts at the primary.
+ * Every response carries the session's latest bookmark. A malformed bookmark is
+ * a 400, raised after the audit middleware so the refusal is recorded.
+ */
+export function phiSession(): MiddlewareHandler<PhiEnv> {
+  return async (c, next) => {
+    const raw = c.req.header(BOOKMARK_HEADER);
+    const valid = raw === undefined || BOOKMARK.test(raw);
+    const writes = c.req.method !== "GET" && c.req.method !== "HEAD";
+    const session = shardOf(c).withSession(valid && raw !== undefined ? raw : writes ? "first-primary" : "first-unconstrained");
+    c.set("phiSession", session);
+    c.set("phiBookmarkInvalid", !valid);
+    await next();
+    const bookmark = session.getBookmark();
+    if (bookmark) c.res.headers.set(BOOKMARK_HEADER, bookmark);
+  };
+}
+
+/** After the audit middleware: a malformed bookmark is refused (and recorded as such). */
+export function requireValidBookmark(): MiddlewareHandler<PhiEnv> {
+  return async (c, next) => {
+    if (c.get("phiBookmarkInvalid")) throw new ApiError(400, "invalid_bookmark", `${BOOKMARK_HEADER} must be a bookmark returned by this API.`);
+    await next();
+  };
+}
