@@ -12,7 +12,7 @@ import { loadPolicy } from "../src/load/policy";
 import type { LoadReport } from "../src/schemas/load";
 
 const URL_LOAD = "https://synthetic.internal/v1/synthetic/load";
-const LOADER_SCOPES = ["synthetic:generate", "phi:write"];
+const LOADER_SCOPES = ["synthetic:generate", "phi:write", "phi:read"];
 
 async function post(body: unknown, opts: { scopes?: string[]; key?: string; contentType?: string } = {}) {
   const headers = await gatewayHeaders(opts.key ?? env.GATEWAY_HMAC_KEY, { sub: "qa-loader", scopes: opts.scopes ?? LOADER_SCOPES });

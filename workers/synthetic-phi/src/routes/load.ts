@@ -38,7 +38,7 @@ const route = createRoute({
 
 app.openapi(route, async (c) => {
   const principal = c.var.principal;
-  assertScopes(principal, "synthetic:generate", "phi:write");
+  assertScopes(principal, "synthetic:generate", "phi:write", "phi:read");
   const cfg = syntheticConfig(c.env);
   const decision = loadPolicy({ environment: cfg.ENVIRONMENT, allowLoad: cfg.ALLOW_LOAD });
   if (!decision.ok) {
