@@ -23,6 +23,12 @@ export const ACTION_SCOPE: Record<Exclude<AuditAction, "unknown">, string> = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
+  // Bulk Data export discloses what a search would: the reader's scope (src/export/).
+  export: "phi:read",
+  "export-status": "phi:read",
+  "export-cancel": "phi:read",
+  "export-download": "phi:read",
+  "export-disclose": "phi:read",
 };
 
 export function decideScope(scopes: readonly string[], action: Exclude<AuditAction, "unknown">): Decision {

@@ -4,6 +4,7 @@ import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
+import { exportRoutes } from "./export/routes";
 import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
 import { preferReturn } from "./fhir/prefer";
@@ -16,6 +17,7 @@ import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
 
 export { PhiAuditSealer } from "./audit/sealer";
+export { PhiExportJob } from "./export/job";
 
 const app = createApp<Env>({ service: "phi", render: renderPhiError });
 
@@ -32,6 +34,8 @@ app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.use("/v1/*", auditEveryAccess());
 app.use("/v1/*", fhirFormat());
 app.use("/v1/*", preferReturn());
+// Before the Patient routes: `Patient/$export` is an operation, not a Patient id.
+app.route("/", exportRoutes);
 app.route("/", searchRoutes);
 app.route("/", patientRoutes);
 app.route("/", patientConditionalRoutes);
