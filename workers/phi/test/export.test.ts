@@ -1,4 +1,7 @@
+import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { phiSettings } from "../src/config";
+import { readChunk } from "../src/export/chunk";
 import { auditRows, call, expectValidFhir, json, patient } from "./helpers";
 import { byId, downloadAll, jobIdOf, kickOff, seedPatient, waitForManifest, type Manifest } from "./export-helpers";
 
@@ -90,7 +93,7 @@ describe("$export parameters", () => {
     expect(rows).toHaveLength(1);
   });
 
-  it("_since exports only what changed after it, in its current version; later changes are not in the snapshot", async () => {
+  it("_since exports only what changed after it, in its current version", async () => {
     await new Promise((r) => setTimeout(r, 5));
     const since = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 5));
@@ -118,5 +121,29 @@ describe("$export parameters", () => {
     const ids = ((await downloadAll(manifest)).get("Patient") ?? []).map((p) => p.id);
     expect(ids).not.toContain(gone.id);
     expect(ids).toHaveLength(PATIENTS + 1);
+  });
+});
+
+describe("the snapshot", () => {
+  it("a chunk reads the versions current at the transaction time: later creates and updates are not in it", async () => {
+    const transactionTime = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 5));
+    const later = await seedPatient("ExportLater", 1);
+    const updated = seeded[1];
+    if (!updated) throw new Error("no seeded patient");
+    expect((await call(`/Patient/${updated.id}`, { method: "PUT", body: { ...patient("ExportUpdatedLater"), id: updated.id } })).status).toBe(200);
+    const actor = { sub: "snapshot-test", clientId: "snapshot-test", roles: [], tokenId: "t", clientIp: "127.0.0.1", purposeOfUse: "TREAT", requestId: "r", traceId: "" };
+    const { ring } = await phiSettings(env);
+    const spec = { jobId: crypto.randomUUID(), types: ["Patient", "Observation"] as const, since: null, transactionTime, after: "", size: 1000 };
+    const read = await readChunk(env.DB, ring, actor, { ...spec, types: [...spec.types] }, new Date());
+    const patients = (read.lines.get("Patient") ?? []).map((l) => JSON.parse(l) as { id: string; meta: { versionId: string }; name: { family: string }[] });
+    expect(patients.map((p) => p.id)).not.toContain(later.id);
+    expect((read.lines.get("Observation") ?? []).map((l) => (JSON.parse(l) as { id: string }).id)).not.toContain(later.observations[0]);
+    expect(patients.find((p) => p.id === updated.id)).toMatchObject({ meta: { versionId: "1" }, name: [{ family: "Export1" }] });
+    expect(read.upper).not.toBeNull();
+    expect(read.patients).not.toContain(later.id);
+    // Its disclosure record names exactly the patients read.
+    const record = (await auditRows()).find((r) => r.resource_id === spec.jobId);
+    expect(record?.patient_ids.split(",").sort()).toEqual([...read.patients].sort());
   });
 });

@@ -123,10 +123,12 @@ export class PhiExportJob extends DurableObject<Env> {
     const env = this.env;
     const { chunkSize, ttlMs } = exportSettings(env);
     const cfg = await phiSettings(env);
+    const started = Date.now();
     const total = job.patientsTotal ?? (await countPatients(env.DB, job.transactionTime));
     const spec = { jobId: job.id, types: job.types, since: job.since, transactionTime: job.transactionTime, after: job.cursor, size: chunkSize };
     const read = await readChunk(env.DB, cfg.ring, job.actor, spec, new Date());
     nudgeSealer(env.AUDIT_SEALER, AUDIT_TABLE, sealDelayMs(env.AUDIT_SEAL_DELAY_MS), (p) => this.ctx.waitUntil(p));
+    const readMs = Date.now() - started;
 
     const chunk = job.chunks + 1;
     const written: { type: ResourceType; key: string; count: number; bytes: number }[] = [];
@@ -156,6 +158,7 @@ export class PhiExportJob extends DurableObject<Env> {
       logger.info("export_complete", { job_id: job.id, chunks: current.chunks, files: files.length });
       return;
     }
+    logger.debug("export_chunk", { job_id: job.id, chunk, patients: read.covered, read_ms: readMs, total_ms: Date.now() - started });
     next.cursor = read.upper;
     next.chunks = chunk;
     next.patientsDone = current.patientsDone + read.covered;
