@@ -83,6 +83,18 @@ describe("$export: kick-off, poll, manifest, download", () => {
   });
 });
 
+describe("discovery", () => {
+  it("the CapabilityStatement states the Bulk Data operations, and is still valid FHIR", async () => {
+    const cs = await json<{ instantiates: string[]; rest: { operation: unknown[]; resource: { type: string; operation?: unknown[] }[] }[] }>(await call("/metadata"));
+    expect(cs.instantiates).toEqual(["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]);
+    expect(cs.rest[0]?.operation).toEqual([{ name: "export", definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export" }]);
+    expect(cs.rest[0]?.resource.find((r) => r.type === "Patient")?.operation).toEqual([
+      { name: "export", definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export" },
+    ]);
+    await expectValidFhir(cs);
+  });
+});
+
 describe("$export parameters", () => {
   it("_type chooses the files; the Patient level exports the same compartment", async () => {
     const { manifest } = await waitForManifest(await kickOff("?_type=Observation&_outputFormat=ndjson"));
