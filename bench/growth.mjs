@@ -119,7 +119,7 @@ export async function platform() {
 }
 
 /** A bearer token renewed well before it could expire (a full run takes minutes). */
-function bearer(p, scope) {
+export function bearer(p, scope) {
   let tok;
   let at = 0;
   return async () => {
@@ -147,7 +147,7 @@ function patient(i) {
 }
 
 /** Creates patients from..to-1 through the gateway, `CONCURRENCY` in flight. Throws on any failure. */
-async function seed(p, auth, from, to) {
+export async function seed(p, auth, from, to) {
   let next = from;
   const t0 = performance.now();
   const worker = async () => {
@@ -179,7 +179,7 @@ export { chainHash } from "./shared/audit/hash";
 export { parseKeyring } from "./shared/crypto";
 `;
 
-async function phiCode() {
+export async function phiCode() {
   const outfile = path.join(ROOT, ".tmp", "growth-build", "phi-rows.mjs");
   await build({
     stdin: { contents: PHI_ENTRY, resolveDir: ROOT, loader: "ts", sourcefile: "growth-phi-rows.ts" },
@@ -189,6 +189,22 @@ async function phiCode() {
     target: "node20",
     outfile,
     logLevel: "silent",
+    // CommonJS dependencies (OpenTelemetry's, through the logger) require Node built-ins.
+    banner: { js: "import { createRequire as __growthRequire } from 'node:module'; const require = __growthRequire(import.meta.url);" },
+    // The audit trail's module reaches the sealer Durable Object (and telemetry its wrapper), whose base
+    // classes exist only in workerd; nothing of them runs here, so Node gets empty stand-ins.
+    plugins: [
+      {
+        name: "workerd-classes",
+        setup(b) {
+          b.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: "cloudflare:workers", namespace: "workerd-classes" }));
+          b.onLoad({ filter: /.*/, namespace: "workerd-classes" }, () => ({
+            contents: "export class DurableObject {} export class WorkerEntrypoint {} export const env = {};",
+            loader: "js",
+          }));
+        },
+      },
+    ],
   });
   return import(pathToFileURL(outfile).href);
 }
@@ -227,7 +243,7 @@ function multiRow(stmts) {
  * Writes patients from..to-1 straight into the phi D1, each exactly as POST /v1/phi/Patient would
  * (see the header): the version, its index rows and its chained audit record in one batch per chunk.
  */
-async function seedDirect(p, phi, from, to) {
+export async function seedDirect(p, phi, from, to) {
   const t0 = performance.now();
   const vars = parseDotenv(readFileSync(path.join(ROOT, "workers", "phi", ".dev.vars"), "utf8"));
   const ring = await phi.parseKeyring(vars.PHI_ENCRYPTION_KEYS);

@@ -27,6 +27,8 @@ export default defineConfig(async () => ({
       miniflare: {
         bindings: {
           ...secretsFor("phi"),
+          // Bulk export: a few patients per chunk, so a small test data set runs across several alarms.
+          EXPORT_CHUNK_SIZE: "3",
           TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
           // The gateway tests obtain real tokens as the bootstrap client.
           TEST_AUTH_MIGRATIONS: await readD1Migrations(path.resolve(here, "../../migrations/auth")),

@@ -31,8 +31,11 @@ export const AUDIT_ACTION_SCOPE = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
-} as const satisfies Record<Exclude<AuditAction, ResourceAction | "unknown">, string>;
+} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | "unknown">, string>;
 export type AuditOnlyAction = keyof typeof AUDIT_ACTION_SCOPE;
+
+/** Bulk Data export's actions (src/export/): decided by decideExport and decideExportFollowUp. */
+export type ExportAction = "export" | "export-status" | "export-cancel" | "export-download" | "export-disclose";
 
 function refused(resourceType: string, i: Interaction): Decision {
   return {
@@ -70,6 +73,23 @@ export function decideIncludes(scopes: readonly string[], q: { include: boolean;
     if (!d.ok) return d;
   }
   return q.revinclude ? decideResource(scopes, "Observation", "s") : ALLOW;
+}
+
+/**
+ * Bulk Data export discloses what a search of each exported type would: `s` on every type asked for
+ * (`phi:read`, or SMART `system/*.rs`, `system/Patient.s` ... as Backend Services clients hold).
+ */
+export function decideExport(scopes: readonly string[], types: readonly string[]): Decision {
+  for (const t of types) {
+    const d = decideResource(scopes, t, "s");
+    if (!d.ok) return d;
+  }
+  return ALLOW;
+}
+
+/** Status, cancel and download of an export: only its own client reaches a job; it must still search something. */
+export function decideExportFollowUp(scopes: readonly string[]): Decision {
+  return smartAllows(scopes, "Patient", "s") || smartAllows(scopes, "Observation", "s") ? ALLOW : decideResource(scopes, "Patient", "s");
 }
 
 /** The audit routes: platform scopes only (SMART scopes grant FHIR data, not the audit trail). */

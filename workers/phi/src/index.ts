@@ -4,6 +4,7 @@ import { serveOpenApi } from "../../../shared/openapi";
 import { requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
+import { exportRoutes } from "./export/routes";
 import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
 import { preferReturn } from "./fhir/prefer";
@@ -18,6 +19,7 @@ import { phiSession, requireValidBookmark } from "./store/scope";
 import { shardDatabases } from "./store/shards";
 
 export { PhiAuditSealer } from "./audit/sealer";
+export { PhiExportJob } from "./export/job";
 
 const app = createApp<Env>({ service: "phi", render: renderPhiError });
 
@@ -37,6 +39,8 @@ app.use("/v1/*", auditEveryAccess());
 app.use("/v1/*", requireValidBookmark());
 app.use("/v1/*", fhirFormat());
 app.use("/v1/*", preferReturn());
+// Before the Patient routes: `Patient/$export` is an operation, not a Patient id.
+app.route("/", exportRoutes);
 app.route("/", searchRoutes);
 app.route("/", patientRoutes);
 app.route("/", patientConditionalRoutes);

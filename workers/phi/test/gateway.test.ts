@@ -75,7 +75,7 @@ describe("contracts", () => {
 
     const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "phi", version: "1" } });
     const paths = Object.keys(doc.paths ?? {});
-    expect(paths).toEqual(expect.arrayContaining(["/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify"]));
-    expect(paths).toHaveLength(12);
+    expect(paths).toEqual(expect.arrayContaining(["/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify", "/v1/phi/$export", "/v1/phi/$export-status/{job}", "/v1/phi/$export-file/{job}/{file}"]));
+    expect(paths).toHaveLength(16);
   });
 });

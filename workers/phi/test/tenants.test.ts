@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PHI_ROUTES } from "../../auth/src/gateway/routes/phi";
+import { ASYNC, downloadAll, jobIdOf, kickOff, waitForManifest } from "./export-helpers";
 import { call, form, json, patient, type Caller } from "./helpers";
 
 /**
@@ -19,6 +20,9 @@ interface Fixture {
   observation: string;
   family: string;
   ssn: string;
+  /** A's finished export: its job id and one of its file names. */
+  job: string;
+  file: string;
 }
 
 type Bundle = { total?: number; entry?: { resource: { id: string; resourceType: string } }[] };
@@ -47,7 +51,13 @@ async function setup(): Promise<Fixture> {
   // A second version, so history and vread have something to show.
   await ok(await call(`/Patient/${p.id}`, { method: "PUT", body: { ...body, id: p.id, gender: "other" }, as: A }), 200);
   const o = await ok<{ id: string }>(await call("/Observation", { method: "POST", body: observation(p.id), as: A }), 201);
-  return { patient: p.id, observation: o.id, family, ssn };
+  // A's export, finished and downloaded, so its records are all written before A's rows are compared.
+  const status = await kickOff("", { as: A });
+  const { manifest } = await waitForManifest(status, A);
+  const mine = await downloadAll(manifest, A);
+  expect((mine.get("Patient") ?? []).map((r) => r.id)).toContain(p.id);
+  const url = manifest.output[0]?.url ?? "";
+  return { patient: p.id, observation: o.id, family, ssn, job: jobIdOf(status), file: url.slice(url.lastIndexOf("/") + 1) };
 }
 
 /** Every row of a tenant in phi's tables (audit rows without their seal columns, which the sealer sets on its own). */
@@ -78,6 +88,16 @@ async function sameAsMissing(method: string, path: (id: string) => string, aId: 
 async function searchIds(res: Response): Promise<string[]> {
   const b = await ok<Bundle>(res, 200);
   return (b.entry ?? []).map((e) => e.resource.id);
+}
+
+/** B's own export through `path`: finished, downloaded; it holds nothing of A's. */
+async function exportAsB(f: Fixture, method: "GET" | "POST", path: string): Promise<void> {
+  const res = await call(path, { method, headers: ASYNC, as: B });
+  expect(res.status, await res.clone().text()).toBe(202);
+  const { manifest } = await waitForManifest(res.headers.get("content-location") ?? "", B);
+  const ids = [...(await downloadAll(manifest, B)).values()].flat().map((r) => r.id);
+  expect(ids).not.toContain(f.patient);
+  expect(ids).not.toContain(f.observation);
 }
 
 type Case = (f: Fixture) => Promise<void>;
@@ -140,6 +160,13 @@ const CASES: Record<string, Case> = {
     // B's own refused attempts at A's patient are B's records; none of A's.
     expect(about.data.every((r) => r.tenant_id === "ten_beta" && r.outcome !== "success")).toBe(true);
   },
+  "GET /$export": (f) => exportAsB(f, "GET", "/$export"),
+  "POST /$export": (f) => exportAsB(f, "POST", "/$export"),
+  "GET /Patient/$export": (f) => exportAsB(f, "GET", "/Patient/$export"),
+  "POST /Patient/$export": (f) => exportAsB(f, "POST", "/Patient/$export"),
+  "GET /$export-status/:job": (f) => sameAsMissing("GET", (id) => `/$export-status/${id}`, f.job),
+  "DELETE /$export-status/:job": (f) => sameAsMissing("DELETE", (id) => `/$export-status/${id}`, f.job),
+  "GET /$export-file/:job/:file": (f) => sameAsMissing("GET", (id) => `/$export-file/${id}/${f.file}`, f.job),
   "GET /audit/verify": async () => {
     // The chain is the database's: verify reports counts and seal state, never a record of another tenant.
     const res = await ok<Record<string, unknown>>(await call("/audit/verify", { as: B }), 200);

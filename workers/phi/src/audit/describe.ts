@@ -14,6 +14,11 @@ export type AuditAction =
   | "access-log"
   | "audit-search"
   | "audit-verify"
+  | "export"
+  | "export-status"
+  | "export-cancel"
+  | "export-download"
+  | "export-disclose"
   | "unknown";
 
 export interface RequestDescription {
@@ -38,6 +43,8 @@ export function describeRequest(method: string, pathname: string): RequestDescri
     if (id === "verify" && sub === undefined && method === "GET") return { action: "audit-verify", resourceType: "AuditTrail", resourceId: "" };
     return unknown;
   }
+  const bulk = describeExport(method, parts);
+  if (bulk) return bulk;
   if (type !== "Patient" && type !== "Observation") return unknown;
   const known = (action: AuditAction, rid = ""): RequestDescription => ({ action, resourceType: type, resourceId: rid });
   if (id === undefined) {
@@ -56,6 +63,27 @@ export function describeRequest(method: string, pathname: string): RequestDescri
   if (sub === "_history") return known(vid === undefined ? "history" : "vread", safeId(id));
   if (sub === "$access-log" && vid === undefined) return known("access-log", safeId(id));
   return unknown;
+}
+
+/**
+ * Bulk Data export routes (src/export/): the kick-off (system or Patient level), the job's
+ * status (poll, cancel) and its files. The job id is recorded; the patients an export
+ * discloses are recorded by its chunks (action `export-disclose`).
+ */
+function describeExport(method: string, parts: string[]): RequestDescription | undefined {
+  const [first = "", second, third, fourth] = parts;
+  if (method === "GET" || method === "POST") {
+    if (first === "$export" && second === undefined) return { action: "export", resourceType: "System", resourceId: "" };
+    if (first === "Patient" && second === "$export" && third === undefined) return { action: "export", resourceType: "Patient", resourceId: "" };
+  }
+  if (first === "$export-status" && second !== undefined && third === undefined) {
+    if (method === "GET") return { action: "export-status", resourceType: "ExportJob", resourceId: safeId(second) };
+    if (method === "DELETE") return { action: "export-cancel", resourceType: "ExportJob", resourceId: safeId(second) };
+  }
+  if (first === "$export-file" && method === "GET" && third !== undefined && fourth === undefined) {
+    return { action: "export-download", resourceType: "ExportJob", resourceId: safeId(second) };
+  }
+  return undefined;
 }
 
 export type AuditOutcome = "success" | "denied" | "failed" | "error";

@@ -36,7 +36,15 @@ function served(routes: readonly ServedRoute[], type: ResourceType, method: stri
   return routes.some((r) => r.method === method && r.path === path);
 }
 
+/** Bulk Data Access 2.0 operations (https://hl7.org/fhir/uv/bulkdata/), stated only when their kick-off route is served. */
+const BULK = "http://hl7.org/fhir/uv/bulkdata";
+
+function exportOperation(routes: readonly ServedRoute[], path: string, definition: string) {
+  return routes.some((r) => r.method === "GET" && r.path === path) ? [{ name: "export", definition: `${BULK}/OperationDefinition/${definition}` }] : [];
+}
+
 function resource(routes: readonly ServedRoute[], type: ResourceType) {
+  const operation = type === "Patient" ? exportOperation(routes, "/v1/phi/Patient/$export", "patient-export") : [];
   const interaction = INTERACTIONS.filter(([m, rest]) => served(routes, type, m, rest)).map(([, , code]) => ({ code }));
   const canUpdate = served(routes, type, "PUT", "/:id");
   const features = HANDLER_FEATURES[type];
@@ -54,6 +62,7 @@ function resource(routes: readonly ServedRoute[], type: ResourceType) {
     conditionalDelete: "not-supported",
     ...(include.length > 0 ? { searchInclude: [...include] } : {}),
     ...(revinclude.length > 0 ? { searchRevInclude: [...revinclude] } : {}),
+    ...(operation.length > 0 ? { operation } : {}),
     searchParam: SEARCH_PARAMS[type].map((p) => ({
       name: p.name,
       definition: `http://hl7.org/fhir/SearchParameter/${p.name.startsWith("_") ? `Resource${p.name.replace("_", "-")}` : `${type}-${p.name}`}`,
@@ -64,6 +73,7 @@ function resource(routes: readonly ServedRoute[], type: ResourceType) {
 }
 
 export function capabilityStatement(opts: { routes: readonly ServedRoute[]; base: string; tokenUrl: string; version: string }) {
+  const systemExport = exportOperation(opts.routes, "/v1/phi/$export", "export");
   return {
     resourceType: "CapabilityStatement" as const,
     status: "active",
@@ -74,6 +84,7 @@ export function capabilityStatement(opts: { routes: readonly ServedRoute[]; base
     implementation: { description: "FHIR R4 Patient and Observation records, encrypted at rest, every access audited", url: opts.base },
     fhirVersion: "4.0.1",
     format: ["json", "application/fhir+json", "application/json"],
+    ...(systemExport.length > 0 ? { instantiates: [`${BULK}/CapabilityStatement/bulk-data`] } : {}),
     rest: [
       {
         mode: "server",
@@ -91,6 +102,7 @@ export function capabilityStatement(opts: { routes: readonly ServedRoute[]; base
           ],
         },
         resource: RESOURCE_TYPES.map((t) => resource(opts.routes, t)),
+        ...(systemExport.length > 0 ? { operation: systemExport } : {}),
         searchParam: [
           { name: "_count", type: "number", documentation: "Page size; above the server's maximum it is capped. 0 returns the total only." },
           { name: "_sort", type: "special", documentation: "_lastUpdated, -_lastUpdated or _id (default)." },

@@ -86,7 +86,7 @@ export function operationOutcome(err: ApiError, requestId: string | undefined): 
 
 /** FHIR routes answer errors as OperationOutcome; health and audit routes as problem+json (RFC 9457). */
 export function isFhirPath(pathname: string): boolean {
-  return /^\/v1\/phi\/(Patient|Observation|metadata)(\/|$)/.test(pathname);
+  return /^\/v1\/phi\/(Patient|Observation|metadata|\$export|\$export-status|\$export-file)(\/|$)/.test(pathname);
 }
 
 export const renderPhiError: ErrorRenderer = (err: ApiError, c: Context) => {

@@ -18,6 +18,15 @@ export const PHI_ROUTES: readonly RouteScope[] = [
   { method: "GET", path: "/Observation", scopes: ["phi:read"] },
   { method: "POST", path: "/Observation/_search", scopes: ["phi:read"] },
   { method: "GET", path: "/Observation/:id", scopes: ["phi:read"] },
+  // Bulk Data export (HL7 Bulk Data Access 2.0): kick-off, the job's status URL, its files.
+  // The reader's scope throughout; phi serves a job only to the client that started it.
+  { method: "GET", path: "/$export", scopes: ["phi:read"] },
+  { method: "POST", path: "/$export", scopes: ["phi:read"] },
+  { method: "GET", path: "/Patient/$export", scopes: ["phi:read"] },
+  { method: "POST", path: "/Patient/$export", scopes: ["phi:read"] },
+  { method: "GET", path: "/$export-status/:job", scopes: ["phi:read"] },
+  { method: "DELETE", path: "/$export-status/:job", scopes: ["phi:read"] },
+  { method: "GET", path: "/$export-file/:job/:file", scopes: ["phi:read"] },
   { method: "GET", path: "/audit", scopes: ["audit:read"] },
   { method: "GET", path: "/audit/verify", scopes: ["audit:read"] },
 ];
