@@ -23,6 +23,8 @@ export const ACTION_SCOPE: Record<Exclude<AuditAction, "unknown">, string> = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
+  // A Bundle needs what its entries need (shared/bundle-scopes.ts); this is the floor of one naming none.
+  bundle: "phi:read",
 };
 
 export function decideScope(scopes: readonly string[], action: Exclude<AuditAction, "unknown">): Decision {

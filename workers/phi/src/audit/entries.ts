@@ -1,0 +1,23 @@
+import type { PhiEnv } from "../env";
+import type { Context } from "hono";
+import { auditInsert } from "../../../../shared/audit/append";
+import { nudgeFromRequest } from "../../../../shared/audit/sealer";
+import { auditState } from "./middleware";
+import { AUDIT_TABLE, auditColumns, countRecord, type AuditEvent } from "./trail";
+
+/**
+ * One audit record per Bundle entry (HIPAA 164.312(b)): each entry of a batch or
+ * transaction is an access of its own, recorded like the same request sent alone,
+ * in the D1 batch that carries its data. The caller commits the inserts; then
+ * `entriesRecorded` marks the request recorded, counts and nudges the sealer.
+ */
+export function entryRecord(c: Context<PhiEnv>, ev: AuditEvent, now: Date): D1PreparedStatement {
+  return auditInsert(c.env.DB, AUDIT_TABLE, auditColumns(auditState(c).actor, ev, now));
+}
+
+export function entriesRecorded(c: Context<PhiEnv>, events: readonly AuditEvent[]): void {
+  if (events.length === 0) return;
+  auditState(c).done = true;
+  for (const ev of events) countRecord(ev.action, ev.outcome);
+  nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
+}
