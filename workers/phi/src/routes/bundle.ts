@@ -7,6 +7,7 @@ import { BUNDLE_MAX_ENTRIES, BundleIn } from "../fhir/bundle";
 import { FHIR_JSON } from "../fhir/outcome";
 import { returnPreference } from "../fhir/prefer";
 import { publicBase } from "../service/base-url";
+import { runBatch } from "../service/batch";
 import { runTransaction } from "../service/transaction";
 import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson } from "./openapi";
 
@@ -49,8 +50,8 @@ bundleRoutes.openapi(
     const cfg = await phiSettings(c.env);
     const pref = returnPreference(c.req.header("prefer"));
     const now = new Date();
-    if (bundle.type !== "transaction") throw new ApiError(400, "unsupported_bundle_type", "Only transaction Bundles are accepted.");
-    const out = await runTransaction(c, cfg, entries, publicBase(c), pref, now);
+    const run = bundle.type === "transaction" ? runTransaction : runBatch;
+    const out = await run(c, cfg, entries, publicBase(c), pref, now);
     return c.json(out, 200, { "content-type": FHIR_JSON });
   },
 );
