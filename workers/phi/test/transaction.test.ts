@@ -151,6 +151,28 @@ describe("a transaction with a failing entry changes nothing", () => {
     await expectRefused(txn("transaction", [create, { request: { method: "PATCH", url: `Patient/${id}` } }]), 405, "method_not_allowed");
   });
 
+  it("two transactions updating the same version at once: one commits, the other is a 409 and writes nothing", async () => {
+    const { id, resource } = await createPatient(patient("Txnrace"));
+    const update = (gender: string) =>
+      postBundle(
+        txn("transaction", [
+          { resource: patient("Txnracenew"), request: { method: "POST", url: "Patient" } },
+          { resource: { ...resource, gender }, request: { method: "PUT", url: `Patient/${id}` } },
+        ]),
+      );
+    const answers = await Promise.all([update("male"), update("other"), update("unknown")]);
+    const statuses = answers.map((r) => r.status);
+    // Each commits whole (it read the version after the one before it) or loses the race whole.
+    expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
+    const winners = statuses.filter((s) => s === 200).length;
+    expect(winners).toBeGreaterThan(0);
+    for (const r of answers) if (r.status !== 200) expect(await outcomeCode(r)).toBe("version_conflict");
+    // Versions never fork; a losing transaction left neither its update nor its create.
+    const versions = await env.DB.prepare("SELECT COUNT(*) AS n FROM resource_versions WHERE id = ?").bind(id).first<{ n: number }>();
+    expect(versions?.n).toBe(1 + winners);
+    expect((await json<{ total?: number }>(await call("/Patient?family=Txnracenew"))).total).toBe(winners);
+  });
+
   it("a token without phi:write cannot write through a transaction: 403, nothing changes", async () => {
     const create = { resource: patient("Txnreadonly"), request: { method: "POST", url: "Patient" } };
     await expectRefused(txn("transaction", [create]), 403, "insufficient_scope", ["phi:read"]);

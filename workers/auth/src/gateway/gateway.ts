@@ -6,6 +6,7 @@ import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../../sha
 import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
 import { parseScopeString } from "../../../../shared/scopes";
 import { authenticateBearer, clientIp, requireBearer, requireScopes, securityEvent } from "../bearer";
+import type { AccessClaims } from "../tokens/verify";
 import { authConfig } from "../config";
 import { fullPath, SERVICES, type Service } from "./route-table";
 import type { RouteScope } from "./routes/types";
@@ -55,7 +56,7 @@ async function forward(c: Ctx, svc: Service, principal: Principal | null, body?:
  * before its body is read (within the app's body limit), then needs every scope the body does;
  * a body that is not JSON needs the route's own scopes, and the worker refuses it.
  */
-async function authorize(c: Ctx, route: RouteScope): Promise<{ claims: Awaited<ReturnType<typeof requireBearer>>; body?: ArrayBuffer }> {
+async function authorize(c: Ctx, route: RouteScope): Promise<{ claims: AccessClaims; body?: ArrayBuffer }> {
   if (!route.scopesFromBody) return { claims: await requireBearer(c, route.scopes) };
   const claims = await authenticateBearer(c, route.scopes);
   const body = await c.req.arrayBuffer();

@@ -40,7 +40,10 @@ export async function runTransaction(
   const duplicate = [...refuseDuplicateTargets(planned).values()][0];
   if (duplicate) throw duplicate;
   let entries = resolveAll(planned);
-  auditState(c).patients = [...new Set(entries.flatMap(({ p, resource }) => (resource?.type === "Observation" ? [resource.subject] : p.type === "Patient" ? [p.id] : [])))];
+  // A refused transaction's record names the existing patients it concerned (not the ids its creates would have had).
+  const creates = new Set(planned.filter((p) => p.method === "POST").map((p) => p.id));
+  const concerned = entries.flatMap(({ p, resource }) => (resource?.type === "Observation" ? [resource.subject] : p.type === "Patient" ? [p.id] : []));
+  auditState(c).patients = [...new Set(concerned.filter((id) => !creates.has(id)))];
   const failed = new Map<number, ApiError>();
   const state = await readState(c, cfg, entries, failed);
   const conditionFailure = [...failed.values()][0];
