@@ -67,8 +67,14 @@ describe("Bundles through the auth gateway (real tokens, real service binding)",
     const denied = await env.GATEWAY.fetch(`${GW}/v1/phi`, { method: "POST", headers: { authorization: `Bearer ${noPhi}`, "content-type": "application/fhir+json" }, body: "{oops" });
     expect(denied.status).toBe(403);
     await denied.body?.cancel();
-    const res = await env.GATEWAY.fetch(`${GW}/v1/phi`, { method: "POST", headers: { authorization: `Bearer ${await token("phi:read")}`, "content-type": "application/fhir+json" }, body: "{oops" });
+    const reader = { authorization: `Bearer ${await token("phi:read")}`, "content-type": "application/fhir+json" };
+    const res = await env.GATEWAY.fetch(`${GW}/v1/phi`, { method: "POST", headers: reader, body: "{oops" });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ resourceType: "OperationOutcome" });
+    // The gateway reads a Bundle within its body limit (1 MiB) only.
+    const huge = JSON.stringify(txn("transaction", [{ resource: patient("Gwhuge", "x".repeat(1100 * 1024)), request: { method: "POST", url: "Patient" } }]));
+    const tooBig = await env.GATEWAY.fetch(`${GW}/v1/phi`, { method: "POST", headers: reader, body: huge });
+    expect(tooBig.status).toBe(413);
+    await tooBig.body?.cancel();
   });
 });

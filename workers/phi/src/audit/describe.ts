@@ -32,7 +32,7 @@ export function safeId(raw: string | undefined): string {
 
 export function describeRequest(method: string, pathname: string): RequestDescription {
   // A Bundle posted to the base: its entries are recorded one by one; this names a refused Bundle.
-  if (/^\/v1\/phi\/?$/.test(pathname)) return method === "POST" ? { action: "bundle", resourceType: "Bundle", resourceId: "" } : { action: "unknown", resourceType: "", resourceId: "" };
+  if (pathname === "/v1/phi") return method === "POST" ? { action: "bundle", resourceType: "Bundle", resourceId: "" } : { action: "unknown", resourceType: "", resourceId: "" };
   const parts = pathname.replace(/^\/v1\/phi\/?/, "").split("/");
   const [type = "", id, sub, vid] = parts;
   const unknown: RequestDescription = { action: "unknown", resourceType: "", resourceId: "" };
