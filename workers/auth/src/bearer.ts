@@ -133,6 +133,14 @@ export function revocationUnavailable(env: Env): ApiError {
 
 /** Authenticates the request's bearer token and checks `scopes`; throws 401 / 403. */
 export async function requireBearer(c: Context<AuthEnv>, scopes: readonly string[]): Promise<AccessClaims> {
+  return requireScopes(c, await authenticateBearer(c, scopes), scopes);
+}
+
+/**
+ * The token check alone (401); `scopes` only label the metric. For routes whose scopes
+ * depend on the body: authenticate first, read the body, then `requireScopes`.
+ */
+export async function authenticateBearer(c: Context<AuthEnv>, scopes: readonly string[]): Promise<AccessClaims> {
   const token = bearerToken(c);
   if (token === undefined) {
     securityEvent(c, "token_missing");
@@ -151,10 +159,15 @@ export async function requireBearer(c: Context<AuthEnv>, scopes: readonly string
     tokensValidated.add(1, { result: "invalid", scope: scopes.join(" ") });
     throw invalidToken();
   }
+  return r.claims;
+}
+
+/** The scope check of an authenticated token (403 with the scopes needed, RFC 6750 3.1). */
+export function requireScopes(c: Context<AuthEnv>, claims: AccessClaims, scopes: readonly string[]): AccessClaims {
   // SMART scopes stand for the platform scopes they need; the owning worker checks type and interaction.
-  const granted = withPlatformScopes(parseScopeString(r.claims.scope));
+  const granted = withPlatformScopes(parseScopeString(claims.scope));
   if (!hasAllScopes(granted, scopes)) {
-    securityEvent(c, "scope_denied", { clientId: r.claims.client_id, reason: `needs ${scopes.join(" ")}` });
+    securityEvent(c, "scope_denied", { clientId: claims.client_id, reason: `needs ${scopes.join(" ")}` });
     tokensValidated.add(1, { result: "insufficient_scope", scope: scopes.join(" ") });
     throw new ApiError(403, "insufficient_scope", `This operation needs the scope ${scopes.join(" ")}.`, {
       headers: {
@@ -163,5 +176,5 @@ export async function requireBearer(c: Context<AuthEnv>, scopes: readonly string
     });
   }
   tokensValidated.add(1, { result: "valid", scope: scopes.join(" ") });
-  return r.claims;
+  return claims;
 }

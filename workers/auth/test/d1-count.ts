@@ -1,6 +1,6 @@
 /**
  * Counts D1 round trips: the real binding, wrapped so that each call that reaches D1
- * (`first`, `all`, `run`, `raw` on a statement, `batch`, `exec`) is counted once,
+ * (`first`, `all`, `run`, `raw` on a statement, `batch`, `exec`, on the binding or a session of it) is counted once,
  * then forwarded unchanged. Nothing is faked: every query runs against the real database.
  */
 export interface CountedD1 {
@@ -31,24 +31,30 @@ export function countD1(real: D1Database): CountedD1 {
     unwrapped.set(w, s);
     return w;
   };
-  const db = new Proxy(real, {
-    get(target, prop) {
-      if (prop === "prepare") return (sql: string) => wrapStatement(target.prepare(sql));
-      if (prop === "batch") {
-        return (stmts: D1PreparedStatement[]) => {
-          n++;
-          return target.batch(stmts.map((s) => unwrapped.get(s) ?? s));
-        };
-      }
-      if (prop === "exec") {
-        return (sql: string) => {
-          n++;
-          return target.exec(sql);
-        };
-      }
-      const v: unknown = Reflect.get(target, prop, target);
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+  // The binding and each of its D1 sessions (withSession) count the same way.
+  const wrapDb = <T extends object>(real: T): T =>
+    new Proxy(real, {
+      get(target, prop) {
+        const v: unknown = Reflect.get(target, prop, target);
+        if (typeof v !== "function") return v;
+        const fn = v as (...a: unknown[]) => unknown;
+        if (prop === "prepare") return (sql: string) => wrapStatement(fn.call(target, sql) as D1PreparedStatement);
+        if (prop === "batch") {
+          return (stmts: D1PreparedStatement[]) => {
+            n++;
+            return fn.call(target, stmts.map((s) => unwrapped.get(s) ?? s));
+          };
+        }
+        if (prop === "exec") {
+          return (sql: string) => {
+            n++;
+            return fn.call(target, sql);
+          };
+        }
+        if (prop === "withSession") return (...args: unknown[]) => wrapDb(fn.apply(target, args) as object);
+        return fn.bind(target);
+      },
+    });
+  const db = wrapDb(real);
   return { db, roundTrips: () => n };
 }

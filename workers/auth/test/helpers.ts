@@ -186,7 +186,7 @@ export async function expectErrorBody(res: Response, path: string): Promise<Reco
     throw new Error(`${res.status} on ${path}: not JSON (${type}): ${text.slice(0, 200)}`);
   }
   if (type === "application/fhir+json") {
-    if (!path.startsWith("/v1/phi/")) throw new Error(`OperationOutcome outside /v1/phi: ${path}`);
+    if (path !== "/v1/phi" && !path.startsWith("/v1/phi/")) throw new Error(`OperationOutcome outside /v1/phi: ${path}`);
     const issues = body.issue as unknown[] | undefined;
     if (body.resourceType !== "OperationOutcome" || !Array.isArray(issues) || issues.length === 0) {
       throw new Error(`${res.status} on ${path}: not an OperationOutcome: ${text.slice(0, 200)}`);

@@ -31,7 +31,7 @@ export const AUDIT_ACTION_SCOPE = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
-} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | "unknown">, string>;
+} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | "bundle" | "unknown">, string>;
 export type AuditOnlyAction = keyof typeof AUDIT_ACTION_SCOPE;
 
 /** Bulk Data export's actions (src/export/): decided by decideExport and decideExportFollowUp. */
@@ -90,6 +90,26 @@ export function decideExport(scopes: readonly string[], types: readonly string[]
 /** Status, cancel and download of an export: only its own client reaches a job; it must still search something. */
 export function decideExportFollowUp(scopes: readonly string[]): Decision {
   return smartAllows(scopes, "Patient", "s") || smartAllows(scopes, "Observation", "s") ? ALLOW : decideResource(scopes, "Patient", "s");
+}
+
+const ENTRY_INTERACTION: Record<string, Interaction> = { POST: "c", PUT: "u", DELETE: "d" };
+
+/**
+ * A batch or transaction Bundle: each entry needs what the same request alone would need, on its
+ * resource type (`GET Patient/1` `r`, `GET Patient?...` `s`, `POST` `c`, `PUT` `u`, `DELETE` `d`), so a
+ * SMART `system/Patient.rs` token cannot write by wrapping the write in a Bundle. An entry whose
+ * method is unknown is judged as a create; malformed entries are refused by the Bundle's validation.
+ */
+export function decideBundle(scopes: readonly string[], entries: readonly { method: unknown; url: unknown }[]): Decision {
+  for (const e of entries) {
+    const url = typeof e.url === "string" ? e.url : "";
+    const type = url.split(/[/?]/)[0] ?? "";
+    const read = e.method === "GET" || e.method === "HEAD";
+    const i: Interaction = read ? (/^[A-Za-z]+\/[^/?]+/.test(url) ? "r" : "s") : (ENTRY_INTERACTION[String(e.method)] ?? "c");
+    const d = decideResource(scopes, type, i);
+    if (!d.ok) return d;
+  }
+  return ALLOW;
 }
 
 /** The audit routes: platform scopes only (SMART scopes grant FHIR data, not the audit trail). */

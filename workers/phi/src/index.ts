@@ -9,6 +9,7 @@ import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
 import { preferReturn } from "./fhir/prefer";
 import { auditRoutes } from "./routes/audit";
+import { bundleRoutes } from "./routes/bundle";
 import { metadataRoutes } from "./routes/metadata";
 import { observationRoutes } from "./routes/observation";
 import { patientRoutes } from "./routes/patient";
@@ -47,6 +48,7 @@ app.route("/", patientConditionalRoutes);
 app.route("/", patientHistoryRoutes);
 app.route("/", observationRoutes);
 app.route("/", auditRoutes);
+app.route("/", bundleRoutes);
 
 // The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
 serveOpenApi(app, "phi");

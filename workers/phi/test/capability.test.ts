@@ -10,6 +10,7 @@ interface Capability {
   implementation: { url: string };
   rest: {
     security: { extension: { url: string; extension: { url: string; valueUri: string }[] }[] };
+    interaction?: { code: string }[];
     resource: { type: string; interaction: { code: string }[]; searchParam: { name: string }[]; conditionalCreate: boolean; conditionalUpdate: boolean; searchInclude?: string[]; searchRevInclude?: string[] }[];
   }[];
 }
@@ -39,6 +40,8 @@ describe("GET /v1/phi/metadata", () => {
     const observation = cap.rest[0]?.resource.find((r) => r.type === "Observation");
     expect(patient?.interaction.map((i) => i.code).sort()).toEqual(["create", "delete", "history-instance", "read", "search-type", "update", "vread"]);
     expect(observation?.interaction.map((i) => i.code).sort()).toEqual(["create", "read", "search-type"]);
+    // Bundles posted to the base: whole-system interactions.
+    expect(cap.rest[0]?.interaction?.map((i) => i.code)).toEqual(["transaction", "batch"]);
     expect(patient?.searchParam.map((p) => p.name)).toEqual(SEARCH_PARAMS.Patient.map((p) => p.name));
     expect(observation?.searchParam.map((p) => p.name)).toEqual(SEARCH_PARAMS.Observation.map((p) => p.name));
     expect(patient).toMatchObject({ conditionalCreate: true, conditionalUpdate: true, searchRevInclude: ["Observation:patient"] });

@@ -67,15 +67,17 @@ describe("contracts", () => {
     const { PHI_ROUTES } = await import("../../auth/src/gateway/routes/phi");
     const served = new Set(
       app.routes
-        .filter((r) => r.path.startsWith("/v1/phi/") && r.method !== "ALL")
-        .map((r) => `${r.method} ${r.path.replace("/v1/phi", "")}`),
+        .filter((r) => (r.path === "/v1/phi" || r.path.startsWith("/v1/phi/")) && r.method !== "ALL")
+        .map((r) => `${r.method} ${r.path.replace("/v1/phi", "") || "/"}`),
     );
     const table = new Set(PHI_ROUTES.map((r) => `${r.method} ${r.path}`));
     expect([...served].sort()).toEqual([...table].sort());
 
     const doc = app.getOpenAPI31Document({ openapi: "3.1.0", info: { title: "phi", version: "1" } });
     const paths = Object.keys(doc.paths ?? {});
-    expect(paths).toEqual(expect.arrayContaining(["/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify", "/v1/phi/$export", "/v1/phi/$export-status/{job}", "/v1/phi/$export-file/{job}/{file}"]));
-    expect(paths).toHaveLength(16);
+    expect(paths).toEqual(
+      expect.arrayContaining(["/v1/phi", "/v1/phi/Patient", "/v1/phi/Patient/{id}", "/v1/phi/Patient/{id}/$access-log", "/v1/phi/audit/verify", "/v1/phi/$export", "/v1/phi/$export-status/{job}", "/v1/phi/$export-file/{job}/{file}"]),
+    );
+    expect(paths).toHaveLength(17);
   });
 });

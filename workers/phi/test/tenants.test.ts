@@ -70,10 +70,13 @@ async function tenantRows(tenantId: string): Promise<Record<string, unknown[]>> 
   return out;
 }
 
-/** An OperationOutcome without what differs per request. */
+/** An OperationOutcome (or a response Bundle) without what differs per request: ids and instants. */
 async function outcomeOf(res: Response): Promise<unknown> {
   const body = await res.json<Record<string, unknown>>();
-  return JSON.parse(JSON.stringify(body).replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<id>"));
+  const text = JSON.stringify(body)
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<id>")
+    .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, "<instant>");
+  return JSON.parse(text);
 }
 
 /** B's answer for A's id is the answer for an id that does not exist (status and body, ids aside). */
@@ -159,6 +162,18 @@ const CASES: Record<string, Case> = {
     const about = await ok<{ data: { tenant_id: string; outcome: string }[] }>(await call(`/audit?patient=${f.patient}&limit=200`, { as: B }), 200);
     // B's own refused attempts at A's patient are B's records; none of A's.
     expect(about.data.every((r) => r.tenant_id === "ten_beta" && r.outcome !== "success")).toBe(true);
+  },
+  "POST /": async (f) => {
+    // A transaction touching A's patient fails exactly as one touching an id that does not exist.
+    const tx = (type: string, entry: Record<string, unknown>) => (id: string) => ({ resourceType: "Bundle", type, entry: [JSON.parse(JSON.stringify(entry).replaceAll("<id>", id))] });
+    await sameAsMissing("POST", () => "", f.patient, tx("transaction", { request: { method: "GET", url: "Patient/<id>" } }));
+    await sameAsMissing("POST", () => "", f.patient, tx("transaction", { request: { method: "DELETE", url: "Patient/<id>" } }));
+    // A batch answers each entry: the entry for A's id is the entry for a missing one.
+    const read = tx("batch", { request: { method: "GET", url: "Patient/<id>" } });
+    const theirs = await call("", { method: "POST", body: read(f.patient), as: B });
+    const none = await call("", { method: "POST", body: read(MISSING), as: B });
+    expect(theirs.status).toBe(200);
+    expect(await outcomeOf(theirs)).toEqual(await outcomeOf(none));
   },
   "GET /$export": (f) => exportAsB(f, "GET", "/$export"),
   "POST /$export": (f) => exportAsB(f, "POST", "/$export"),

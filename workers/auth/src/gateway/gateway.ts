@@ -5,17 +5,22 @@ import { logger } from "../../../../shared/logger";
 import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../../shared/principal";
 import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
 import { parseScopeString } from "../../../../shared/scopes";
-import { clientIp, requireBearer, securityEvent } from "../bearer";
+import { authenticateBearer, clientIp, requireBearer, requireScopes, securityEvent } from "../bearer";
+import type { AccessClaims } from "../tokens/verify";
 import { authConfig } from "../config";
 import { fullPath, SERVICES, type Service } from "./route-table";
+import type { RouteScope } from "./routes/types";
 
 type Ctx = Context<{ Bindings: Env; Variables: AppVariables }>;
 
 /** Headers a client must never be able to pass through to an internal worker. */
 const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host", "x-forwarded-proto"];
 
-/** `principal` is null on public routes: nothing is signed, the worker serves no record there. */
-async function forward(c: Ctx, svc: Service, principal: Principal | null): Promise<Response> {
+/**
+ * `principal` is null on public routes: nothing is signed, the worker serves no record there.
+ * `body`: the bytes already read for a body-scoped route, forwarded unchanged.
+ */
+async function forward(c: Ctx, svc: Service, principal: Principal | null, body?: ArrayBuffer): Promise<Response> {
   const cfg = authConfig(c.env);
   const url = new URL(c.req.url);
   // The service root is forwarded as the table names it, whichever spelling the client used (see gatewayRoutes).
@@ -30,7 +35,7 @@ async function forward(c: Ctx, svc: Service, principal: Principal | null): Promi
   headers.set("x-request-id", c.var.requestId);
   const method = c.req.method;
   const init: RequestInit = { method, headers, redirect: "manual" };
-  if (method !== "GET" && method !== "HEAD") init.body = c.req.raw.body;
+  if (method !== "GET" && method !== "HEAD") init.body = body ?? c.req.raw.body;
   let res: Response;
   try {
     res = await c.env[svc.binding].fetch(new Request(`https://${svc.binding.toLowerCase()}.internal${url.pathname}${url.search}`, init));
@@ -46,6 +51,24 @@ async function forward(c: Ctx, svc: Service, principal: Principal | null): Promi
   if (res.status === 101) return new Response(null, { status: 101, webSocket: res.webSocket, headers: res.headers });
   // Copy so the security-header middleware can set headers on it.
   return new Response(res.body, res);
+}
+
+/**
+ * The token, then the route's scopes. A body-scoped route (a FHIR Bundle) is authenticated
+ * before its body is read (within the app's body limit), then needs every scope the body does;
+ * a body that is not JSON needs the route's own scopes, and the worker refuses it.
+ */
+async function authorize(c: Ctx, route: RouteScope): Promise<{ claims: AccessClaims; body?: ArrayBuffer }> {
+  if (!route.scopesFromBody) return { claims: await requireBearer(c, route.scopes) };
+  const claims = await authenticateBearer(c, route.scopes);
+  const body = await c.req.arrayBuffer();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    parsed = undefined;
+  }
+  return { claims: requireScopes(c, claims, route.scopesFromBody(parsed)), body };
 }
 
 /**
@@ -66,7 +89,7 @@ export function gatewayRoutes() {
         continue;
       }
       app.on(route.method, paths, async (c) => {
-        const claims = await requireBearer(c, route.scopes);
+        const { claims, body } = await authorize(c, route);
         const principal: Principal = {
           sub: claims.sub,
           clientId: claims.client_id,
@@ -81,7 +104,7 @@ export function gatewayRoutes() {
           iat: Math.floor(Date.now() / 1000),
         };
         c.set("principal", principal);
-        return forward(c, svc, principal);
+        return forward(c, svc, principal, body);
       });
     }
   }

@@ -19,6 +19,7 @@ export type AuditAction =
   | "export-cancel"
   | "export-download"
   | "export-disclose"
+  | "bundle"
   | "unknown";
 
 export interface RequestDescription {
@@ -35,6 +36,8 @@ export function safeId(raw: string | undefined): string {
 }
 
 export function describeRequest(method: string, pathname: string): RequestDescription {
+  // A Bundle posted to the base: its entries are recorded one by one; this names a refused Bundle.
+  if (pathname === "/v1/phi") return method === "POST" ? { action: "bundle", resourceType: "Bundle", resourceId: "" } : { action: "unknown", resourceType: "", resourceId: "" };
   const parts = pathname.replace(/^\/v1\/phi\/?/, "").split("/");
   const [type = "", id, sub, vid] = parts;
   const unknown: RequestDescription = { action: "unknown", resourceType: "", resourceId: "" };

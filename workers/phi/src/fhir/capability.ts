@@ -1,3 +1,4 @@
+import { BUNDLE_MAX_ENTRIES } from "./bundle";
 import { INCLUDES, RESOURCE_TYPES, SEARCH_PARAMS, type ResourceType } from "./search-params";
 
 /**
@@ -72,6 +73,16 @@ function resource(routes: readonly ServedRoute[], type: ResourceType) {
   };
 }
 
+/** Whole-system interactions (R4 CapabilityStatement.rest.interaction): Bundles posted to the base. */
+function systemInteractions(routes: readonly ServedRoute[]) {
+  if (!routes.some((r) => r.method === "POST" && r.path === "/v1/phi")) return [];
+  const what = `at most ${BUNDLE_MAX_ENTRIES} entries: POST (ifNoneExist for Patient), PUT and DELETE of Patient (ifMatch), GET (read) of Patient and Observation; phi:read for GET entries, phi:write for the others`;
+  return [
+    { code: "transaction", documentation: `All entries or none, in one D1 batch with one audit record per entry; urn:uuid references resolved; ${what}.` },
+    { code: "batch", documentation: `Each entry on its own, each audited; urn:uuid references between entries are not resolved; ${what}.` },
+  ];
+}
+
 export function capabilityStatement(opts: { routes: readonly ServedRoute[]; base: string; tokenUrl: string; version: string }) {
   const systemExport = exportOperation(opts.routes, "/v1/phi/$export", "export");
   return {
@@ -103,6 +114,7 @@ export function capabilityStatement(opts: { routes: readonly ServedRoute[]; base
         },
         resource: RESOURCE_TYPES.map((t) => resource(opts.routes, t)),
         ...(systemExport.length > 0 ? { operation: systemExport } : {}),
+        interaction: systemInteractions(opts.routes),
         searchParam: [
           { name: "_count", type: "number", documentation: "Page size; above the server's maximum it is capped. 0 returns the total only." },
           { name: "_sort", type: "special", documentation: "_lastUpdated, -_lastUpdated or _id (default)." },

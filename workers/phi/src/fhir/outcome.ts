@@ -84,9 +84,9 @@ export function operationOutcome(err: ApiError, requestId: string | undefined): 
   return { resourceType: "OperationOutcome", issue: [first, ...more] };
 }
 
-/** FHIR routes answer errors as OperationOutcome; health and audit routes as problem+json (RFC 9457). */
+/** FHIR routes (the base, where Bundles are posted, included) answer errors as OperationOutcome; health and audit routes as problem+json (RFC 9457). */
 export function isFhirPath(pathname: string): boolean {
-  return /^\/v1\/phi\/(Patient|Observation|metadata|\$export|\$export-status|\$export-file)(\/|$)/.test(pathname);
+  return /^\/v1\/phi\/?$/.test(pathname) || /^\/v1\/phi\/(Patient|Observation|metadata|\$export|\$export-status|\$export-file)(\/|$)/.test(pathname);
 }
 
 export const renderPhiError: ErrorRenderer = (err: ApiError, c: Context) => {

@@ -1,8 +1,11 @@
+import { BUNDLE_FLOOR_SCOPES, bundleScopes } from "../../../../../shared/bundle-scopes";
 import type { RouteScope } from "./types";
 
 /** `/v1/phi` routes (FHIR R4). */
 export const PHI_ROUTES: readonly RouteScope[] = [
   { method: "GET", path: "/metadata", scopes: [], public: true },
+  // Batch and transaction Bundles: phi:read for GET entries, phi:write for the others.
+  { method: "POST", path: "/", scopes: BUNDLE_FLOOR_SCOPES, scopesFromBody: bundleScopes },
   { method: "POST", path: "/Patient", scopes: ["phi:write"] },
   { method: "GET", path: "/Patient", scopes: ["phi:read"] },
   // Conditional update searches before it writes: it needs read as well (phi checks s, u and c).

@@ -13,6 +13,12 @@ export interface RouteScope {
    * without a bearer check and without a principal. `scopes` must then be empty.
    */
   public?: true;
+  /**
+   * Routes whose needed scopes depend on the body (a FHIR batch/transaction Bundle: each entry
+   * its own): the gateway reads the body (within the body limit), requires every scope this
+   * returns, and forwards the same bytes. `scopes` is then what a body naming no entry needs.
+   */
+  scopesFromBody?: (body: unknown) => readonly string[];
   /** WebSocket upgrade routes (devices sessions and live feeds). */
   websocket?: boolean;
 }

@@ -1,0 +1,238 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { auditRows, call, createPatient, expectValidFhir, json, patient } from "./helpers";
+import { observation, outcomeCode, postBundle, postCounted, tableCounts, txn, urn, type BundleOut } from "./bundle-helpers";
+
+const SSN = "http://hl7.org/fhir/sid/us-ssn";
+
+describe("transaction Bundles (POST /v1/phi)", () => {
+  it("commits every entry in one D1 batch, resolving urn:uuid references, with one audit record per entry", async () => {
+    const p = urn();
+    const before = (await auditRows()).length;
+    const body = txn("transaction", [
+      { fullUrl: urn(), resource: observation(p, "pulse"), request: { method: "POST", url: "Observation" } },
+      { fullUrl: p, resource: patient("Txnfamily"), request: { method: "POST", url: "Patient" } },
+      { resource: observation(p, "weight"), request: { method: "POST", url: "Observation" } },
+    ]);
+    const { res, roundTrips } = await postCounted(body);
+    expect(res.status).toBe(200);
+    // Plain creates need no read: the data and the three records are one batch, one round trip.
+    expect(roundTrips).toBe(1);
+    const out = await json<BundleOut>(res);
+    await expectValidFhir(out);
+    expect(out.type).toBe("transaction-response");
+    const entries = out.entry ?? [];
+    expect(entries.map((e) => e.response.status)).toEqual(["201 Created", "201 Created", "201 Created"]);
+    const patientId = String(entries[1]?.resource?.id);
+    expect(entries[1]?.response.location).toBe(`https://phi.internal/v1/phi/Patient/${patientId}/_history/1`);
+    expect(entries[1]?.response.etag).toBe('W/"1"');
+    expect(entries[1]?.fullUrl).toBe(`https://phi.internal/v1/phi/Patient/${patientId}`);
+    // The placeholder is rewritten to the new Patient everywhere, in what is stored too.
+    for (const i of [0, 2]) {
+      const obsId = String(entries[i]?.resource?.id);
+      expect(entries[i]?.resource?.subject).toEqual({ reference: `Patient/${patientId}` });
+      const stored = await json(await call(`/Observation/${obsId}`));
+      expect(stored.subject).toEqual({ reference: `Patient/${patientId}` });
+    }
+    const search = await json<{ total?: number }>(await call(`/Observation?patient=${patientId}`));
+    expect(search.total).toBe(2);
+    const rows = (await auditRows()).slice(before, before + 3);
+    expect(rows.map((r) => [r.action, r.resource_type, r.outcome])).toEqual([
+      ["create", "Patient", "success"],
+      ["create", "Observation", "success"],
+      ["create", "Observation", "success"],
+    ]);
+    // One request: the three records share its id, and each names the patient concerned.
+    expect(new Set(rows.map((r) => r.request_id)).size).toBe(1);
+    expect(rows.every((r) => r.patient_ids === patientId)).toBe(true);
+  });
+
+  it("processes DELETE, POST, PUT, GET in that order, with If-Match, in one read wave and one write batch", async () => {
+    const keep = await createPatient(patient("Txnorder"));
+    const gone = await createPatient(patient("Txngone"));
+    const updated = { ...keep.resource, gender: "other" };
+    const { res, roundTrips } = await postCounted(
+      txn("transaction", [
+        { request: { method: "GET", url: `Patient/${keep.id}` } },
+        { resource: updated, request: { method: "PUT", url: `Patient/${keep.id}`, ifMatch: 'W/"1"' } },
+        { request: { method: "DELETE", url: `Patient/${gone.id}` } },
+        { resource: observation(`Patient/${keep.id}`), request: { method: "POST", url: "Observation" } },
+      ]),
+    );
+    expect(res.status).toBe(200);
+    expect(roundTrips).toBe(2);
+    const entries = (await json<BundleOut>(res)).entry ?? [];
+    expect(entries.map((e) => e.response.status)).toEqual(["200 OK", "200 OK", "204 No Content", "201 Created"]);
+    // The GET runs last: it sees the update of the same transaction.
+    expect(entries[0]?.resource).toMatchObject({ gender: "other", meta: { versionId: "2" } });
+    expect(entries[1]?.response.etag).toBe('W/"2"');
+    expect(entries[2]?.response.etag).toBe('W/"2"');
+    expect((await call(`/Patient/${gone.id}`)).status).toBe(410);
+    expect(await json(await call(`/Patient/${keep.id}`))).toMatchObject({ gender: "other" });
+  });
+
+  it("conditional create (ifNoneExist): an existing match is the answer and placeholders name it", async () => {
+    const value = `txn-${crypto.randomUUID()}`;
+    const existing = await createPatient(patient("Txncond", "Ann", { identifier: [{ system: SSN, value }] }));
+    const p = urn();
+    const res = await postBundle(
+      txn("transaction", [
+        { fullUrl: p, resource: patient("Txncond", "Ann", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist: `identifier=${SSN}|${value}` } },
+        { resource: observation(p), request: { method: "POST", url: "Observation" } },
+      ]),
+    );
+    expect(res.status).toBe(200);
+    const entries = (await json<BundleOut>(res)).entry ?? [];
+    expect(entries[0]?.response.status).toBe("200 OK");
+    expect(entries[0]?.resource?.id).toBe(existing.id);
+    expect(entries[1]?.resource?.subject).toEqual({ reference: `Patient/${existing.id}` });
+  });
+
+  it("Prefer: return=minimal leaves resources out, return=OperationOutcome puts an outcome in each response", async () => {
+    const minimal = await postBundle(txn("transaction", [{ resource: patient("Txnpref"), request: { method: "POST", url: "Patient" } }]), { headers: { prefer: "return=minimal" } });
+    const m = (await json<BundleOut>(minimal)).entry?.[0];
+    expect(m?.resource).toBeUndefined();
+    expect(m?.response.location).toMatch(/\/Patient\/[0-9a-f-]{36}\/_history\/1$/);
+    const oo = await postBundle(txn("transaction", [{ resource: patient("Txnpref"), request: { method: "POST", url: "Patient" } }]), { headers: { prefer: "return=OperationOutcome" } });
+    const o = await json<BundleOut>(oo);
+    await expectValidFhir(o);
+    expect(o.entry?.[0]?.response.outcome?.issue[0]?.code).toBe("informational");
+  });
+});
+
+describe("a transaction with a failing entry changes nothing", () => {
+  async function expectRefused(body: unknown, status: number, code: string, scopes?: string[]): Promise<void> {
+    const before = await tableCounts();
+    const seqBefore = (await auditRows()).at(-1)?.seq ?? 0;
+    const res = await postBundle(body, scopes ? { scopes } : {});
+    expect(res.status, code).toBe(status);
+    expect(await outcomeCode(res)).toBe(code);
+    const after = await tableCounts();
+    // No data and no entry record: only the refused request itself is recorded (one row, action bundle).
+    expect(after.resource_versions).toBe(before.resource_versions);
+    expect(after.search_index).toBe(before.search_index);
+    const added = (await auditRows()).filter((r) => r.seq > seqBefore);
+    expect(added.map((r) => [r.action, r.resource_type, r.outcome, r.reason])).toEqual([["bundle", "Bundle", status === 403 ? "denied" : "failed", code]]);
+  }
+
+  it("a version conflict (If-Match), a missing resource, a deleted one: 412, 404, 410", async () => {
+    const { id, resource } = await createPatient(patient("Txnrollback"));
+    const create = { fullUrl: urn(), resource: patient("Txnneverstored"), request: { method: "POST", url: "Patient" } };
+    await expectRefused(txn("transaction", [create, { resource, request: { method: "PUT", url: `Patient/${id}`, ifMatch: 'W/"7"' } }]), 412, "version_mismatch");
+    await expectRefused(txn("transaction", [create, { request: { method: "DELETE", url: `Patient/${crypto.randomUUID()}` } }]), 404, "not_found");
+    expect((await call(`/Patient/${id}`, { method: "DELETE" })).status).toBe(204);
+    await expectRefused(txn("transaction", [create, { request: { method: "GET", url: `Patient/${id}` } }]), 410, "gone");
+    const search = await json<{ total?: number }>(await call("/Patient?family=Txnneverstored"));
+    expect(search.total).toBe(0);
+  });
+
+  it("an unresolved reference, a duplicate fullUrl, an unknown subject, two changes of one resource, an invalid resource", async () => {
+    const { id, resource } = await createPatient(patient("Txnbad"));
+    const p = urn();
+    const create = { fullUrl: p, resource: patient("Txnneverstored"), request: { method: "POST", url: "Patient" } };
+    await expectRefused(txn("transaction", [create, { resource: observation(urn()), request: { method: "POST", url: "Observation" } }]), 422, "unresolved_reference");
+    await expectRefused(txn("transaction", [create, { ...create }]), 400, "duplicate_fullurl");
+    await expectRefused(txn("transaction", [create, { resource: observation(`Patient/${crypto.randomUUID()}`), request: { method: "POST", url: "Observation" } }]), 422, "unknown_subject");
+    // The subject deleted by the same transaction (DELETE runs first) is no longer live.
+    await expectRefused(
+      txn("transaction", [{ resource: observation(`Patient/${id}`), request: { method: "POST", url: "Observation" } }, { request: { method: "DELETE", url: `Patient/${id}` } }]),
+      422,
+      "unknown_subject",
+    );
+    await expectRefused(txn("transaction", [{ resource, request: { method: "PUT", url: `Patient/${id}` } }, { request: { method: "DELETE", url: `Patient/${id}` } }]), 400, "duplicate_target");
+    const res = await postBundle(txn("transaction", [create, { resource: { ...patient("Txnbad"), birthDate: "yesterday" }, request: { method: "POST", url: "Patient" } }]));
+    expect(res.status).toBe(400);
+    const outcome = await json<{ issue: { expression?: string[] }[] }>(res);
+    await expectValidFhir(outcome);
+    expect(outcome.issue.flatMap((i) => i.expression ?? [])).toContain("Bundle.entry[1].resource.birthDate");
+    expect(JSON.stringify(outcome)).not.toContain("yesterday");
+    // Observation has no update or delete here; HEAD and PATCH are not offered in Bundles.
+    await expectRefused(txn("transaction", [create, { request: { method: "DELETE", url: `Observation/${crypto.randomUUID()}` } }]), 405, "method_not_allowed");
+    await expectRefused(txn("transaction", [create, { request: { method: "PATCH", url: `Patient/${id}` } }]), 405, "method_not_allowed");
+  });
+
+  it("two transactions updating the same version at once: one commits, the other is a 409 and writes nothing", async () => {
+    const { id, resource } = await createPatient(patient("Txnrace"));
+    const update = (gender: string) =>
+      postBundle(
+        txn("transaction", [
+          { resource: patient("Txnracenew"), request: { method: "POST", url: "Patient" } },
+          { resource: { ...resource, gender }, request: { method: "PUT", url: `Patient/${id}` } },
+        ]),
+      );
+    const answers = await Promise.all([update("male"), update("other"), update("unknown")]);
+    const statuses = answers.map((r) => r.status);
+    // Each commits whole (it read the version after the one before it) or loses the race whole.
+    expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
+    const winners = statuses.filter((s) => s === 200).length;
+    expect(winners).toBeGreaterThan(0);
+    for (const r of answers) if (r.status !== 200) expect(await outcomeCode(r)).toBe("version_conflict");
+    // Versions never fork; a losing transaction left neither its update nor its create.
+    const versions = await env.DB.prepare("SELECT COUNT(*) AS n FROM resource_versions WHERE id = ?").bind(id).first<{ n: number }>();
+    expect(versions?.n).toBe(1 + winners);
+    expect((await json<{ total?: number }>(await call("/Patient?family=Txnracenew"))).total).toBe(winners);
+  });
+
+  it("a token without phi:write cannot write through a transaction: 403, nothing changes", async () => {
+    const create = { resource: patient("Txnreadonly"), request: { method: "POST", url: "Patient" } };
+    await expectRefused(txn("transaction", [create]), 403, "insufficient_scope", ["phi:read"]);
+    // Reads alone pass with phi:read.
+    const { id } = await createPatient(patient("Txnreadonly"));
+    const read = await postBundle(txn("transaction", [{ request: { method: "GET", url: `Patient/${id}` } }]), { scopes: ["phi:read"] });
+    expect(read.status).toBe(200);
+    await expectRefused(txn("transaction", [{ request: { method: "GET", url: `Patient/${id}` } }]), 403, "insufficient_scope", ["phi:write"]);
+  });
+});
+
+describe("malformed Bundles and limits", () => {
+  it("anything but a transaction or batch Bundle is a 400 OperationOutcome; more than 100 entries a 413", async () => {
+    const bad: unknown[] = [
+      { resourceType: "Patient" },
+      { resourceType: "Bundle", type: "collection", entry: [] },
+      { resourceType: "Bundle", type: "transaction", entry: [{ resource: patient("X") }] },
+      { resourceType: "Bundle", type: "transaction", entry: [{ request: { method: "GET", url: "Patient/x" }, response: { status: "200" } }] },
+      { resourceType: "Bundle", type: "transaction", entry: {} },
+      { resourceType: "Bundle", type: "transaction", unknown: 1 },
+    ];
+    for (const body of bad) {
+      const res = await postBundle(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      await expectValidFhir(await json(res));
+    }
+    const raw = await call("", { method: "POST", raw: "{not json" });
+    expect(raw.status).toBe(400);
+    expect(await json(raw)).toMatchObject({ resourceType: "OperationOutcome" });
+    const many = txn("transaction", Array.from({ length: 101 }, () => ({ resource: patient("Txnmany"), request: { method: "POST", url: "Patient" } })));
+    const before = await tableCounts();
+    const res = await postBundle(many);
+    expect(res.status).toBe(413);
+    expect(await outcomeCode(res)).toBe("too_many_entries");
+    expect((await tableCounts()).resource_versions).toBe(before.resource_versions);
+  });
+
+  it("100 entries commit in one batch (within D1's per-statement limits)", async () => {
+    const p = urn();
+    const entries = [
+      { fullUrl: p, resource: patient("Txnhundred"), request: { method: "POST", url: "Patient" } },
+      ...Array.from({ length: 99 }, (_, i) => ({ resource: observation(p, `obs ${i}`), request: { method: "POST", url: "Observation" } })),
+    ];
+    const { res, roundTrips } = await postCounted(txn("transaction", entries));
+    expect(res.status).toBe(200);
+    expect(roundTrips).toBe(1);
+    const out = (await json<BundleOut>(res)).entry ?? [];
+    expect(out).toHaveLength(100);
+    const patientId = String(out[0]?.resource?.id);
+    const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM phi_audit WHERE action = 'create' AND resource_type = 'Observation' AND patient_ids = ?")
+      .bind(patientId)
+      .first<{ n: number }>();
+    expect(n?.n).toBe(99);
+  });
+
+  it("an empty transaction answers an empty transaction-response", async () => {
+    const res = await postBundle(txn("transaction", []));
+    expect(res.status).toBe(200);
+    const out = await json<BundleOut>(res);
+    expect(out).toMatchObject({ resourceType: "Bundle", type: "transaction-response" });
+    expect(out.entry).toBeUndefined();
+  });
+});
