@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { randomToken, sha256Hex, timingSafeEqualStr } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
 import { allowedScopes } from "../../../shared/scopes";
+import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
 import type { AuthConfig } from "./config";
 import type { JWK } from "jose";
 import { storedKeys } from "./client-keys";
@@ -165,6 +166,7 @@ export class ClientStore {
       disabledAt: null,
       authMethod: input.authMethod ?? "client_secret_basic",
       jwks: asymmetric ? JSON.stringify(input.jwks ?? []) : null,
+      tenantId: DEFAULT_TENANT_ID,
     };
     await this.orm.insert(clients).values(row);
     return { client: fromRow(row), secret };

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ProblemSchema } from "../../../../shared/openapi";
 import { CreateClient, EventsQuery, ListQuery } from "../routes/admin";
+import { registerTenantPaths } from "./tenants-doc";
 
 /**
  * The gateway's own routes in the OpenAPI document. The admin routes reuse the
@@ -164,6 +165,7 @@ export function authDocument(): Record<string, unknown> {
       }),
     );
   }
+  registerTenantPaths(r);
   r.registerPath(createRoute({ method: "get", path: "/admin/keys", summary: "Signing and verification key ids", security: bearer("admin"), responses: { 200: json("Keys", Json), 401: problem("No token"), 403: problem("Needs admin") } }));
   r.registerPath(
     createRoute({

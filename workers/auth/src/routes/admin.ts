@@ -43,7 +43,7 @@ export const EventsQuery = ListQuery.extend({
   cursor: z.coerce.number().int().min(1).optional(),
 });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new ApiError(400, "invalid_request", "The request is not valid.", {
@@ -53,7 +53,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   return r.data;
 }
 
-async function jsonBody(c: { req: { header(n: string): string | undefined; json(): Promise<unknown> } }): Promise<unknown> {
+export async function jsonBody(c: { req: { header(n: string): string | undefined; json(): Promise<unknown> } }): Promise<unknown> {
   if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("application/json")) {
     throw new ApiError(415, "unsupported_media_type", "Send application/json.");
   }
