@@ -1,5 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { ProblemSchema } from "../../../../shared/openapi";
+import { OffboardTenant } from "../offboard";
 import { CreateTenant, TenantIdParam, TenantListQuery } from "../routes/tenants";
 
 const Tenant = z
@@ -15,6 +16,16 @@ const Tenant = z
     offboard_reason: z.string().nullable(),
   })
   .openapi("Tenant");
+
+const Offboarded = z
+  .object({
+    tenant: Tenant,
+    clients_disabled: z.number().int().openapi({ description: "Clients of the tenant this call disabled" }),
+    tokens_refused_within_ms: z.number().int().openapi({ description: "Their outstanding tokens are refused by every gateway isolate within this bound" }),
+    data_keys_destroyed: z.boolean().openapi({ description: "Whether the data services destroyed the tenant's data keys (crypto-shredding; not built yet: false)" }),
+    data_services: z.array(z.string()),
+  })
+  .openapi("TenantOffboarded");
 
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
 const json = (description: string, schema: z.ZodType) => ({ description, content: { "application/json": { schema } } });
@@ -51,6 +62,23 @@ export function registerTenantPaths(r: OpenAPIHono["openAPIRegistry"]): void {
       security,
       request: { params: TenantIdParam },
       responses: { 200: json("The tenant", Tenant), ...platformOnly, 404: problem("No such tenant") },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "delete",
+      path: "/admin/tenants/{id}",
+      summary: "Offboard a tenant: disable its clients, refuse their tokens, record who, when and why (it stays listed as offboarded)",
+      security,
+      request: { params: TenantIdParam, body: { content: { "application/json": { schema: OffboardTenant } }, required: true } },
+      responses: {
+        200: json("Offboarded", Offboarded),
+        400: problem("Invalid reason"),
+        ...platformOnly,
+        404: problem("No such tenant"),
+        409: problem("The default tenant, or already offboarded"),
+        415: problem("Not JSON"),
+      },
     }),
   );
 }

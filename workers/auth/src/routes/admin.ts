@@ -3,11 +3,13 @@ import { z } from "zod";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { isScopeToken, ROLES } from "../../../../shared/scopes";
+import { TENANT_ID_PATTERN } from "../../../../shared/tenants";
 import { requireBearer } from "../bearer";
 import { Jwks, privateMemberIssue, publicMembers, unusableKeys } from "../client-keys";
 import { AUTH_METHODS, ClientStore, clientView } from "../clients";
 import { authConfig, viewOptions } from "../config";
 import { noteClientsDisabled } from "../revocation/view";
+import { adminCaller, newClientTenant } from "../tenant-access";
 import { loadKeySet } from "../tokens/keys";
 
 const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
@@ -24,6 +26,11 @@ export const CreateClient = z
     token_endpoint_auth_method: z.enum(AUTH_METHODS).optional(),
     /** RFC 7591 2: public keys by value, required with (and only with) `private_key_jwt`. */
     jwks: Jwks.optional(),
+    /**
+     * The tenant the client acts in. A platform admin: any existing tenant, `null` for a platform
+     * client, omitted for the default tenant. A tenant admin: its own tenant (the default when omitted).
+     */
+    tenant_id: z.string().regex(TENANT_ID_PATTERN).nullable().optional(),
   })
   .strict()
   .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" })
@@ -65,7 +72,7 @@ export async function jsonBody(c: { req: { header(n: string): string | undefined
 }
 
 app.post("/admin/clients", async (c) => {
-  const caller = await requireBearer(c, ["admin"]);
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
   const body = await jsonBody(c);
   // Keys by URL would make the token endpoint fetch a client-chosen URL: by value only, for now.
   if (typeof body === "object" && body !== null && "jwks_uri" in body) {
@@ -81,7 +88,9 @@ app.post("/admin/clients", async (c) => {
       extra: { errors: [{ path: "jwks.keys", message: "a key is not a valid public key for its type and curve" }] },
     });
   }
+  const tenantId = newClientTenant(caller, input.tenant_id);
   const { client, secret } = await new ClientStore(c.env.DB, authConfig(c.env)).create({
+    tenantId,
     name: input.name,
     roles: input.roles,
     scopes: input.scopes,
@@ -96,16 +105,16 @@ app.post("/admin/clients", async (c) => {
 });
 
 app.get("/admin/clients", async (c) => {
-  await requireBearer(c, ["admin"]);
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
   const q = parse(ListQuery, c.req.query());
-  const rows = await new ClientStore(c.env.DB, authConfig(c.env)).list(q.limit + 1, q.cursor);
+  const rows = await new ClientStore(c.env.DB, authConfig(c.env)).list(q.limit + 1, q.cursor, caller.tenantId);
   const page = rows.slice(0, q.limit);
   return c.json({ data: page.map(clientView), next_cursor: rows.length > q.limit ? page.at(-1)?.id : null });
 });
 
 app.get("/admin/clients/:id", async (c) => {
-  await requireBearer(c, ["admin"]);
-  const client = await new ClientStore(c.env.DB, authConfig(c.env)).get(c.req.param("id"));
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
+  const client = await new ClientStore(c.env.DB, authConfig(c.env)).get(c.req.param("id"), caller.tenantId);
   if (!client) throw new ApiError(404, "client_not_found", "No client has this id.");
   return c.json(clientView(client));
 });
@@ -115,8 +124,8 @@ app.get("/admin/clients/:id", async (c) => {
  * at once in this isolate and within the revocation bound in every other.
  */
 app.delete("/admin/clients/:id", async (c) => {
-  await requireBearer(c, ["admin"]);
-  const client = await new ClientStore(c.env.DB, authConfig(c.env)).disable(c.req.param("id"));
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
+  const client = await new ClientStore(c.env.DB, authConfig(c.env)).disable(c.req.param("id"), caller.tenantId);
   noteClientsDisabled([client.id], viewOptions(c.env), Date.now());
   return c.json(clientView(client));
 });
@@ -129,10 +138,15 @@ app.get("/admin/keys", async (c) => {
 });
 
 app.get("/admin/security-events", async (c) => {
-  await requireBearer(c, ["audit:read"]);
+  const caller = adminCaller(await requireBearer(c, ["audit:read"]));
   const q = parse(EventsQuery, c.req.query());
   const where: string[] = [];
   const binds: (string | number)[] = [];
+  // A tenant's auditor sees the events of its own tenant's clients only; a platform caller sees all.
+  if (caller.tenantId !== null) {
+    where.push("client_id IN (SELECT id FROM clients WHERE tenant_id = ?)");
+    binds.push(caller.tenantId);
+  }
   if (q.cursor) {
     where.push("id < ?");
     binds.push(q.cursor);

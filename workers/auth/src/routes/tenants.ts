@@ -3,7 +3,10 @@ import { z } from "zod";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { TENANT_ID_PATTERN } from "../../../../shared/tenants";
-import { authConfig } from "../config";
+import { securityEvent } from "../bearer";
+import { authConfig, viewOptions } from "../config";
+import { destroyTenantDataKeys, offboardTenant, OffboardTenant } from "../offboard";
+import { noteClientsDisabled } from "../revocation/view";
 import { requirePlatformAdmin } from "../tenant-access";
 import { TenantStore, tenantView } from "../tenants";
 import { jsonBody, parse } from "./admin";
@@ -17,8 +20,17 @@ const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
  */
 export const TENANT_NAME_PATTERN = /^[\p{L}\p{N}](?:[\p{L}\p{N}\p{M} .,&'()/_+-]{0,98}[\p{L}\p{N}\p{M}.)])?$/u;
 
+// A refinement, not `.regex()`: the OpenAPI generator writes a `u`-flag pattern with its flags appended, which no
+// client could use; the rule is in the description instead.
 export const CreateTenant = z
-  .object({ name: z.string().min(1).max(100).regex(TENANT_NAME_PATTERN, { message: "letters, digits, spaces and . , & ' ( ) / _ + - only" }) })
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .refine((v) => TENANT_NAME_PATTERN.test(v), { message: "letters, digits, spaces and . , & ' ( ) / _ + - only" })
+      .describe("Letters and digits of any script, spaces and . , & ' ( ) / _ + -; starts with a letter or digit; unique, compared case-insensitively"),
+  })
   .strict();
 
 export const TenantListQuery = z.object({
@@ -53,6 +65,30 @@ app.get("/admin/tenants/:id", async (c) => {
   const tenant = await new TenantStore(c.env.DB).get(c.req.param("id"));
   if (!tenant) throw notFound();
   return c.json(tenantView(tenant));
+});
+
+/**
+ * Offboards a tenant (README "Offboarding"): marks it, disables its clients (their tokens are
+ * refused at once here and within the revocation bound everywhere), records a security event,
+ * then hands over to the data services' key destruction.
+ */
+app.delete("/admin/tenants/:id", async (c) => {
+  const caller = await requirePlatformAdmin(c);
+  const input = parse(OffboardTenant, await jsonBody(c));
+  const id = c.req.param("id");
+  if (!TENANT_ID_PATTERN.test(id)) throw notFound();
+  const done = await offboardTenant(c.env.DB, { id, by: caller.sub, reason: input.reason, now: new Date() });
+  const cfg = authConfig(c.env);
+  noteClientsDisabled(done.disabledClients, viewOptions(c.env), Date.now());
+  securityEvent(c, "tenant_offboarded", { clientId: caller.clientId, reason: `tenant ${done.tenant.id}: ${done.disabledClients.length} clients disabled` });
+  const data = await destroyTenantDataKeys(c.env, done.tenant);
+  return c.json({
+    tenant: tenantView(done.tenant),
+    clients_disabled: done.disabledClients.length,
+    tokens_refused_within_ms: cfg.REVOCATION_REFRESH_MS,
+    data_keys_destroyed: data.keysDestroyed,
+    data_services: data.services,
+  });
 });
 
 export default app;
