@@ -7,11 +7,13 @@ CREATE TABLE `tenants` (
 	`created_by` text NOT NULL,
 	`offboarded_at` text,
 	`offboarded_by` text,
-	`offboard_reason` text
+	`offboard_reason` text,
+	`tokens_not_before` integer
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `tenants_name_key` ON `tenants` (`name_key`);--> statement-breakpoint
 CREATE INDEX `tenants_shard` ON `tenants` (`shard`);--> statement-breakpoint
+CREATE INDEX `tenants_tokens_not_before` ON `tenants` (`tokens_not_before`);--> statement-breakpoint
 ALTER TABLE `clients` ADD `tenant_id` text;--> statement-breakpoint
 CREATE INDEX `clients_tenant_id` ON `clients` (`tenant_id`,`id`);--> statement-breakpoint
 -- Data (added by hand after drizzle-kit's output): the default tenant, on PHI shard 0, holds every

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ApiError } from "../../../shared/errors";
 import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
+import { noteTenantCutoff } from "./revocation/view";
 import { TenantStore, type Tenant } from "./tenants";
 
 const REASON_PATTERN = /^[^\s\p{Cc}\p{Cf}](?:[^\p{Cc}\p{Cf}]{0,498}[^\s\p{Cc}\p{Cf}])?$/u;
@@ -44,7 +45,8 @@ export interface Offboarded {
 /**
  * Marks the tenant offboarded and disables every client of it, in one D1 batch (one transaction):
  * from then on its clients get no token (`clients.disabled`, and the client insert checks the tenant),
- * and their outstanding tokens are refused through the revocation view like any disabled client's.
+ * and their outstanding tokens are refused through the revocation view like any disabled client's (and
+ * by the tenant's token cut-off, `tokens_not_before`).
  */
 export async function offboardTenant(db: D1Database, input: { id: string; by: string; reason: string; now: Date }): Promise<Offboarded> {
   if (input.id === DEFAULT_TENANT_ID) {
@@ -54,13 +56,19 @@ export async function offboardTenant(db: D1Database, input: { id: string; by: st
   const existing = await store.get(input.id);
   if (!existing) throw new ApiError(404, "tenant_not_found", "No tenant has this id.");
   const at = input.now.toISOString();
+  // Also a tenant cut-off, as a shard move makes: the tenant's tokens are refused even apart from its clients.
+  const cutoff = Math.floor(input.now.getTime() / 1000) + 1;
   const [marked, disabled] = await db.batch<{ id: string }>([
     db
-      .prepare("UPDATE tenants SET offboarded_at = ?1, offboarded_by = ?2, offboard_reason = ?3 WHERE id = ?4 AND offboarded_at IS NULL RETURNING id")
-      .bind(at, input.by, input.reason, input.id),
+      .prepare(
+        `UPDATE tenants SET offboarded_at = ?1, offboarded_by = ?2, offboard_reason = ?3, tokens_not_before = MAX(COALESCE(tokens_not_before, 0), ?5)
+         WHERE id = ?4 AND offboarded_at IS NULL RETURNING id`,
+      )
+      .bind(at, input.by, input.reason, input.id, cutoff),
     db.prepare("UPDATE clients SET disabled = 1, disabled_at = ?1 WHERE tenant_id = ?2 AND disabled = 0 RETURNING id").bind(at, input.id),
   ]);
   if (marked?.results.length !== 1) throw new ApiError(409, "tenant_offboarded", "This tenant is already offboarded.");
+  noteTenantCutoff(input.id, cutoff);
   return {
     tenant: { ...existing, offboardedAt: at, offboardedBy: input.by, offboardReason: input.reason },
     disabledClients: (disabled?.results ?? []).map((r) => r.id),

@@ -1,5 +1,6 @@
 import { randomToken } from "../../../shared/crypto";
 import { PLATFORM_TENANT_ID, TENANT_ID_PATTERN } from "../../../shared/tenants";
+import { noteTenantCutoff } from "./revocation/view";
 
 /** A stored tenant (an organization): never `ten_platform`, which only names platform clients. */
 export interface Tenant {
@@ -100,6 +101,23 @@ export class TenantStore {
     if (!isStorableTenantId(id)) return undefined;
     const row = await this.db.prepare(`SELECT ${COLUMNS} FROM tenants WHERE id = ?`).bind(id).first<TenantRow>();
     return row ? fromRow(row) : undefined;
+  }
+
+  /**
+   * Revokes every token of the tenant issued so far (README "Tenants": after moving it to another
+   * shard its older tokens name the old one): `tokens_not_before` becomes the next second, so a token
+   * issued in this very second is refused too and its client asks again a second later. Refused at
+   * once in this isolate and introspection, within the revocation bound in every other isolate.
+   * Resolves to the cut-off, or undefined when no tenant has this id.
+   */
+  async revokeTokens(id: string, nowMs: number): Promise<number | undefined> {
+    if (!isStorableTenantId(id)) return undefined;
+    const row = await this.db
+      .prepare("UPDATE tenants SET tokens_not_before = MAX(COALESCE(tokens_not_before, 0), ?1) WHERE id = ?2 RETURNING tokens_not_before")
+      .bind(Math.floor(nowMs / 1000) + 1, id)
+      .first<{ tokens_not_before: number }>();
+    if (row) noteTenantCutoff(id, row.tokens_not_before);
+    return row?.tokens_not_before;
   }
 
   /** Keyset paging by id: `after` is the last id of the previous page. */

@@ -55,8 +55,14 @@ export const tenants = sqliteTable(
     offboardedAt: text("offboarded_at"),
     offboardedBy: text("offboarded_by"),
     offboardReason: text("offboard_reason"),
+    /**
+     * Unix seconds: every token of this tenant issued before it is revoked (`revokeTenantTokens`: a shard
+     * move, an offboarding). The gateway's revocation view loads recent ones, as it does disabled clients.
+     */
+    tokensNotBefore: integer("tokens_not_before"),
   },
-  (t) => [uniqueIndex("tenants_name_key").on(t.nameKey), index("tenants_shard").on(t.shard)],
+  // tokens_not_before: the gateway's view reads the recent cut-offs on every refresh.
+  (t) => [uniqueIndex("tenants_name_key").on(t.nameKey), index("tenants_shard").on(t.shard), index("tenants_tokens_not_before").on(t.tokensNotBefore)],
 );
 
 /**
