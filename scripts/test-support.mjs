@@ -133,6 +133,13 @@ export function faultWorkers() {
       compatibilityDate: "2025-01-01",
       script: `export default { async fetch(req) { await req.body?.cancel(); throw new Error("${FAULT_DETAIL}: connection string in the stack"); } };`,
     },
+    // Answers with the principal header the gateway attached, for tests that check what it signs.
+    {
+      name: "principal-echo",
+      modules: true,
+      compatibilityDate: "2025-01-01",
+      script: `export default { async fetch(req) { await req.body?.cancel(); return Response.json({ principal: req.headers.get("x-gateway-principal") }); } };`,
+    },
   ];
 }
 

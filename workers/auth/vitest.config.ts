@@ -42,7 +42,8 @@ export default defineConfig(async () => {
             ...faultWorkers(),
           ],
           // Fault tests: a real service binding to an upstream that crashes (swapped in for one request).
-          serviceBindings: { FAULT_THROWS: "fault-throws" },
+          // And one that echoes the principal the gateway signed (test/tenant-clients.test.ts).
+          serviceBindings: { FAULT_THROWS: "fault-throws", PRINCIPAL_ECHO: "principal-echo" },
         },
       }),
     ],

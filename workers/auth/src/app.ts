@@ -6,6 +6,7 @@ import { gatewayRoutes } from "./gateway/gateway";
 import adminRoutes from "./routes/admin";
 import oauthRoutes from "./routes/oauth";
 import openapiRoutes from "./routes/openapi";
+import tenantRoutes from "./routes/tenants";
 import wellKnownRoutes from "./routes/well-known";
 
 export function buildApp() {
@@ -43,6 +44,7 @@ export function buildApp() {
   app.route("/", wellKnownRoutes);
   app.route("/", oauthRoutes);
   app.route("/", adminRoutes);
+  app.route("/", tenantRoutes);
   app.route("/", openapiRoutes);
   app.route("/", docsRoutes);
   app.route("/", gatewayRoutes());

@@ -92,11 +92,14 @@ export async function checkToken(
   if (!r.ok) return r;
   const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
   const row = await env.DB.prepare(
-    "SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked, (SELECT disabled FROM clients WHERE id = ?2) AS disabled",
+    `SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked, (SELECT disabled FROM clients WHERE id = ?2) AS disabled,
+     (SELECT tokens_not_before FROM tenants WHERE id = ?3) AS cutoff`,
   )
-    .bind(r.claims.jti, r.claims.client_id)
-    .first<{ revoked: number; disabled: number | null }>();
+    .bind(r.claims.jti, r.claims.client_id, r.claims.tenant_id ?? null)
+    .first<{ revoked: number; disabled: number | null; cutoff: number | null }>();
   if (row?.revoked) return { ok: false, reason: "revoked" };
+  // The tenant's tokens issued before its cut-off (a shard move, an offboarding) are revoked.
+  if (row?.cutoff !== null && row?.cutoff !== undefined && r.claims.iat < row.cutoff) return { ok: false, reason: "revoked" };
   // A deleted or disabled client's tokens are inactive at once, not at expiry.
   if (!isBootstrap && (row?.disabled === null || row?.disabled === undefined || row.disabled)) {
     return { ok: false, reason: "client_disabled" };
@@ -119,7 +122,7 @@ export async function checkGatewayToken(
   const r = await verifySigned(env, token, Math.floor(nowMs / 1000));
   if (!r.ok) return r;
   const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
-  const v = await checkRevocation(env.DB, ctx, viewOptions(env), { jti: r.claims.jti, clientId: r.claims.client_id, isBootstrap }, nowMs);
+  const v = await checkRevocation(env.DB, ctx, viewOptions(env), { jti: r.claims.jti, clientId: r.claims.client_id, isBootstrap, tenantId: r.claims.tenant_id, iat: r.claims.iat }, nowMs);
   return v.ok ? r : v;
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { envInt, EnvironmentName, parseConfig } from "../../../shared/config";
 import { SCOPES } from "../../../shared/scopes";
+import { MAX_SHARDS } from "../../../shared/tenants";
 import type { ViewOptions } from "./revocation/view";
 
 const Schema = z.object({
@@ -28,6 +29,8 @@ const Schema = z.object({
   JWKS_URI_ALLOW_HTTP_LOOPBACK: z.enum(["true", "false"]).optional().default("false"),
   /** Space-separated scopes of the bootstrap client (default: every scope). */
   BOOTSTRAP_CLIENT_SCOPES: z.string().optional(),
+  /** PHI databases new tenants are spread over (shards 0 .. PHI_SHARDS-1; README "Tenants"). */
+  PHI_SHARDS: envInt(4).pipe(z.number().int().min(1).max(MAX_SHARDS)),
 });
 
 export type AuthConfig = z.output<typeof Schema> & { bootstrapScopes: string[] };

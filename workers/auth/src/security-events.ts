@@ -11,7 +11,8 @@ export type SecurityEventType =
   | "token_client_disabled"
   | "token_invalid_claims"
   | "scope_denied"
-  | "principal_header_spoofed";
+  | "principal_header_spoofed"
+  | "tenant_offboarded";
 
 export type Severity = "low" | "medium" | "high";
 
@@ -27,6 +28,7 @@ const SEVERITY: Record<SecurityEventType, Severity> = {
   token_invalid_claims: "medium",
   scope_denied: "medium",
   principal_header_spoofed: "high",
+  tenant_offboarded: "high",
 };
 
 export interface SecurityEvent {

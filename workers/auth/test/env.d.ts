@@ -15,6 +15,8 @@ declare global {
       DEVICES_DB: D1Database;
       /** Fault tests: an upstream that crashes, a database without its tables, the crash's marker text. */
       FAULT_THROWS: Fetcher;
+      /** A worker that answers `{ principal }`: the principal header the gateway attached. */
+      PRINCIPAL_ECHO: Fetcher;
       FAULT_DB: D1Database;
       FAULT_DETAIL: string;
       /** Base URL of the test OTLP receiver phi exports to (test/fixtures/otlp.mjs): GET /_counts, /_find. */

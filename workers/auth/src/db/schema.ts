@@ -27,9 +27,44 @@ export const clients = sqliteTable(
     jwks: text("jwks"),
     /** RFC 7591 2 `jwks_uri`: where a `private_key_jwt` client publishes its keys (instead of `jwks`). */
     jwksUri: text("jwks_uri"),
+    /** The tenant the client acts in; null for a platform client (no organization, e.g. an operator's admin). */
+    tenantId: text("tenant_id"),
   },
   // disabled_at: the gateway's view loads the clients disabled recently (their tokens may still be live).
-  (t) => [index("clients_device_id").on(t.deviceId), index("clients_disabled_at").on(t.disabledAt)],
+  // tenant_id: a tenant admin's list and offboarding's "every client of the tenant" read by it.
+  (t) => [
+    index("clients_device_id").on(t.deviceId),
+    index("clients_disabled_at").on(t.disabledAt),
+    index("clients_tenant_id").on(t.tenantId, t.id),
+  ],
+);
+
+/**
+ * Tenants: organizations whose data no other tenant can reach (README "Tenants"). `ten_platform`
+ * (platform clients) is never a row. `shard` is the PHI database the tenant was placed on when
+ * created. An offboarded tenant stays, with who offboarded it, when and why.
+ */
+export const tenants = sqliteTable(
+  "tenants",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    /** The name folded for uniqueness (NFKC, lower case, single spaces): "ACME  Health" = "acme health". */
+    nameKey: text("name_key").notNull(),
+    shard: integer("shard").notNull(),
+    createdAt: text("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    offboardedAt: text("offboarded_at"),
+    offboardedBy: text("offboarded_by"),
+    offboardReason: text("offboard_reason"),
+    /**
+     * Unix seconds: every token of this tenant issued before it is revoked (`revokeTenantTokens`: a shard
+     * move, an offboarding). The gateway's revocation view loads recent ones, as it does disabled clients.
+     */
+    tokensNotBefore: integer("tokens_not_before"),
+  },
+  // tokens_not_before: the gateway's view reads the recent cut-offs on every refresh.
+  (t) => [uniqueIndex("tenants_name_key").on(t.nameKey), index("tenants_shard").on(t.shard), index("tenants_tokens_not_before").on(t.tokensNotBefore)],
 );
 
 /**

@@ -3,7 +3,7 @@ import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { logger } from "../../../../shared/logger";
 import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../../shared/principal";
-import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
+import { PLATFORM_TENANT_ID } from "../../../../shared/tenants";
 import { parseScopeString } from "../../../../shared/scopes";
 import { authenticateBearer, clientIp, requireBearer, requireScopes, securityEvent } from "../bearer";
 import type { AccessClaims } from "../tokens/verify";
@@ -96,9 +96,9 @@ export function gatewayRoutes() {
           roles: claims.roles,
           scopes: parseScopeString(claims.scope),
           tokenId: claims.jti,
-          // Until tokens carry a tenant claim every client acts in the default tenant, on shard 0.
-          tenantId: DEFAULT_TENANT_ID,
-          shard: 0,
+          // From the signed token, so no D1 read: a platform client (no claim) owns no data anywhere.
+          tenantId: claims.tenant_id ?? PLATFORM_TENANT_ID,
+          shard: claims.tenant_shard ?? 0,
           ...(claims.device_id ? { deviceId: claims.device_id } : {}),
           ip: clientIp(c),
           iat: Math.floor(Date.now() / 1000),

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ProblemSchema } from "../../../../shared/openapi";
 import { CreateClient, EventsQuery, ListQuery } from "../routes/admin";
+import { registerTenantPaths } from "./tenants-doc";
 
 /**
  * The gateway's own routes in the OpenAPI document. The admin routes reuse the
@@ -43,6 +44,7 @@ const Introspection = z
     iat: z.number().int().optional(),
     jti: z.string().optional(),
     roles: z.array(z.string()).optional(),
+    tenant_id: z.string().optional().openapi({ description: "The token's tenant; absent for a platform client's token" }),
   })
   .openapi("Introspection");
 const ClientView = z
@@ -53,6 +55,7 @@ const ClientView = z
     scopes: z.array(z.string()),
     allowed_scopes: z.array(z.string()),
     device_id: z.string().nullable(),
+    tenant_id: z.string().nullable().openapi({ description: "The tenant the client acts in; null for a platform client" }),
     disabled: z.boolean(),
     created_at: z.string(),
     created_by: z.string(),
@@ -137,17 +140,25 @@ export function authDocument(): Record<string, unknown> {
     createRoute({
       method: "post",
       path: "/admin/clients",
-      summary: "Create a client (its secret is shown once; private_key_jwt clients register public keys instead, by value in jwks or by jwks_uri)",
+      summary:
+        "Create a client (its secret is shown once; private_key_jwt clients register public keys instead, by value in jwks or by jwks_uri). A platform admin names any tenant (`tenant_id`; omitted: the default tenant; null: a platform client); a tenant's admin creates clients in its own tenant only",
       security: bearer("admin"),
       request: { body: { content: { "application/json": { schema: CreateClient } }, required: true } },
-      responses: { 201: json("Created", CreatedClient), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs admin"), 415: problem("Not JSON") },
+      responses: {
+        201: json("Created", CreatedClient),
+        400: problem("Invalid, or tenant_not_found"),
+        401: problem("No token"),
+        403: problem("Needs admin; a tenant's admin naming another tenant or none (tenant_forbidden)"),
+        409: problem("The tenant is offboarded"),
+        415: problem("Not JSON"),
+      },
     }),
   );
   r.registerPath(
     createRoute({
       method: "get",
       path: "/admin/clients",
-      summary: "List clients (cursor paged)",
+      summary: "List clients (cursor paged; a tenant's admin sees its own tenant's only)",
       security: bearer("admin"),
       request: { query: ListQuery },
       responses: { 200: json("A page", z.object({ data: z.array(ClientView), next_cursor: z.string().nullable() })), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs admin") },
@@ -158,13 +169,17 @@ export function authDocument(): Record<string, unknown> {
       createRoute({
         method,
         path: "/admin/clients/{id}",
-        summary: method === "get" ? "Read a client" : "Disable a client (its tokens stop working at once)",
+        summary:
+          method === "get"
+            ? "Read a client (a tenant's admin: its own tenant's clients only, others are 404)"
+            : "Disable a client (its tokens stop working at once; a tenant's admin: its own tenant's clients only)",
         security: bearer("admin"),
         request: { params: z.object({ id: z.string() }) },
         responses: { 200: json("The client", ClientView), 401: problem("No token"), 403: problem("Needs admin"), 404: problem("No such client"), ...(method === "delete" ? { 409: problem("The bootstrap client") } : {}) },
       }),
     );
   }
+  registerTenantPaths(r);
   r.registerPath(createRoute({ method: "get", path: "/admin/keys", summary: "Signing and verification key ids", security: bearer("admin"), responses: { 200: json("Keys", Json), 401: problem("No token"), 403: problem("Needs admin") } }));
   r.registerPath(
     createRoute({

@@ -63,13 +63,20 @@ export interface ViewData {
   revoked: ReadonlyMap<string, number>;
   /** Disabled client ids and until when (unix seconds) a token of theirs could still be live. */
   disabled: ReadonlyMap<string, number>;
+  /**
+   * Per tenant: every token issued (`iat`) before this (unix seconds) is revoked, e.g. when the tenant
+   * moved to another shard (its older tokens name the old one). README "Tenants".
+   */
+  tenantCutoff?: ReadonlyMap<string, number>;
 }
 
 export type Refusal = { refused: false } | { refused: true; reason: "revoked" | "client_disabled" };
 
 /** Pure: is this (signature-verified) token refused by the view? */
-export function refusalOf(data: ViewData, token: { jti: string; clientId: string }, isBootstrap: boolean): Refusal {
+export function refusalOf(data: ViewData, token: { jti: string; clientId: string; tenantId?: string | undefined; iat?: number }, isBootstrap: boolean): Refusal {
   if (data.revoked.has(token.jti)) return { refused: true, reason: "revoked" };
+  const cutoff = token.tenantId === undefined ? undefined : data.tenantCutoff?.get(token.tenantId);
+  if (cutoff !== undefined && (token.iat ?? 0) < cutoff) return { refused: true, reason: "revoked" };
   // The bootstrap client lives in configuration, not D1: removing its secret is how it is disabled.
   if (!isBootstrap && data.disabled.has(token.clientId)) return { refused: true, reason: "client_disabled" };
   return { refused: false };

@@ -24,6 +24,8 @@ interface View {
   seq: number;
   revoked: Map<string, number>;
   disabled: Map<string, number>;
+  /** Tenant id -> tokens issued before this (unix seconds) are refused. */
+  tenantCutoff: Map<string, number>;
 }
 
 let view: View | undefined;
@@ -45,7 +47,7 @@ export async function checkRevocation(
   db: D1Database,
   ctx: { waitUntil(p: Promise<unknown>): void },
   opts: ViewOptions,
-  token: { jti: string; clientId: string; isBootstrap: boolean },
+  token: { jti: string; clientId: string; isBootstrap: boolean; tenantId?: string | undefined; iat?: number },
   now: number,
 ): Promise<RevocationCheck> {
   const d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
@@ -80,7 +82,7 @@ export async function refreshView(db: D1Database, opts: ViewOptions, now: number
   const since = view?.seq ?? 0;
   const retention = opts.tokenTtlSeconds + DISABLED_MARGIN_SECONDS;
   try {
-    const [head, revoked, disabled] = await db.batch([
+    const [head, revoked, disabled, cutoffs] = await db.batch([
       db.prepare("SELECT COALESCE(MAX(seq), 0) AS head FROM revoked_tokens"),
       db
         .prepare(
@@ -91,6 +93,8 @@ export async function refreshView(db: D1Database, opts: ViewOptions, now: number
       db
         .prepare("SELECT id, disabled_at FROM clients WHERE disabled_at >= ?1 AND disabled = 1")
         .bind(new Date((nowSec - retention) * 1000).toISOString()),
+      // Tenant cut-offs recent enough that a token issued before one may still be live.
+      db.prepare("SELECT id, tokens_not_before FROM tenants WHERE tokens_not_before >= ?1").bind(nowSec - retention),
     ]);
     const headSeq = (head?.results[0] as { head: number } | undefined)?.head ?? 0;
     merge(
@@ -101,6 +105,7 @@ export async function refreshView(db: D1Database, opts: ViewOptions, now: number
       (disabled?.results ?? []) as { id: string; disabled_at: string }[],
       retention,
     );
+    for (const t of (cutoffs?.results ?? []) as { id: string; tokens_not_before: number }[]) noteTenantCutoff(t.id, t.tokens_not_before);
     return true;
   } catch (err) {
     failedAt = now;
@@ -110,7 +115,7 @@ export async function refreshView(db: D1Database, opts: ViewOptions, now: number
 }
 
 function merge(now: number, since: number, head: number, rows: RevokedRow[], clients: { id: string; disabled_at: string }[], retention: number): void {
-  const v: View = view ?? { asOf: now, seq: 0, revoked: new Map(), disabled: new Map() };
+  const v: View = view ?? { asOf: now, seq: 0, revoked: new Map(), disabled: new Map(), tenantCutoff: new Map() };
   for (const r of rows) v.revoked.set(r.jti, r.expires_at);
   for (const c of clients) {
     const until = Math.floor(Date.parse(c.disabled_at) / 1000) + retention;
@@ -120,14 +125,21 @@ function merge(now: number, since: number, head: number, rows: RevokedRow[], cli
   // A head below what this refresh asked from means the table was restored: start again from it.
   v.seq = head < since ? head : Math.max(v.seq, head);
   v.asOf = Math.max(v.asOf, now);
-  prune(v, Math.floor(now / 1000));
+  prune(v, Math.floor(now / 1000), retention);
   view = v;
 }
 
 /** Entries that can no longer refuse a live token are dropped, so the view stays small. */
-function prune(v: View, nowSec: number): void {
+function prune(v: View, nowSec: number, retention: number): void {
   for (const [jti, exp] of v.revoked) if (exp + EXP_SKEW_SECONDS < nowSec) v.revoked.delete(jti);
   for (const [id, until] of v.disabled) if (until < nowSec) v.disabled.delete(id);
+  // Past the token lifetime (and the margin) no token issued before a cut-off can be live.
+  for (const [id, cutoff] of v.tenantCutoff) if (cutoff + retention < nowSec) v.tenantCutoff.delete(id);
+}
+
+/** Tokens of `tenantId` issued before `notBefore` (unix seconds) are refused here from now on. */
+export function noteTenantCutoff(tenantId: string, notBefore: number): void {
+  if (view) view.tenantCutoff.set(tenantId, Math.max(view.tenantCutoff.get(tenantId) ?? 0, notBefore));
 }
 
 /** This isolate revoked a token: refuse it here at once (the others within the bound). */
@@ -142,6 +154,6 @@ export function noteClientsDisabled(ids: readonly string[], opts: ViewOptions, n
 }
 
 /** The view's size, age and cursor (tests and diagnostics; no identifiers). */
-export function viewStats(now: number): { ageMs: number; revoked: number; disabled: number; seq: number } | undefined {
-  return view && { ageMs: now - view.asOf, revoked: view.revoked.size, disabled: view.disabled.size, seq: view.seq };
+export function viewStats(now: number): { ageMs: number; revoked: number; disabled: number; seq: number; tenantCutoffs: number } | undefined {
+  return view && { ageMs: now - view.asOf, revoked: view.revoked.size, disabled: view.disabled.size, seq: view.seq, tenantCutoffs: view.tenantCutoff.size };
 }

@@ -3,12 +3,14 @@ import { z } from "zod";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { isScopeToken, ROLES } from "../../../../shared/scopes";
+import { TENANT_ID_PATTERN } from "../../../../shared/tenants";
 import { requireBearer } from "../bearer";
 import { Jwks, privateMemberIssue, publicMembers, unusableKeys } from "../client-keys";
 import { AUTH_METHODS, ClientStore, clientView } from "../clients";
 import { allowLoopbackJwksUri, authConfig, viewOptions } from "../config";
 import { checkJwksUri, JWKS_URI_MAX_LENGTH } from "../jwks-uri";
 import { noteClientsDisabled } from "../revocation/view";
+import { adminCaller, newClientTenant } from "../tenant-access";
 import { loadKeySet } from "../tokens/keys";
 
 const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
@@ -26,6 +28,11 @@ export const CreateClient = z
     /** RFC 7591 2: public keys by value, or (`jwks_uri`) where they are published; one of them with `private_key_jwt`. */
     jwks: Jwks.optional(),
     jwks_uri: z.string().max(JWKS_URI_MAX_LENGTH).optional(),
+    /**
+     * The tenant the client acts in. A platform admin: any existing tenant, `null` for a platform
+     * client, omitted for the default tenant. A tenant admin: its own tenant (the default when omitted).
+     */
+    tenant_id: z.string().regex(TENANT_ID_PATTERN).nullable().optional(),
   })
   .strict()
   .refine((v) => v.roles.length + v.scopes.length > 0, { message: "a client needs at least one role or scope" })
@@ -46,7 +53,7 @@ export const EventsQuery = ListQuery.extend({
   cursor: z.coerce.number().int().min(1).optional(),
 });
 
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new ApiError(400, "invalid_request", "The request is not valid.", {
@@ -56,7 +63,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   return r.data;
 }
 
-async function jsonBody(c: { req: { header(n: string): string | undefined; json(): Promise<unknown> } }): Promise<unknown> {
+export async function jsonBody(c: { req: { header(n: string): string | undefined; json(): Promise<unknown> } }): Promise<unknown> {
   if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("application/json")) {
     throw new ApiError(415, "unsupported_media_type", "Send application/json.");
   }
@@ -68,7 +75,7 @@ async function jsonBody(c: { req: { header(n: string): string | undefined; json(
 }
 
 app.post("/admin/clients", async (c) => {
-  const caller = await requireBearer(c, ["admin"]);
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
   const body = await jsonBody(c);
   const privateMember = privateMemberIssue(body);
   if (privateMember) throw new ApiError(400, "invalid_request", "The request is not valid.", { extra: { errors: [privateMember] } });
@@ -84,7 +91,9 @@ app.post("/admin/clients", async (c) => {
       extra: { errors: [{ path: "jwks.keys", message: "a key is not a valid public key for its type and curve" }] },
     });
   }
+  const tenantId = newClientTenant(caller, input.tenant_id);
   const { client, secret } = await new ClientStore(c.env.DB, cfg).create({
+    tenantId,
     name: input.name,
     roles: input.roles,
     scopes: input.scopes,
@@ -100,16 +109,16 @@ app.post("/admin/clients", async (c) => {
 });
 
 app.get("/admin/clients", async (c) => {
-  await requireBearer(c, ["admin"]);
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
   const q = parse(ListQuery, c.req.query());
-  const rows = await new ClientStore(c.env.DB, authConfig(c.env)).list(q.limit + 1, q.cursor);
+  const rows = await new ClientStore(c.env.DB, authConfig(c.env)).list(q.limit + 1, q.cursor, caller.tenantId);
   const page = rows.slice(0, q.limit);
   return c.json({ data: page.map(clientView), next_cursor: rows.length > q.limit ? page.at(-1)?.id : null });
 });
 
 app.get("/admin/clients/:id", async (c) => {
-  await requireBearer(c, ["admin"]);
-  const client = await new ClientStore(c.env.DB, authConfig(c.env)).get(c.req.param("id"));
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
+  const client = await new ClientStore(c.env.DB, authConfig(c.env)).get(c.req.param("id"), caller.tenantId);
   if (!client) throw new ApiError(404, "client_not_found", "No client has this id.");
   return c.json(clientView(client));
 });
@@ -119,8 +128,8 @@ app.get("/admin/clients/:id", async (c) => {
  * at once in this isolate and within the revocation bound in every other.
  */
 app.delete("/admin/clients/:id", async (c) => {
-  await requireBearer(c, ["admin"]);
-  const client = await new ClientStore(c.env.DB, authConfig(c.env)).disable(c.req.param("id"));
+  const caller = adminCaller(await requireBearer(c, ["admin"]));
+  const client = await new ClientStore(c.env.DB, authConfig(c.env)).disable(c.req.param("id"), caller.tenantId);
   noteClientsDisabled([client.id], viewOptions(c.env), Date.now());
   return c.json(clientView(client));
 });
@@ -133,10 +142,15 @@ app.get("/admin/keys", async (c) => {
 });
 
 app.get("/admin/security-events", async (c) => {
-  await requireBearer(c, ["audit:read"]);
+  const caller = adminCaller(await requireBearer(c, ["audit:read"]));
   const q = parse(EventsQuery, c.req.query());
   const where: string[] = [];
   const binds: (string | number)[] = [];
+  // A tenant's auditor sees the events of its own tenant's clients only; a platform caller sees all.
+  if (caller.tenantId !== null) {
+    where.push("client_id IN (SELECT id FROM clients WHERE tenant_id = ?)");
+    binds.push(caller.tenantId);
+  }
   if (q.cursor) {
     where.push("id < ?");
     binds.push(q.cursor);

@@ -5,6 +5,7 @@ import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWit
 import { SMART_REFUSAL_TEXT, smartRequestDecision } from "../../../../shared/smart-scopes";
 import { bearerToken, checkToken, REALM } from "../bearer";
 import { authenticateClient, oauthError, readOAuthParams } from "../client-auth";
+import type { Client } from "../clients";
 import { authConfig, MAX_TOKEN_LENGTH } from "../config";
 import { noteRevoked } from "../revocation/view";
 import { issueAccessToken } from "../tokens/issue";
@@ -46,6 +47,7 @@ app.on("POST", ["/oauth/token", "/token"], async (c) => {
     scopes,
     roles: client.roles,
     deviceId: client.deviceId,
+    tenant: client.tenant,
     ttlSeconds: cfg.ACCESS_TOKEN_TTL_SECONDS,
     now: Math.floor(Date.now() / 1000),
   });
@@ -71,7 +73,13 @@ function introspection(claims: AccessClaims) {
     jti: claims.jti,
     roles: claims.roles,
     ...(claims.device_id ? { device_id: claims.device_id } : {}),
+    ...(claims.tenant_id ? { tenant_id: claims.tenant_id } : {}),
   };
+}
+
+/** A tenant's client learns nothing of another tenant's tokens; a platform client may ask about any. */
+function sameTenant(caller: Client, claims: AccessClaims): boolean {
+  return caller.tenant === null || caller.tenant.id === claims.tenant_id;
 }
 
 /**
@@ -80,11 +88,11 @@ function introspection(claims: AccessClaims) {
  */
 app.post("/oauth/introspect", async (c) => {
   const params = await readOAuthParams(c);
-  await authenticateClient(c, params);
+  const caller = await authenticateClient(c, params);
   const t = params.get("token");
   if (!t) throw oauthError(400, "invalid_request", "token is required.");
   const r = await checkToken(c.env, t, Math.floor(Date.now() / 1000));
-  return c.json(r.ok ? introspection(r.claims) : { active: false }, 200, NO_STORE);
+  return c.json(r.ok && sameTenant(caller, r.claims) ? introspection(r.claims) : { active: false }, 200, NO_STORE);
 });
 
 /** The original service's endpoint: introspects the bearer token the request carries. */
@@ -117,7 +125,8 @@ app.post("/oauth/revoke", async (c) => {
     maxLength: MAX_TOKEN_LENGTH,
   });
   const isAdmin = hasAllScopes(allowedScopes(caller.roles, caller.scopes), ["admin"]);
-  if (r.ok && (r.claims.client_id === caller.id || isAdmin)) {
+  // An admin revokes any token of its own tenant (a platform admin: any token at all).
+  if (r.ok && (r.claims.client_id === caller.id || (isAdmin && sameTenant(caller, r.claims)))) {
     await c.env.DB.prepare(
       "INSERT OR IGNORE INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)",
     )

@@ -8,6 +8,8 @@ export interface IssueInput {
   scopes: string[];
   roles: string[];
   deviceId?: string | null;
+  /** The client's tenant and its PHI shard; null (no claims) for a platform client. */
+  tenant?: { id: string; shard: number } | null;
   ttlSeconds: number;
   now: number;
 }
@@ -27,6 +29,11 @@ export async function issueAccessToken(ks: KeySet, input: IssueInput): Promise<I
     roles: input.roles,
   };
   if (input.deviceId) claims.device_id = input.deviceId;
+  // The shard rides in the token so the gateway routes with no D1 read (README "Tenants": a move revokes).
+  if (input.tenant) {
+    claims.tenant_id = input.tenant.id;
+    claims.tenant_shard = input.tenant.shard;
+  }
   const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: ks.alg, typ: "at+jwt", kid: ks.signingKid })
     .setIssuer(input.issuer)

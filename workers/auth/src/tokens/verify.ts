@@ -1,5 +1,6 @@
 import { decodeProtectedHeader, errors, jwtVerify } from "jose";
 import { z } from "zod";
+import { MAX_SHARDS, PLATFORM_TENANT_ID, TENANT_ID_PATTERN } from "../../../../shared/tenants";
 import type { KeySet } from "./keys";
 
 /**
@@ -34,7 +35,11 @@ export const AccessClaims = z.object({
   scope: z.string().max(2000),
   roles: z.array(z.string().max(50)).max(20),
   device_id: z.string().max(200).optional(),
-});
+  /** The client's tenant; absent for a platform client (README "Tenants"). Never the reserved platform id. */
+  tenant_id: z.string().regex(TENANT_ID_PATTERN).refine((t) => t !== PLATFORM_TENANT_ID).optional(),
+  /** Private claim: the PHI shard the tenant is placed on, so the gateway routes without reading D1. */
+  tenant_shard: z.number().int().min(0).max(MAX_SHARDS - 1).optional(),
+}).refine((c) => (c.tenant_id === undefined) === (c.tenant_shard === undefined), { message: "tenant_id and tenant_shard go together" });
 export type AccessClaims = z.infer<typeof AccessClaims>;
 
 export type VerifyResult = { ok: true; claims: AccessClaims } | { ok: false; reason: TokenFailure };

@@ -1,0 +1,84 @@
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { ProblemSchema } from "../../../../shared/openapi";
+import { OffboardTenant } from "../offboard";
+import { CreateTenant, TenantIdParam, TenantListQuery } from "../routes/tenants";
+
+const Tenant = z
+  .object({
+    id: z.string().openapi({ example: "ten_3k9XbQ2mZ1aP7wLd" }),
+    name: z.string(),
+    shard: z.number().int().openapi({ description: "The PHI database the tenant was placed on when created" }),
+    status: z.enum(["active", "offboarded"]),
+    created_at: z.string(),
+    created_by: z.string(),
+    offboarded_at: z.string().nullable(),
+    offboarded_by: z.string().nullable(),
+    offboard_reason: z.string().nullable(),
+  })
+  .openapi("Tenant");
+
+const Offboarded = z
+  .object({
+    tenant: Tenant,
+    clients_disabled: z.number().int().openapi({ description: "Clients of the tenant this call disabled" }),
+    tokens_refused_within_ms: z.number().int().openapi({ description: "Their outstanding tokens are refused by every gateway isolate within this bound" }),
+    data_keys_destroyed: z.boolean().openapi({ description: "Whether the data services destroyed the tenant's data keys (crypto-shredding; not built yet: false)" }),
+    data_services: z.array(z.string()),
+  })
+  .openapi("TenantOffboarded");
+
+const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ProblemSchema } } });
+const json = (description: string, schema: z.ZodType) => ({ description, content: { "application/json": { schema } } });
+const platformOnly = { 401: problem("No token"), 403: problem("Needs admin on a platform client (a tenant's admin is refused)") };
+const security = [{ oauth2: ["admin"] }];
+
+/** The tenant admin routes (`src/routes/tenants.ts`), validated by the same zod schemas. */
+export function registerTenantPaths(r: OpenAPIHono["openAPIRegistry"]): void {
+  r.registerPath(
+    createRoute({
+      method: "post",
+      path: "/admin/tenants",
+      summary: "Create a tenant (an organization), placed on the PHI shard holding the fewest active tenants",
+      security,
+      request: { body: { content: { "application/json": { schema: CreateTenant } }, required: true } },
+      responses: { 201: json("Created", Tenant), 400: problem("Invalid"), ...platformOnly, 409: problem("A tenant has this name"), 415: problem("Not JSON") },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "get",
+      path: "/admin/tenants",
+      summary: "List tenants, offboarded ones included (keyset paged by id)",
+      security,
+      request: { query: TenantListQuery },
+      responses: { 200: json("A page", z.object({ data: z.array(Tenant), next_cursor: z.string().nullable() })), 400: problem("Invalid"), ...platformOnly },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "get",
+      path: "/admin/tenants/{id}",
+      summary: "Read a tenant",
+      security,
+      request: { params: TenantIdParam },
+      responses: { 200: json("The tenant", Tenant), ...platformOnly, 404: problem("No such tenant") },
+    }),
+  );
+  r.registerPath(
+    createRoute({
+      method: "delete",
+      path: "/admin/tenants/{id}",
+      summary: "Offboard a tenant: disable its clients, refuse their tokens, record who, when and why (it stays listed as offboarded)",
+      security,
+      request: { params: TenantIdParam, body: { content: { "application/json": { schema: OffboardTenant } }, required: true } },
+      responses: {
+        200: json("Offboarded", Offboarded),
+        400: problem("Invalid reason"),
+        ...platformOnly,
+        404: problem("No such tenant"),
+        409: problem("The default tenant, or already offboarded"),
+        415: problem("Not JSON"),
+      },
+    }),
+  );
+}
