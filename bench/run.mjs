@@ -23,6 +23,7 @@ const COMPAT = { compatibilityDate: "2026-08-15", compatibilityFlags: ["nodejs_c
 const load = []; // HTTP scenarios: { group, impl, m, note }
 const other = []; // throughput scenarios: { scenario, what, value, unit, note }
 const notes = [];
+const SHARD_GROUP = "Patient creation (POST /v1/phi/Patient), 4 tenants";
 
 /**
  * The bench's own requests (set-up, synthetic, registrations) are retried once when the runtime closed a
@@ -368,9 +369,50 @@ async function devices(p, sockets, perSocket, window, label) {
   return r;
 }
 
+/**
+ * PHI shards (issue 18): Patient creations/s with every tenant on one shard (auth's PHI_SHARDS=1) and with four
+ * tenants on four shards (PHI_SHARDS=4), each on a fresh platform: four tenant clients, requests spread over them in
+ * turn. Locally every D1 database is a SQLite file behind the same workerd process, so this shows what sharding
+ * costs or saves on one machine; in production each shard is its own primary.
+ */
+async function shardScenario() {
+  const rates = {};
+  for (const shards of [1, 4]) {
+    const q = await platform({ vars: { PHI_SHARDS: String(shards) } });
+    try {
+      const admin = await q.token("admin");
+      const tokens = [];
+      const placed = [];
+      for (let i = 0; i < 4; i++) {
+        const t = await (await fetch(`${q.url}/admin/tenants`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ name: `bench tenant ${i}` }) })).json();
+        placed.push(t.shard);
+        const c = await (await fetch(`${q.url}/admin/clients`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ name: `bench clinician ${i}`, roles: ["clinician"], tenant_id: t.id }) })).json();
+        tokens.push(await q.token("phi:write", `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString("base64")}`));
+      }
+      const body = JSON.stringify({ resourceType: "Patient", name: [{ family: "Shardbench", given: ["Ada"] }], gender: "female", birthDate: "1970-01-02" });
+      const requests = tokens.map((tok) => ({ method: "POST", path: "/v1/phi/Patient", headers: { authorization: `Bearer ${tok}`, "content-type": "application/fhir+json" }, body }));
+      const m = await bench({ url: q.url, requests });
+      rates[shards] = m.rps;
+      const note = `4 tenants on shards ${placed.join(", ")}; requests spread over their 4 clients in turn`;
+      recordLoad(SHARD_GROUP, shards === 1 ? "1 shard (PHI_SHARDS=1)" : "4 shards (PHI_SHARDS=4)", m, shards === 4 && rates[1] ? `${note}; ${fmt(m.rps / rates[1], 2)}x the 1-shard rate` : note);
+      if (shards === 1) {
+        // What one created Patient occupies in its shard (its version, index rows and audit record), from D1's own size.
+        const db = await q.mf.getD1Database("DB", "phi");
+        const n = (await db.prepare("SELECT COUNT(*) AS n FROM resource_versions").first()).n;
+        const size = (await db.prepare("SELECT 1").run()).meta.size_after;
+        notes.push(`One shard after ${n} Patient creations holds ${fmt(size / 2 ** 20, 1)} MiB: ${fmt(size / n / 1024, 2)} KiB per created Patient (sealed version, blind-index rows, audit record), so a 10 GB D1 database holds about ${fmt(10e9 / (size / n) / 1e6, 1)} million such creations.`);
+        console.log(notes.at(-1));
+      }
+    } finally {
+      await q.dispose();
+    }
+  }
+  notes.push(`Patient creations with 4 shards: ${fmt(rates[4] / rates[1], 2)}x the rate with 1 shard (same run, fresh platforms, 4 tenants each).`);
+}
+
 // ---------------------------------------------------------------- run
 
-// BENCH_ONLY=token,introspect,patient,payment,synthetic,devices,telemetry runs a subset and writes no report (debugging);
+// BENCH_ONLY=token,introspect,patient,payment,synthetic,devices,telemetry,shards runs a subset and writes no report (debugging);
 // BENCH_GROWTH=0 skips the cost-growth run at the end.
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const want = (name) => !ONLY || ONLY.includes(name);
@@ -416,6 +458,7 @@ try {
     console.log(notes.at(-1));
     p = await platform({ persist });
   }
+  if (want("shards")) await shardScenario();
 } finally {
   node?.stop();
   sink?.stop();

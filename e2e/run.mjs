@@ -169,8 +169,12 @@ export function makePool(base, connections, { timeoutMs = 60_000, deadlineMs } =
   };
 }
 
+/** Every scope but `admin`: what the default tenant's e2e client holds. */
+const MEMBER_SCOPES = ["phi:read", "phi:write", "payment:read", "payment:write", "payment:refund", "payment:approve", "synthetic:generate", "device:read", "device:write", "device:connect", "audit:read"];
+
 export function makeContext(base, creds, extra = {}) {
   const tokens = new Map();
+  let member;
   const ctx = {
     ...extra,
     base,
@@ -213,9 +217,20 @@ export function makeContext(base, creds, extra = {}) {
       assert.equal(res.status, 200, `token request failed: ${JSON.stringify(body)}`);
       return body.access_token;
     },
-    /** A bootstrap-admin token with exactly `scope` (cached per scope string). */
+    /**
+     * A token with exactly `scope` (cached per scope string): the bootstrap admin's when it asks for `admin`
+     * (a platform client: tenants, clients, keys), else that of one client of the default tenant that holds
+     * every other scope. Data belongs to a tenant, and the clients flows create without a tenant_id are the
+     * default tenant's: with the bootstrap admin's token (tenant ten_platform) their data would not be theirs.
+     */
     async token(scope) {
-      if (!tokens.has(scope)) tokens.set(scope, await ctx.clientToken(creds.id, creds.secret, scope));
+      if (!tokens.has(scope)) {
+        if (scope.split(" ").includes("admin")) tokens.set(scope, await ctx.clientToken(creds.id, creds.secret, scope));
+        else {
+          member ??= await ctx.createClient({ name: "e2e default-tenant operator", scopes: MEMBER_SCOPES });
+          tokens.set(scope, await ctx.clientToken(member.client_id, member.client_secret, scope));
+        }
+      }
       return tokens.get(scope);
     },
     /** A bounded connection pool for concurrent requests (see makePool). */

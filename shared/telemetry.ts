@@ -65,7 +65,8 @@ type Handler<E> = ExportedHandler<E>;
 function markIdentity(env: object): void {
   if (Object.prototype.hasOwnProperty.call(env, ENV_IDENTITY)) return;
   try {
-    Object.defineProperty(env, ENV_IDENTITY, { value: env });
+    // Configurable: proxies of the env (the library's, a copy's) must be able to report it as their own.
+    Object.defineProperty(env, ENV_IDENTITY, { value: env, configurable: true });
   } catch {
     // A frozen env: config is then parsed per request, which is slower but correct.
   }

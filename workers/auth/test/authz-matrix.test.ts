@@ -11,7 +11,7 @@ import { clientToken, createClient, gw, JSON_CT, randomIp, seedDevice, seedPayme
  * through the gateway. A deny is the gateway's 401/403 problem; an allow is an answer
  * from the worker behind it (whatever it thinks of the dummy ids and empty bodies),
  * never the gateway's refusal. Then the object-level rules: a device acts only as
- * itself, and payments are one merchant's (visible to every `payment:read` client).
+ * itself, and payments are their tenant's one merchant's (visible to every `payment:read` client of the tenant).
  */
 
 /** Codes only the gateway's bearer check produces. */
@@ -223,7 +223,7 @@ describe("object-level authorization", () => {
     expect((await after.json<{ code: string }>()).code).toBe("invalid_token");
   });
 
-  it("payments belong to the one merchant: a payment is visible to every payment:read client, idempotency keys are per client", async () => {
+  it("payments are their tenant's merchant's: visible to every payment:read client of the tenant, not to other tenants; idempotency keys are per client", async () => {
     const maker = await createClient({ name: "authz-billing-1", roles: ["billing"] });
     const other = await createClient({ name: "authz-billing-2", roles: ["billing"] });
     const auditor = await createClient({ name: "authz-auditor", roles: ["auditor"] });
@@ -235,7 +235,7 @@ describe("object-level authorization", () => {
     const first = await create(makerTok);
     expect(first.status).toBe(201);
     const paid = await first.json<{ id: string }>();
-    // Documented (workers/payments/README.md): one merchant, so another billing client and an auditor read it.
+    // Documented (workers/payments/README.md): one merchant per tenant, so another billing client and an auditor of it read it.
     for (const tok of [otherTok, await clientToken(auditor)]) {
       const res = await gw(`/v1/payments/${paid.id}`, { headers: { authorization: `Bearer ${tok}` } });
       expect(res.status).toBe(200);
@@ -245,10 +245,10 @@ describe("object-level authorization", () => {
     const second = await create(otherTok);
     expect(second.status).toBe(201);
     expect((await second.json<{ id: string }>()).id).not.toBe(paid.id);
-    // The seeded payment of the bootstrap client is no different.
+    // The bootstrap client's payment is a platform client's (tenant ten_platform): not the default tenant's.
     const seeded = await seedPayment();
     const res = await gw(`/v1/payments/${seeded.id}`, { headers: { authorization: `Bearer ${otherTok}` } });
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(404);
     await res.body?.cancel();
   });
 });

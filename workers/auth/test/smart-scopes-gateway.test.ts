@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { basic, createClient, expectErrorBody, gw, token, tokenRequest, type CreatedClient } from "./helpers";
+import { basic, clientToken, createClient, expectErrorBody, gw, tokenRequest, type CreatedClient } from "./helpers";
 
 /**
  * SMART v2 scopes end to end: token requests with SMART scopes, then the gateway and phi
@@ -33,7 +33,8 @@ async function expectRefused(res: Response, path: string, needs: string): Promis
 }
 
 beforeAll(async () => {
-  const admin = await token("phi:write phi:read");
+  // Seeded by a clinician of the default tenant, the tenant the SMART clients below are created in.
+  const admin = await clientToken(await createClient({ name: "smart seeder", roles: ["clinician"] }), "phi:write phi:read");
   const p = await gw("/v1/phi/Patient", { method: "POST", headers: { authorization: `Bearer ${admin}`, ...FHIR }, body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Scopewell" }] }) });
   patientId = (await p.json<{ id: string }>()).id;
   const o = await gw("/v1/phi/Observation", {

@@ -25,22 +25,27 @@ function gw(url: string, tok: string, init: RequestInit = {}): Promise<Response>
   return env.GATEWAY.fetch(url.startsWith("http") ? url : `${GW}/v1/phi${url}`, { ...init, headers });
 }
 
-/** A second registered client, as an administrator creates one. */
-async function otherClientToken(): Promise<string> {
+/** A registered client of the default tenant (where the seeded patients are), as an administrator creates one. */
+async function registeredClient(name: string, roles: string[]): Promise<{ id: string; token: (scope: string) => Promise<string> }> {
   const res = await gw(`${GW}/admin/clients`, await bootstrap("admin"), {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: "export-other", roles: ["clinician"] }),
+    body: JSON.stringify({ name, roles }),
   });
   expect(res.status).toBe(201);
   const c = await res.json<{ client_id: string; client_secret: string }>();
-  return tokenFor(c.client_id, c.client_secret, "phi:read");
+  return { id: c.client_id, token: (scope) => tokenFor(c.client_id, c.client_secret, scope) };
+}
+
+async function otherClientToken(): Promise<string> {
+  return (await registeredClient("export-other", ["clinician"])).token("phi:read");
 }
 
 describe("$export through the gateway", () => {
   it("kick-off, poll and download with absolute gateway URLs; another client and a token without phi:read are refused", async () => {
     const seeded = await seedPatient("GatewayExport", 2);
-    const reader = await bootstrap("phi:read");
+    const client = await registeredClient("export-reader", ["clinician", "auditor"]);
+    const reader = await client.token("phi:read");
     const kick = await gw("/$export?_type=Patient,Observation", reader, { headers: { prefer: "respond-async", accept: "application/fhir+json" } });
     expect(kick.status).toBe(202);
     const status = kick.headers.get("content-location") ?? "";
@@ -69,7 +74,7 @@ describe("$export through the gateway", () => {
 
     // requiresAccessToken: no token, a token without the scope (gateway: 401/403), another client (phi: 404).
     expect((await env.GATEWAY.fetch(patientFile)).status).toBe(401);
-    const auditor = await bootstrap("audit:read");
+    const auditor = await client.token("audit:read");
     expect((await gw(status, auditor)).status).toBe(403);
     expect((await gw(patientFile, auditor)).status).toBe(403);
     const other = await otherClientToken();
@@ -81,7 +86,7 @@ describe("$export through the gateway", () => {
     const job = status.slice(status.lastIndexOf("/") + 1);
     const disclosed = (await auditRows()).filter((r) => r.action === "export-disclose" && r.resource_id === job);
     expect(disclosed.length).toBeGreaterThan(0);
-    expect(disclosed.every((r) => r.actor_sub === env.TEST_BOOTSTRAP_CLIENT_ID)).toBe(true);
+    expect(disclosed.every((r) => r.actor_sub === client.id)).toBe(true);
     expect(disclosed.flatMap((r) => (r.patient_ids ? r.patient_ids.split(",") : []))).toEqual([seeded.id]);
 
     expect((await gw(status, reader, { method: "DELETE" })).status).toBe(202);

@@ -2,7 +2,9 @@ import type { Context, MiddlewareHandler } from "hono";
 import { ApiError } from "../../../../shared/errors";
 import { logger } from "../../../../shared/logger";
 import type { PhiEnv } from "../env";
-import { shardDatabase } from "./shards";
+import { trace } from "@opentelemetry/api";
+import { shardBinding, shardDatabase } from "./shards";
+import { tracedSession } from "./traced-session";
 
 /** What the store needs of a database: a D1 binding or one of its sessions. */
 export type SqlDb = Pick<D1Database, "prepare" | "batch">;
@@ -59,7 +61,9 @@ export function phiSession(): MiddlewareHandler<PhiEnv> {
     const raw = c.req.header(BOOKMARK_HEADER);
     const valid = raw === undefined || BOOKMARK.test(raw);
     const writes = c.req.method !== "GET" && c.req.method !== "HEAD";
-    const session = shardOf(c).withSession(valid && raw !== undefined ? raw : writes ? "first-primary" : "first-unconstrained");
+    const opened = shardOf(c).withSession(valid && raw !== undefined ? raw : writes ? "first-primary" : "first-unconstrained");
+    // Inside a traced request (telemetry on) its queries are spans; otherwise the session itself, no wrapper.
+    const session = trace.getActiveSpan() ? tracedSession(opened, shardBinding(c.var.principal.shard)) : opened;
     c.set("phiSession", session);
     c.set("phiBookmarkInvalid", !valid);
     await next();
