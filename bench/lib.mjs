@@ -94,7 +94,8 @@ export async function startMiniflare(workers, persist = mkdtempSync(path.join(os
 export async function migrate(db, dir) {
   for (const f of readdirSync(dir).filter((x) => x.endsWith(".sql")).sort()) {
     for (const stmt of readFileSync(path.join(dir, f), "utf8").split("--> statement-breakpoint")) {
-      if (stmt.trim()) await db.prepare(stmt).run();
+      // A part holding only comments (a hand edit's note) is no statement.
+      if (stmt.replace(/^\s*--.*$/gm, "").trim()) await db.prepare(stmt).run();
     }
   }
 }

@@ -24,7 +24,7 @@ ALTER TABLE `__new_search_index` RENAME TO `search_index`;--> statement-breakpoi
 PRAGMA foreign_keys=ON;--> statement-breakpoint
 CREATE INDEX `search_index_resource` ON `search_index` (`tenant_id`,`resource_type`,`resource_id`);--> statement-breakpoint
 ALTER TABLE `phi_audit` ADD `tenant_id` text DEFAULT 'ten_default' NOT NULL;--> statement-breakpoint
-CREATE INDEX `phi_audit_tenant` ON `phi_audit` (`tenant_id`,`seq`);;--> statement-breakpoint
+CREATE INDEX `phi_audit_tenant` ON `phi_audit` (`tenant_id`,`seq`);--> statement-breakpoint
 -- Hand edit (drizzle-kit writes no triggers): the seal-once guard names every data column, so it is
 -- recreated with tenant_id in the same migration; no moment exists in which a record's tenant could change.
 DROP TRIGGER `phi_audit_seal_once`;--> statement-breakpoint

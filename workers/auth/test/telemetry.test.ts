@@ -53,12 +53,17 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
 // endpoint never has.
 describe("telemetry: off means off, sampling keeps errors", () => {
   it("without an endpoint the handler makes no span and buffers nothing, and still names the trace it forwards", async () => {
-    const started = traceProcessor.started;
-    const before = buffered();
-    const res = await call(env, "/nope", { headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } });
-    expect(res.status).toBe(404);
-    expect(traceProcessor.started).toBe(started);
-    expect(buffered()).toEqual(before);
+    // The counters are the isolate's: work another test file left running here (a waitUntil of an exporting
+    // request) may start a span meanwhile. A handler that made spans would make them on every attempt.
+    const clean: boolean[] = [];
+    for (let attempt = 0; attempt < 3 && !clean.includes(true); attempt++) {
+      const started = traceProcessor.started;
+      const before = buffered();
+      const res = await call(env, "/nope", { headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" } });
+      expect(res.status).toBe(404);
+      clean.push(traceProcessor.started === started && JSON.stringify(buffered()) === JSON.stringify(before));
+    }
+    expect(clean).toContain(true);
   });
 
   it("an unsampled trace serializes nothing unless it failed; a failed one is kept whole", () => {

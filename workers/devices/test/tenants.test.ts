@@ -31,6 +31,15 @@ async function ok<T>(res: Response, status: number): Promise<T> {
 }
 
 async function setup(): Promise<Fixture> {
+  // Both tenants exist in auth (registering a device creates its credential there, in the device's tenant).
+  for (const [id, shard] of [
+    [TA, 1],
+    [TB, 2],
+  ] as const) {
+    await env.AUTH_DB.prepare("INSERT OR IGNORE INTO tenants (id, name, name_key, shard, created_at, created_by) VALUES (?, ?, ?, ?, ?, 'test')")
+      .bind(id, id, id, shard, new Date().toISOString())
+      .run();
+  }
   const input = deviceInput();
   const dev = await ok<{ id: string }>(await call(A, "/v1/devices", { method: "POST", body: input }), 201);
   const limits = { limits: { "150456": { low: 90 } }, reason: "ward default" };
