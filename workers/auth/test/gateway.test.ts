@@ -19,19 +19,24 @@ describe("gateway forwarding", () => {
     }
   });
 
-  it("a service root answers with a trailing slash too, forwarded as the table names it; other paths do not", async () => {
-    const roots = SERVICES.flatMap((svc) => svc.routes.filter((r) => r.path === "/" && r.method === "GET").map((r) => ({ svc, r })));
-    expect(roots.length).toBeGreaterThan(0);
-    for (const { svc, r } of roots) {
-      const auth = { authorization: `Bearer ${await token(r.scopes.join(" "))}` };
-      const plain = await gw(svc.prefix, { headers: auth });
-      const slashed = await gw(`${svc.prefix}/`, { headers: auth });
-      expect(plain.status, svc.prefix).toBe(200);
-      // The worker behind serves only the table's spelling: a 200 here means the gateway forwarded that one.
-      expect(slashed.status, `${svc.prefix}/`).toBe(200);
-      expect(await slashed.json()).toEqual(await plain.json());
+  it("the FHIR base answers with a trailing slash too, forwarded as the table names it; other roots and paths do not", async () => {
+    const tok = await token("phi:read phi:write");
+    const batch = JSON.stringify({ resourceType: "Bundle", type: "batch", entry: [] });
+    const post = (path: string) => gw(path, { method: "POST", headers: { authorization: `Bearer ${tok}`, "content-type": "application/fhir+json" }, body: batch });
+    const plain = await post("/v1/phi");
+    const slashed = await post("/v1/phi/");
+    expect(plain.status).toBe(200);
+    // phi serves only the table's spelling: a 200 here means the gateway forwarded that one.
+    expect(slashed.status).toBe(200);
+    expect((await slashed.json<{ type: string }>()).type).toBe("batch-response");
+    // Elsewhere a trailing slash is no alias: `/v1/payments/.` must stay a malformed id (404), never the list.
+    for (const svc of SERVICES.filter((x) => x.binding !== "PHI")) {
+      const root = svc.routes.find((r) => r.path === "/" && r.method === "GET");
+      if (!root) continue;
+      const auth = { authorization: `Bearer ${await token(root.scopes.join(" "))}` };
+      expect((await gw(svc.prefix, { headers: auth })).status, svc.prefix).toBe(200);
+      expect((await gw(`${svc.prefix}/`, { headers: auth })).status, `${svc.prefix}/`).toBe(404);
     }
-    const tok = await token("phi:read");
     expect((await gw("/v1/phi/Patient/", { headers: { authorization: `Bearer ${tok}` } })).status).toBe(404);
   });
 

@@ -81,9 +81,10 @@ export function gatewayRoutes() {
     // Static segments before parameters so `/refunds/:id` never loses to `/:id`.
     const routes = [...svc.routes].sort((a, b) => (a.path.match(/:/g)?.length ?? 0) - (b.path.match(/:/g)?.length ?? 0));
     for (const route of routes) {
-      // A service root answers with a trailing slash too: FHIR clients join "" to their base URL that way
-      // (fhir-kit-client posts a transaction or batch Bundle to `[base]/`).
-      const paths = route.path === "/" ? [svc.prefix, `${svc.prefix}/`] : [fullPath(svc.prefix, route.path)];
+      // The FHIR base answers with a trailing slash too: FHIR clients join "" to their base URL that way
+      // (fhir-kit-client posts a transaction or batch Bundle to `[base]/`). Only there: elsewhere `/v1/payments/.`
+      // would normalize to a list instead of the 404 of a malformed id.
+      const paths = route.path === "/" && svc.binding === "PHI" ? [svc.prefix, `${svc.prefix}/`] : [fullPath(svc.prefix, route.path)];
       if (route.public) {
         app.on(route.method, paths, (c) => forward(c, svc, null));
         continue;
