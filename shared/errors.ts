@@ -29,7 +29,11 @@ export class ApiError extends Error {
   }
 }
 
+/** HTTP reason phrases (RFC 9110 section 15): problem titles, and the status lines of FHIR Bundle entries. */
 const TITLES: Record<number, string> = {
+  200: "OK",
+  201: "Created",
+  204: "No Content",
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",
@@ -47,8 +51,12 @@ const TITLES: Record<number, string> = {
   503: "Service Unavailable",
 };
 
+export function reasonPhrase(status: number): string | undefined {
+  return TITLES[status];
+}
+
 export function statusTitle(status: number): string {
-  return TITLES[status] ?? "Error";
+  return reasonPhrase(status) ?? "Error";
 }
 
 export const PROBLEM_TYPE_BASE = "urn:health-platform:problem:";

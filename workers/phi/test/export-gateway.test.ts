@@ -1,23 +1,11 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { auditRows } from "./helpers";
+import { auditRows, gatewayToken, GW, tokenFor } from "./helpers";
 import { seedPatient } from "./export-helpers";
 
 /** Bulk export through the auth gateway: real tokens, the gateway's route table and scopes, its origin in every link. */
-const GW = "https://gateway.test";
 
-async function tokenFor(id: string, secret: string, scope: string): Promise<string> {
-  const res = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
-    method: "POST",
-    headers: { authorization: `Basic ${btoa(`${id}:${secret}`)}`, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials", scope }),
-  });
-  const body = await res.json<{ access_token?: string }>();
-  expect(res.status, JSON.stringify(body)).toBe(200);
-  return String(body.access_token);
-}
-
-const bootstrap = (scope: string) => tokenFor(env.TEST_BOOTSTRAP_CLIENT_ID, env.TEST_BOOTSTRAP_CLIENT_SECRET, scope);
+const bootstrap = gatewayToken;
 
 function gw(url: string, tok: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);

@@ -1,23 +1,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { expectValidFhir, patient } from "./helpers";
+import { expectValidFhir, gatewayToken, GW, patient } from "./helpers";
 import { observation, tableCounts, txn, urn, type BundleOut } from "./bundle-helpers";
 
-const GW = "https://gateway.test";
-
-async function token(scope: string): Promise<string> {
-  const res = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
-    method: "POST",
-    headers: {
-      authorization: `Basic ${btoa(`${env.TEST_BOOTSTRAP_CLIENT_ID}:${env.TEST_BOOTSTRAP_CLIENT_SECRET}`)}`,
-      "content-type": "application/x-www-form-urlencoded",
-    },
-    body: new URLSearchParams({ grant_type: "client_credentials", scope }),
-  });
-  const body = await res.json<{ access_token?: string }>();
-  expect(res.status, JSON.stringify(body)).toBe(200);
-  return String(body.access_token);
-}
+const token = gatewayToken;
 
 function post(tok: string, body: unknown): Promise<Response> {
   return env.GATEWAY.fetch(`${GW}/v1/phi`, {

@@ -1,22 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { auditRows, patient, sealAll } from "./helpers";
+import { auditRows, gatewayToken, GW, patient, sealAll } from "./helpers";
 
-const GW = "https://gateway.test";
-
-async function token(scope: string): Promise<string> {
-  const res = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
-    method: "POST",
-    headers: {
-      authorization: `Basic ${btoa(`${env.TEST_BOOTSTRAP_CLIENT_ID}:${env.TEST_BOOTSTRAP_CLIENT_SECRET}`)}`,
-      "content-type": "application/x-www-form-urlencoded",
-    },
-    body: new URLSearchParams({ grant_type: "client_credentials", scope }),
-  });
-  const body = await res.json<{ access_token?: string }>();
-  expect(res.status, JSON.stringify(body)).toBe(200);
-  return String(body.access_token);
-}
+const token = gatewayToken;
 
 function gw(path: string, tok: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);

@@ -40,6 +40,26 @@ export async function call(
   return (init.via ?? SELF).fetch(path.startsWith("http") ? path : `${BASE}${path}`, { method: init.method ?? "GET", headers, body });
 }
 
+/** The gateway's origin in tests (its X-Forwarded-Host as phi sees it). */
+export const GW = "https://gateway.test";
+
+/** A real access token from the auth worker's token endpoint (client credentials, HTTP Basic). */
+export async function tokenFor(id: string, secret: string, scope: string): Promise<string> {
+  const res = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
+    method: "POST",
+    headers: { authorization: `Basic ${btoa(`${id}:${secret}`)}`, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "client_credentials", scope }),
+  });
+  const body = await res.json<{ access_token?: string }>();
+  expect(res.status, JSON.stringify(body)).toBe(200);
+  return String(body.access_token);
+}
+
+/** The bootstrap client's token (a platform client) with exactly `scope`. */
+export function gatewayToken(scope: string): Promise<string> {
+  return tokenFor(env.TEST_BOOTSTRAP_CLIENT_ID, env.TEST_BOOTSTRAP_CLIENT_SECRET, scope);
+}
+
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
   return res.json<T>();
 }

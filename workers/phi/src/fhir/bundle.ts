@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { reasonPhrase } from "../../../../shared/errors";
 
 /**
  * What `POST /v1/phi` accepts: a FHIR R4 Bundle of type `transaction` or `batch`
@@ -64,22 +65,7 @@ export function processingRank(method: EntryMethod): number {
   }
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  200: "OK",
-  201: "Created",
-  204: "No Content",
-  400: "Bad Request",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  409: "Conflict",
-  410: "Gone",
-  412: "Precondition Failed",
-  422: "Unprocessable Content",
-  503: "Service Unavailable",
-};
-
 /** `entry.response.status`: the HTTP status code, then its reason phrase. */
 export function statusLine(status: number): string {
-  return `${status} ${STATUS_TEXT[status] ?? ""}`.trim();
+  return `${status} ${reasonPhrase(status) ?? ""}`.trim();
 }

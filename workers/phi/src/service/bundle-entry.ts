@@ -10,11 +10,10 @@ import { indexEntries, observationValues, patientValues } from "../fhir/index-to
 import type { ResourceType } from "../fhir/search-params";
 import { compactVersionStatements } from "../store/bundle-statements";
 import { headStatement, type VersionRow } from "../store/resources";
-import { seal } from "../store/seal";
 import { entryError, targetKey, type PlannedEntry, type ValidResource } from "./bundle-plan";
 import { conditionalMatches } from "./conditional";
-import { presentVersion, versionMeta, type FhirResource } from "./present";
-import type { NewVersion } from "./write";
+import { presentVersion, type FhirResource } from "./present";
+import { sealedVersion, type NewVersion } from "./write";
 
 /**
  * Reading what a Bundle's entries depend on (one wave of D1 calls) and deciding each
@@ -91,19 +90,7 @@ function refuse(p: PlannedEntry, d: Decision): void {
 }
 
 async function buildVersion(scope: Scope, cfg: PhiSettings, v: NewVersion, now: Date) {
-  const lastUpdated = now.toISOString();
-  const resource: FhirResource | null = v.body
-    ? { ...v.body, resourceType: v.type, id: v.id, meta: versionMeta(v.body.meta, { version_id: v.versionId, last_updated: lastUpdated }) }
-    : null;
-  const row: VersionRow = {
-    resource_type: v.type,
-    id: v.id,
-    version_id: v.versionId,
-    last_updated: lastUpdated,
-    deleted: resource ? 0 : 1,
-    sealed: resource ? await seal(cfg.ring, v.type, v.id, v.versionId, resource) : null,
-    patient_id: v.patientId,
-  };
+  const { row, resource } = await sealedVersion(cfg, v, now);
   return { row, resource, statements: compactVersionStatements(scope, row, await indexEntries(cfg.indexKey, v.type, v.values)) };
 }
 

@@ -22,18 +22,8 @@ export interface NewVersion {
   values: [string, string][];
 }
 
-/**
- * Writes one version and its audit record in the same D1 batch (all or nothing):
- * the body sealed under the current key, the index replaced, the record appended.
- * Returns the stored resource as the client will read it.
- */
-export async function writeVersion(
-  c: Context<PhiEnv>,
-  cfg: PhiSettings,
-  action: AuditAction,
-  v: NewVersion,
-  now: Date,
-): Promise<{ row: VersionRow; resource: FhirResource | null }> {
+/** A version as stored (the body sealed under the current key) and the resource as the client will read it. */
+export async function sealedVersion(cfg: PhiSettings, v: NewVersion, now: Date): Promise<{ row: VersionRow; resource: FhirResource | null }> {
   const lastUpdated = now.toISOString();
   const resource: FhirResource | null = v.body
     ? { ...v.body, resourceType: v.type, id: v.id, meta: versionMeta(v.body.meta, { version_id: v.versionId, last_updated: lastUpdated }) }
@@ -47,6 +37,22 @@ export async function writeVersion(
     sealed: resource ? await seal(cfg.ring, v.type, v.id, v.versionId, resource) : null,
     patient_id: v.patientId,
   };
+  return { row, resource };
+}
+
+/**
+ * Writes one version and its audit record in the same D1 batch (all or nothing):
+ * the body sealed under the current key, the index replaced, the record appended.
+ * Returns the stored resource as the client will read it.
+ */
+export async function writeVersion(
+  c: Context<PhiEnv>,
+  cfg: PhiSettings,
+  action: AuditAction,
+  v: NewVersion,
+  now: Date,
+): Promise<{ row: VersionRow; resource: FhirResource | null }> {
+  const { row, resource } = await sealedVersion(cfg, v, now);
   const index = await indexEntries(cfg.indexKey, v.type, v.values);
   try {
     await recordSuccess(
