@@ -9,7 +9,8 @@ export const name = "round trips: D1 statements and sequential waves per operati
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const isD1 = (s) => s.attributes["db.system"] === "Cloudflare D1" || s.attributes["db.system.name"] === "Cloudflare D1";
-const isViewRefresh = (s) => /revoked_tokens|disabled_at/.test(String(s.attributes["db.statement"] ?? s.attributes["db.query.text"] ?? ""));
+// The revocation view refresh (revoked tokens, disabled clients, tenant token cut-offs) runs in a waitUntil of whichever request finds it due.
+const isViewRefresh = (s) => /revoked_tokens|disabled_at|tokens_not_before/.test(String(s.attributes["db.statement"] ?? s.attributes["db.query.text"] ?? ""));
 
 /** Light requests that give each worker's isolate a request to flush its due batch from. */
 async function nudge(ctx, tok) {
