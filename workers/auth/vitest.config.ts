@@ -2,7 +2,7 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { ensureDocsAssets } from "../../scripts/docs-assets.mjs";
-import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, phiShardDatabases, secretsFor, TEST_ONLY } from "../../scripts/test-support.mjs";
+import { auxWorker, d1Id, FAULT_DETAIL, faultWorkers, phiShardDatabases, secretsFor, TEST_ONLY, TEST_SECRETS } from "../../scripts/test-support.mjs";
 import { jwksServer } from "./test/fixtures/jwks-server.mjs";
 import { testReceiver } from "./test/fixtures/otlp.mjs";
 
@@ -26,6 +26,8 @@ export default defineConfig(async () => {
             PAYMENTS_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/payments")),
             DEVICES_MIGRATIONS: await readD1Migrations(path.join(root, "migrations/devices")),
             FAULT_DETAIL,
+            // The platform keyrings of phi and payments: the crypto-shredding test's attacker holds them (test/crypto-shred.test.ts).
+            PLATFORM_KEYRINGS: JSON.stringify({ phi: TEST_SECRETS.PHI_ENCRYPTION_KEYS, payments: TEST_SECRETS.CARD_ENCRYPTION_KEYS }),
             OTLP_RECEIVER: receiver,
             // A private_key_jwt client's key server on 127.0.0.1 (jwks_uri tests).
             JWKS_SERVER: await jwksServer(),

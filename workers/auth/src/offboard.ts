@@ -1,7 +1,11 @@
 import { z } from "zod";
 import { ApiError } from "../../../shared/errors";
-import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
+import { logger } from "../../../shared/logger";
+import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../shared/principal";
+import { DEFAULT_TENANT_ID, PLATFORM_TENANT_ID } from "../../../shared/tenants";
+import { authConfig } from "./config";
 import { noteTenantCutoff } from "./revocation/view";
+import type { AdminCaller } from "./tenant-access";
 import { TenantStore, type Tenant } from "./tenants";
 
 const REASON_PATTERN = /^[^\s\p{Cc}\p{Cf}](?:[^\p{Cc}\p{Cf}]{0,498}[^\s\p{Cc}\p{Cf}])?$/u;
@@ -21,25 +25,81 @@ export const OffboardTenant = z
 
 /** What offboarding did to the tenant's data in the data services. */
 export interface DataOffboarding {
-  /** True once the tenant's wrapped data keys are destroyed in every data service (crypto-shredding). */
+  /** True once every data service confirmed destroying the tenant's wrapped data keys (crypto-shredding). */
   keysDestroyed: boolean;
-  /** The services that destroyed the tenant's keys. */
+  /** The services that confirmed. */
   services: string[];
+  /** The services that did not (unreachable or an error): the DELETE must be sent again. */
+  failed: string[];
 }
 
+/** The data services that hold tenant data sealed under per-tenant keys (devices stores no PHI or card data in D1). */
+const DATA_SERVICES = [
+  { name: "phi", binding: "PHI" },
+  { name: "payments", binding: "PAYMENTS" },
+] as const;
+
 /**
- * The hook where crypto-shredding plugs in: each data service (phi, payments, devices) destroys the
- * tenant's wrapped data keys over its binding, after the tenant's clients are disabled. The data
- * services have no per-tenant keys yet, so nothing is destroyed and the answer says so.
+ * Crypto-shredding: each data service destroys the tenant's wrapped data keys over its service binding
+ * (`POST /internal/tenants/{id}/shred`, a path the gateway never forwards), with a principal auth signs
+ * for the platform admin who offboards, and records that in its own audit trail. phi does it on every
+ * shard. Each service answers only after its destruction committed; both are idempotent, so a retry
+ * after a failure is safe. When all confirmed, the tenant records when.
  */
-export function destroyTenantDataKeys(_env: Env, _tenant: Tenant): Promise<DataOffboarding> {
-  return Promise.resolve({ keysDestroyed: false, services: [] });
+export async function destroyTenantDataKeys(
+  env: Env,
+  tenant: Tenant,
+  caller: AdminCaller,
+  request: { id: string; ip: string; now: Date },
+): Promise<DataOffboarding> {
+  const principal: Principal = {
+    sub: caller.sub,
+    clientId: caller.clientId,
+    roles: caller.roles,
+    scopes: ["admin"],
+    tokenId: caller.tokenId,
+    tenantId: PLATFORM_TENANT_ID,
+    shard: 0,
+    ip: request.ip,
+    iat: Math.floor(request.now.getTime() / 1000),
+  };
+  const signed = await signPrincipal(authConfig(env).GATEWAY_HMAC_KEY, principal);
+  const body = JSON.stringify({ reason: tenant.offboardReason ?? "offboarded" });
+  const outcomes = await Promise.all(
+    DATA_SERVICES.map(async (svc) => {
+      try {
+        const res = await env[svc.binding].fetch(
+          new Request(`https://${svc.name}.internal/internal/tenants/${tenant.id}/shred`, {
+            method: "POST",
+            headers: { [PRINCIPAL_HEADER]: signed, "content-type": "application/json", "x-request-id": request.id },
+            body,
+          }),
+        );
+        await res.body?.cancel();
+        if (res.ok) return { name: svc.name, ok: true };
+        logger.error("tenant_shred_failed", { request_id: request.id, service: svc.name, status: res.status });
+      } catch (err) {
+        logger.error("tenant_shred_failed", { request_id: request.id, service: svc.name, error_class: err instanceof Error ? err.name : typeof err });
+      }
+      return { name: svc.name, ok: false };
+    }),
+  );
+  const services = outcomes.filter((o) => o.ok).map((o) => o.name);
+  const failed = outcomes.filter((o) => !o.ok).map((o) => o.name);
+  if (failed.length === 0) {
+    await env.DB.prepare("UPDATE tenants SET data_keys_destroyed_at = ?1 WHERE id = ?2 AND data_keys_destroyed_at IS NULL")
+      .bind(request.now.toISOString(), tenant.id)
+      .run();
+  }
+  return { keysDestroyed: failed.length === 0, services, failed };
 }
 
 export interface Offboarded {
   tenant: Tenant;
   /** The ids of the clients this offboarding disabled (already disabled ones are not counted). */
   disabledClients: string[];
+  /** True when the tenant was already offboarded and only the key destruction is retried. */
+  retry: boolean;
 }
 
 /**
@@ -67,10 +127,15 @@ export async function offboardTenant(db: D1Database, input: { id: string; by: st
       .bind(at, input.by, input.reason, input.id, cutoff),
     db.prepare("UPDATE clients SET disabled = 1, disabled_at = ?1 WHERE tenant_id = ?2 AND disabled = 0 RETURNING id").bind(at, input.id),
   ]);
-  if (marked?.results.length !== 1) throw new ApiError(409, "tenant_offboarded", "This tenant is already offboarded.");
+  if (marked?.results.length !== 1) {
+    // Offboarded before, but a data service did not confirm the key destruction: this call retries that.
+    if (existing.offboardedAt && !existing.dataKeysDestroyedAt) return { tenant: existing, disabledClients: [], retry: true };
+    throw new ApiError(409, "tenant_offboarded", "This tenant is already offboarded and its data keys are destroyed.");
+  }
   noteTenantCutoff(input.id, cutoff);
   return {
     tenant: { ...existing, offboardedAt: at, offboardedBy: input.by, offboardReason: input.reason },
     disabledClients: (disabled?.results ?? []).map((r) => r.id),
+    retry: false,
   };
 }

@@ -12,7 +12,8 @@ export type SecurityEventType =
   | "token_invalid_claims"
   | "scope_denied"
   | "principal_header_spoofed"
-  | "tenant_offboarded";
+  | "tenant_offboarded"
+  | "tenant_data_keys_destroyed";
 
 export type Severity = "low" | "medium" | "high";
 
@@ -29,6 +30,7 @@ const SEVERITY: Record<SecurityEventType, Severity> = {
   scope_denied: "medium",
   principal_header_spoofed: "high",
   tenant_offboarded: "high",
+  tenant_data_keys_destroyed: "high",
 };
 
 export interface SecurityEvent {

@@ -10,10 +10,10 @@ import type { AuthEnv } from "./types";
  * `admin`, no tenant) manages every tenant and client; a tenant admin (scope `admin` inside a
  * tenant) manages its own tenant's clients only.
  */
-export type AdminCaller = { sub: string; clientId: string; tenantId: string | null };
+export type AdminCaller = { sub: string; clientId: string; tenantId: string | null; tokenId: string; roles: string[] };
 
 export function adminCaller(claims: AccessClaims): AdminCaller {
-  return { sub: claims.sub, clientId: claims.client_id, tenantId: claims.tenant_id ?? null };
+  return { sub: claims.sub, clientId: claims.client_id, tenantId: claims.tenant_id ?? null, tokenId: claims.jti, roles: claims.roles };
 }
 
 /** The `admin` scope, on a client that belongs to no tenant; a tenant's admin gets 403. */

@@ -12,6 +12,8 @@ export interface Tenant {
   offboardedAt: string | null;
   offboardedBy: string | null;
   offboardReason: string | null;
+  /** When every data service confirmed destroying the tenant's data keys (crypto-shredding). */
+  dataKeysDestroyedAt: string | null;
 }
 
 interface TenantRow {
@@ -23,9 +25,10 @@ interface TenantRow {
   offboarded_at: string | null;
   offboarded_by: string | null;
   offboard_reason: string | null;
+  data_keys_destroyed_at: string | null;
 }
 
-const COLUMNS = "id, name, shard, created_at, created_by, offboarded_at, offboarded_by, offboard_reason";
+const COLUMNS = "id, name, shard, created_at, created_by, offboarded_at, offboarded_by, offboard_reason, data_keys_destroyed_at";
 
 function fromRow(r: TenantRow): Tenant {
   return {
@@ -37,6 +40,7 @@ function fromRow(r: TenantRow): Tenant {
     offboardedAt: r.offboarded_at,
     offboardedBy: r.offboarded_by,
     offboardReason: r.offboard_reason,
+    dataKeysDestroyedAt: r.data_keys_destroyed_at,
   };
 }
 
@@ -52,6 +56,7 @@ export function tenantView(t: Tenant) {
     offboarded_at: t.offboardedAt,
     offboarded_by: t.offboardedBy,
     offboard_reason: t.offboardReason,
+    data_keys_destroyed_at: t.dataKeysDestroyedAt,
   };
 }
 

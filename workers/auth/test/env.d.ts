@@ -19,6 +19,8 @@ declare global {
       PRINCIPAL_ECHO: Fetcher;
       FAULT_DB: D1Database;
       FAULT_DETAIL: string;
+      /** JSON {phi, payments}: the platform keyrings, for the crypto-shredding test's raw scan. */
+      PLATFORM_KEYRINGS: string;
       /** Base URL of the test OTLP receiver phi exports to (test/fixtures/otlp.mjs): GET /_counts, /_find. */
       OTLP_RECEIVER: string;
       /** Base URL of the test key server a jwks_uri client publishes to (test/fixtures/jwks-server.mjs). */

@@ -74,8 +74,8 @@ describe("offboarding a tenant (DELETE /admin/tenants/{id})", () => {
     expect(Date.parse(out.tenant.offboarded_at ?? "")).not.toBeNaN();
     expect(out.clients_disabled).toBe(2);
     expect(out.tokens_refused_within_ms).toBe(5000);
-    // Crypto-shredding is not built yet: the answer says no data key was destroyed.
-    expect(out.data_keys_destroyed).toBe(false);
+    // Its data keys are destroyed in phi and payments (test/crypto-shred.test.ts shows what that does to the data).
+    expect(out.data_keys_destroyed).toBe(true);
 
     // Every client of it is disabled, in D1.
     const rows = await env.DB.prepare("SELECT id, disabled FROM clients WHERE tenant_id = ?").bind(gone.id).all<{ id: string; disabled: number }>();

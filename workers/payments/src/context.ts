@@ -5,7 +5,7 @@ import { paymentsConfig, type PaymentsConfig } from "./config";
 
 export interface AuditSubject {
   action: string;
-  resourceType: "payment" | "payment_method" | "refund" | "ledger" | "audit";
+  resourceType: "payment" | "payment_method" | "refund" | "ledger" | "audit" | "tenant";
   resourceId?: string | null | undefined;
   amount?: number | null | undefined;
   currency?: string | null | undefined;

@@ -7,6 +7,7 @@ import { traced } from "../../../shared/telemetry";
 import { auditTrail } from "./audit";
 import { pruneExpiredKeys } from "./idempotency";
 import auditRoutes from "./routes/audit";
+import { internalRoutes } from "./routes/internal";
 import ledgerRoutes from "./routes/ledger";
 import paymentMethodRoutes from "./routes/payment-methods";
 import paymentRoutes from "./routes/payments";
@@ -20,6 +21,8 @@ app.route(
   "/",
   healthRoutes<Env>({ name: "payments", environment: (env) => env.ENVIRONMENT, checks: (env) => ({ db: d1Check(env.DB) }) }),
 );
+// Offboarding (auth only: the gateway never forwards /internal; a platform admin's signed principal).
+app.route("/", internalRoutes);
 // Everything under /v1 comes only through the gateway, with its signed principal.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 // Every action a handler begins leaves an audit record, whatever its outcome.

@@ -1,6 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { decryptField, parseKeyring } from "../../../shared/crypto";
+import { tenantRing } from "../../../shared/keys/tenant-keys";
+import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
 import { call, card, CARDS, dumpAllRows, json, YEAR } from "./helpers";
 
 interface PM {
@@ -77,8 +79,11 @@ describe("card vault", () => {
     const row = await env.DB.prepare("SELECT * FROM payment_methods WHERE id = ?").bind(pm.id).first<Record<string, unknown>>();
     expect(row).not.toBeNull();
     const sealed = String(row?.number_enc);
-    expect(sealed).toMatch(/^v1\.k1\./);
-    const ring = await parseKeyring(env.CARD_ENCRYPTION_KEYS);
+    // Under the tenant's data key (shared/keys/tenant-keys.ts), which the platform keyring only wraps.
+    expect(sealed).toMatch(/^v1\.tk_/);
+    const platform = await parseKeyring(env.CARD_ENCRYPTION_KEYS);
+    await expect(decryptField(platform, sealed, `payment_methods.number_enc:${pm.id}`)).rejects.toThrow();
+    const ring = await tenantRing({ db: env.DB, service: "payments", database: "DB", platform, tenant: DEFAULT_TENANT_ID });
     expect(await decryptField(ring, sealed, `payment_methods.number_enc:${pm.id}`)).toBe(CARDS.discover);
     // Moved to another row, the ciphertext does not decrypt (AES-GCM associated data).
     await expect(decryptField(ring, sealed, "payment_methods.number_enc:pm_other")).rejects.toThrow();

@@ -31,7 +31,7 @@ export const AUDIT_ACTION_SCOPE = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
-} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | "bundle" | "unknown">, string>;
+} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | "bundle" | "tenant-shred" | "unknown">, string>;
 export type AuditOnlyAction = keyof typeof AUDIT_ACTION_SCOPE;
 
 /** Bulk Data export's actions (src/export/): decided by decideExport and decideExportFollowUp. */

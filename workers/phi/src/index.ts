@@ -10,6 +10,7 @@ import { renderPhiError } from "./fhir/outcome";
 import { preferReturn } from "./fhir/prefer";
 import { auditRoutes } from "./routes/audit";
 import { bundleRoutes } from "./routes/bundle";
+import { internalRoutes } from "./routes/internal";
 import { metadataRoutes } from "./routes/metadata";
 import { observationRoutes } from "./routes/observation";
 import { patientRoutes } from "./routes/patient";
@@ -31,6 +32,8 @@ app.route(
 // The CapabilityStatement is public (no PHI): answered before the principal check.
 app.use("/v1/phi/metadata", fhirFormat());
 app.route("/", metadataRoutes(() => app.routes));
+// Offboarding (auth only: the gateway never forwards /internal; a platform admin's signed principal).
+app.route("/", internalRoutes);
 // Everything else under /v1 comes only through the gateway, with its signed principal,
 // and every access through it leaves exactly one audit record.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));

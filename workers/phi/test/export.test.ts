@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { phiSettings } from "../src/config";
+import { tenantSettings } from "../src/config";
 import { readChunk } from "../src/export/chunk";
 import { auditRows, call, expectValidFhir, json, patient } from "./helpers";
 import { byId, downloadAll, jobIdOf, kickOff, seedPatient, waitForManifest, type Manifest } from "./export-helpers";
@@ -145,9 +145,9 @@ describe("the snapshot", () => {
     if (!updated) throw new Error("no seeded patient");
     expect((await call(`/Patient/${updated.id}`, { method: "PUT", body: { ...patient("ExportUpdatedLater"), id: updated.id } })).status).toBe(200);
     const actor = { tenantId: "ten_default", sub: "snapshot-test", clientId: "snapshot-test", roles: [], tokenId: "t", clientIp: "127.0.0.1", purposeOfUse: "TREAT", requestId: "r", traceId: "" };
-    const { ring } = await phiSettings(env);
+    const { bodies } = await tenantSettings(env, env.DB, 0, "ten_default");
     const spec = { jobId: crypto.randomUUID(), types: ["Patient", "Observation"] as const, since: null, transactionTime, after: "", size: 1000 };
-    const read = await readChunk(env.DB, ring, actor, { ...spec, types: [...spec.types] }, new Date());
+    const read = await readChunk(env.DB, bodies, actor, { ...spec, types: [...spec.types] }, new Date());
     const patients = (read.lines.get("Patient") ?? []).map((l) => JSON.parse(l) as { id: string; meta: { versionId: string }; name: { family: string }[] });
     expect(patients.map((p) => p.id)).not.toContain(later.id);
     expect((read.lines.get("Observation") ?? []).map((l) => (JSON.parse(l) as { id: string }).id)).not.toContain(later.observations[0]);

@@ -57,6 +57,8 @@ export const tenants = sqliteTable(
     offboardedAt: text("offboarded_at"),
     offboardedBy: text("offboarded_by"),
     offboardReason: text("offboard_reason"),
+    /** When every data service confirmed destroying the tenant's data keys (crypto-shredding); NULL until then. */
+    dataKeysDestroyedAt: text("data_keys_destroyed_at"),
     /**
      * Unix seconds: every token of this tenant issued before it is revoked (`revokeTenantTokens`: a shard
      * move, an offboarding). The gateway's revocation view loads recent ones, as it does disabled clients.

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
 import { TENANT_ID_PATTERN } from "../../../../shared/tenants";
-import { securityEvent } from "../bearer";
+import { clientIp, securityEvent } from "../bearer";
 import { authConfig, viewOptions } from "../config";
 import { destroyTenantDataKeys, offboardTenant, OffboardTenant } from "../offboard";
 import { noteClientsDisabled } from "../revocation/view";
@@ -77,13 +77,24 @@ app.delete("/admin/tenants/:id", async (c) => {
   const input = parse(OffboardTenant, await jsonBody(c));
   const id = c.req.param("id");
   if (!TENANT_ID_PATTERN.test(id)) throw notFound();
-  const done = await offboardTenant(c.env.DB, { id, by: caller.sub, reason: input.reason, now: new Date() });
+  const now = new Date();
+  const done = await offboardTenant(c.env.DB, { id, by: caller.sub, reason: input.reason, now });
   const cfg = authConfig(c.env);
-  noteClientsDisabled(done.disabledClients, viewOptions(c.env), Date.now());
-  securityEvent(c, "tenant_offboarded", { clientId: caller.clientId, reason: `tenant ${done.tenant.id}: ${done.disabledClients.length} clients disabled` });
-  const data = await destroyTenantDataKeys(c.env, done.tenant);
+  if (!done.retry) {
+    noteClientsDisabled(done.disabledClients, viewOptions(c.env), Date.now());
+    securityEvent(c, "tenant_offboarded", { clientId: caller.clientId, reason: `tenant ${done.tenant.id}: ${done.disabledClients.length} clients disabled` });
+  }
+  const data = await destroyTenantDataKeys(c.env, done.tenant, caller, { id: c.var.requestId, ip: clientIp(c), now });
+  if (!data.keysDestroyed) {
+    throw new ApiError(
+      502,
+      "data_keys_not_destroyed",
+      `The tenant is offboarded (no client of it gets a token or reaches its data), but ${data.failed.join(" and ")} did not confirm destroying its data keys; send this DELETE again.`,
+    );
+  }
+  securityEvent(c, "tenant_data_keys_destroyed", { clientId: caller.clientId, reason: `tenant ${done.tenant.id}: ${data.services.join(", ")}` });
   return c.json({
-    tenant: tenantView(done.tenant),
+    tenant: tenantView({ ...done.tenant, dataKeysDestroyedAt: done.tenant.dataKeysDestroyedAt ?? now.toISOString() }),
     clients_disabled: done.disabledClients.length,
     tokens_refused_within_ms: cfg.REVOCATION_REFRESH_MS,
     data_keys_destroyed: data.keysDestroyed,

@@ -1,4 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { tenantKeysTable } from "../../../../shared/keys/table";
 import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
 import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
 
@@ -196,3 +197,6 @@ export const processorOperations = sqliteTable("processor_operations", {
   outcome: text("outcome").notNull(),
   createdAt: text("created_at").notNull(),
 });
+
+/** The tenants' wrapped card-vault keys (shared/keys/table.ts): offboarding destroys them. */
+export const tenantKeys = tenantKeysTable();

@@ -1,4 +1,5 @@
-import { decryptField, encryptField, hmacHex, parseKeyring, randomToken } from "../../../../shared/crypto";
+import { decryptField, encryptField, hmacHex, parseKeyring, randomToken, type Keyring } from "../../../../shared/crypto";
+import { tenantRing } from "../../../../shared/keys/tenant-keys";
 import type { RequestInfo } from "../context";
 import type { Brand } from "../domain/card";
 import type { PaymentMethodView } from "../schemas/payment-method";
@@ -26,6 +27,15 @@ export async function fingerprint(secret: string, number: string): Promise<strin
   return (await hmacHex(secret, `card-fingerprint\u0000${number}`)).slice(0, 32);
 }
 
+/**
+ * The caller's tenant's vault keyring: its own data key (wrapped by CARD_ENCRYPTION_KEYS, destroyed when
+ * the tenant is offboarded) encrypts; the platform keys still decrypt cards sealed before data keys existed.
+ */
+async function vaultRing(info: RequestInfo): Promise<Keyring> {
+  const platform = await parseKeyring(info.config.CARD_ENCRYPTION_KEYS);
+  return tenantRing({ db: info.db, service: "payments", database: "DB", platform, tenant: info.principal.tenantId });
+}
+
 export interface TokenizedCard {
   view: PaymentMethodView;
   statement: D1PreparedStatement;
@@ -33,7 +43,7 @@ export interface TokenizedCard {
 
 /**
  * Seals a validated card into the vault (PCI-DSS 3.5.1: the number only as
- * AES-256-GCM ciphertext). Returns the insert for the caller's batch. The CVC
+ * AES-256-GCM ciphertext, under the tenant's data key). Returns the insert for the caller's batch. The CVC
  * is not a parameter: it can never reach storage (PCI-DSS 3.3.1.2).
  */
 export async function tokenize(
@@ -42,7 +52,7 @@ export async function tokenize(
   holderName?: string,
 ): Promise<TokenizedCard> {
   const id = randomToken(16, "pm_");
-  const ring = await parseKeyring(info.config.CARD_ENCRYPTION_KEYS);
+  const ring = await vaultRing(info);
   const numberEnc = await encryptField(ring, card.number, numberAad(id));
   const holderEnc = holderName ? await encryptField(ring, holderName, holderAad(id)) : null;
   const fp = await fingerprint(info.config.CARD_FINGERPRINT_KEY, card.number);
@@ -89,6 +99,6 @@ export function paymentMethodView(row: PaymentMethodRow): PaymentMethodView {
 
 /** The only way out of the vault: to the processor, for an authorization. */
 export async function revealNumber(info: RequestInfo, row: PaymentMethodRow): Promise<string> {
-  const ring = await parseKeyring(info.config.CARD_ENCRYPTION_KEYS);
+  const ring = await vaultRing(info);
   return decryptField(ring, row.number_enc, numberAad(row.id));
 }

@@ -20,6 +20,7 @@ export type AuditAction =
   | "export-download"
   | "export-disclose"
   | "bundle"
+  | "tenant-shred"
   | "unknown";
 
 export interface RequestDescription {

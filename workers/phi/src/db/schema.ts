@@ -1,4 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { tenantKeysTable } from "../../../../shared/keys/table";
 import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
 import { DEFAULT_TENANT_ID } from "../../../../shared/tenants";
 
@@ -91,3 +92,6 @@ export const phiAudit = sqliteTable(
 );
 
 export const phiAuditCheckpoints = checkpointsTable("phi_audit_checkpoints");
+
+/** The tenants' wrapped data keys on this shard (shared/keys/table.ts): offboarding destroys them. */
+export const tenantKeys = tenantKeysTable();

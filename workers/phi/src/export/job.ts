@@ -4,7 +4,7 @@ import { sealerName, shardSealers } from "../audit/sealer";
 import { shardDatabase } from "../store/shards";
 import { logger } from "../../../../shared/logger";
 import type { AuditActor } from "../audit/trail";
-import { phiSettings } from "../config";
+import { tenantSettings } from "../config";
 import type { ResourceType } from "../fhir/search-params";
 import { countPatients, readChunk } from "./chunk";
 import { addPart, fileName, MAX_FAILURES, partKey, type ExportFile, type JobState } from "./state";
@@ -125,15 +125,15 @@ export class PhiExportJob extends DurableObject<Env> {
   private async runChunk(job: JobState): Promise<void> {
     const env = this.env;
     const { chunkSize, ttlMs } = exportSettings(env);
-    const cfg = await phiSettings(env);
     const started = Date.now();
     // The tenant's shard, and only the tenant's rows on it (chunk.ts binds actor.tenantId).
     const shard = job.shard ?? 0;
     const db = shardDatabase(env, shard);
     if (!db) throw new Error(`no database bound for PHI shard ${shard}`);
+    const cfg = await tenantSettings(env, db, shard, job.actor.tenantId);
     const total = job.patientsTotal ?? (await countPatients(db, job.actor.tenantId, job.transactionTime));
     const spec = { jobId: job.id, types: job.types, since: job.since, transactionTime: job.transactionTime, after: job.cursor, size: chunkSize };
-    const read = await readChunk(db, cfg.ring, job.actor, spec, new Date());
+    const read = await readChunk(db, cfg.bodies, job.actor, spec, new Date());
     nudgeSealer(shardSealers(env.AUDIT_SEALER, shard), sealerName(shard), sealDelayMs(env.AUDIT_SEAL_DELAY_MS), (p) => this.ctx.waitUntil(p));
     const readMs = Date.now() - started;
 

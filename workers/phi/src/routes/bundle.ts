@@ -47,7 +47,7 @@ bundleRoutes.openapi(
     // Each entry as its own request would be judged, SMART scopes included (the gateway checked the coarse scopes).
     enforce(decideBundle(c.get("principal").scopes, entries.map((e) => ({ method: e.request.method, url: e.request.url }))));
     if (entries.length > BUNDLE_MAX_ENTRIES) throw new ApiError(413, "too_many_entries", `A Bundle holds at most ${BUNDLE_MAX_ENTRIES} entries.`);
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const pref = returnPreference(c.req.header("prefer"));
     const now = new Date();
     const run = bundle.type === "transaction" ? runTransaction : runBatch;

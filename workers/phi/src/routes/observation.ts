@@ -31,7 +31,7 @@ observationRoutes.openapi(
     // The subject must be a live Patient of this server: an Observation always concerns a known record.
     const subject = await readHead(scopeOf(c), "Patient", patientId);
     if (!subject || subject.deleted) throw new ApiError(422, "unknown_subject", "The subject is not a Patient of this server.");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const id = crypto.randomUUID();
     const { row, resource } = await writeVersion(
       c,
@@ -54,11 +54,11 @@ observationRoutes.openapi(
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "read", "Observation"));
     const { id } = c.req.valid("param");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const head = await readAudited(c, "read", "Observation", id);
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");
-    const resource = await presentVersion(cfg.ring, head);
+    const resource = await presentVersion(cfg.bodies, head);
     return c.json(resource, 200, resourceHeaders(head, false));
   },
 );

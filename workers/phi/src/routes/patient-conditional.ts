@@ -40,7 +40,7 @@ patientConditionalRoutes.openapi(
     const input = c.req.valid("json");
     const url = new URL(c.req.url);
     url.searchParams.delete("_format");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const matches = await conditionalMatches(scopeOf(c), cfg, url.searchParams.toString());
     if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The criteria match more than one Patient.");
     const head = matches[0];

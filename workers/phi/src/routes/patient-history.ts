@@ -31,7 +31,7 @@ patientHistoryRoutes.openapi(
     enforce(decideScope(c.get("principal").scopes, "history", "Patient"));
     const { id } = c.req.valid("param");
     const q = c.req.valid("query");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const rows = await readHistory(scopeOf(c), "Patient", id, q._count + 1, q._before);
     if (rows.length === 0 && !(await readHead(scopeOf(c), "Patient", id))) throw new ApiError(404, "not_found", "No resource has this id.");
     const page = rows.slice(0, q._count);
@@ -46,7 +46,7 @@ patientHistoryRoutes.openapi(
             }
           : {
               fullUrl: `${base}/Patient/${id}`,
-              resource: await presentVersion(cfg.ring, r),
+              resource: await presentVersion(cfg.bodies, r),
               request: { method: r.version_id === 1 ? "POST" : "PUT", url: r.version_id === 1 ? "Patient" : `Patient/${id}` },
               response: { status: r.version_id === 1 ? "201" : "200", etag: etag(r.version_id), lastModified: r.last_updated },
             },
@@ -70,11 +70,11 @@ patientHistoryRoutes.openapi(
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "vread", "Patient"));
     const { id, vid } = c.req.valid("param");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const row = await readAudited(c, "vread", "Patient", id, vid);
     enforce(decideReadable(row));
     if (!row) throw new ApiError(404, "not_found");
-    const resource = await presentVersion(cfg.ring, row);
+    const resource = await presentVersion(cfg.bodies, row);
     return c.json(resource, 200, resourceHeaders(row, false));
   },
 );

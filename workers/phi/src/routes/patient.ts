@@ -45,14 +45,14 @@ patientRoutes.openapi(
     // or a create-only client could read records through it (the flaw of CVE-2026-113876 in HAPI).
     enforce(decideResource(c.get("principal").scopes, "Patient", ...(criteria === undefined ? ["c" as const] : (["c", "r", "s"] as const))));
     const input = c.req.valid("json");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     if (criteria !== undefined) {
       // FHIR R4 http.html#ccreate: one match -> 200 with it, several -> 412, none -> create.
       const matches = await conditionalMatches(scopeOf(c), cfg, criteria);
       if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The If-None-Exist criteria match more than one Patient.");
       const head = matches[0];
       if (head) {
-        const resource = await presentVersion(cfg.ring, head);
+        const resource = await presentVersion(cfg.bodies, head);
         await recordSuccess(c, { action: "read", resourceType: "Patient", resourceId: head.id, patientIds: [head.id] }, new Date());
         return c.json(resource, 200, resourceHeaders(head, true));
       }
@@ -80,12 +80,12 @@ patientRoutes.openapi(
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "read", "Patient"));
     const { id } = c.req.valid("param");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     // The select and its audit record are one batch: the record is written before any PHI leaves (else 503).
     const head = await readAudited(c, "read", "Patient", id);
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");
-    const resource = await presentVersion(cfg.ring, head);
+    const resource = await presentVersion(cfg.bodies, head);
     return c.json(resource, 200, resourceHeaders(head, false));
   },
 );
@@ -104,7 +104,7 @@ patientRoutes.openapi(
     const input = c.req.valid("json");
     // FHIR update: the body's id must be the URL's id (R4 http.html#update).
     if (input.id !== id) throw new ApiError(400, "id_mismatch", "The resource id must equal the id in the URL.");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const head = await readHead(scopeOf(c), "Patient", id);
     // Ids are server-assigned: no update-as-create, no resurrection of a deleted record.
     enforce(decideReadable(head));
@@ -131,7 +131,7 @@ patientRoutes.openapi(
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "delete", "Patient"));
     const { id } = c.req.valid("param");
-    const cfg = await phiSettings(c.env);
+    const cfg = await phiSettings(c);
     const head = await readHead(scopeOf(c), "Patient", id);
     enforce(decideReadable(head));
     if (!head) throw new ApiError(404, "not_found");

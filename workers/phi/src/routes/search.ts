@@ -39,7 +39,7 @@ function queryParams(c: Context): [string, string][] {
 async function search(c: Context<PhiEnv>, type: ResourceType, params: [string, string][]) {
   const principal = c.get("principal");
   enforce(decideScope(principal.scopes, "search", type));
-  const cfg = await phiSettings(c.env);
+  const cfg = await phiSettings(c);
   const now = new Date();
   const page = await pageFrom(cfg, principal.sub, type, params, now);
   // Included resources are refused up front, never silently dropped: the client asked for them

@@ -120,7 +120,7 @@ export async function decideEntry(
     return { index: p.index, status, statements: built.statements, audit, row: built.row, resource: built.resource, write: true };
   };
   const read = async (status: number, row: VersionRow, write: boolean): Promise<EntryResult> => {
-    const resource = state.written.get(key) ?? (await presentVersion(cfg.ring, row));
+    const resource = state.written.get(key) ?? (await presentVersion(cfg.bodies, row));
     const audit = { action: "read" as const, resourceType: p.type, resourceId: safeId(row.id), patientIds: [row.patient_id] };
     return { index: p.index, status, statements: [], audit, row, resource, write };
   };

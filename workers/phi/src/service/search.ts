@@ -57,7 +57,7 @@ async function entries(cfg: PhiSettings, base: string, rows: VersionRow[], mode:
     rows
       // A resource deleted after the snapshot is left out of its page.
       .filter((r) => !r.deleted)
-      .map(async (r) => ({ fullUrl: `${base}/${r.resource_type}/${r.id}`, resource: await presentVersion(cfg.ring, r), search: { mode } })),
+      .map(async (r) => ({ fullUrl: `${base}/${r.resource_type}/${r.id}`, resource: await presentVersion(cfg.bodies, r), search: { mode } })),
   );
 }
 

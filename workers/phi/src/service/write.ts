@@ -34,7 +34,7 @@ export async function sealedVersion(cfg: PhiSettings, v: NewVersion, now: Date):
     version_id: v.versionId,
     last_updated: lastUpdated,
     deleted: resource ? 0 : 1,
-    sealed: resource ? await seal(cfg.ring, v.type, v.id, v.versionId, resource) : null,
+    sealed: resource ? await seal(cfg.bodies, v.type, v.id, v.versionId, resource) : null,
     patient_id: v.patientId,
   };
   return { row, resource };

@@ -1,0 +1,1 @@
+ALTER TABLE `tenants` ADD `data_keys_destroyed_at` text;
