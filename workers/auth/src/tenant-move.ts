@@ -128,7 +128,10 @@ async function precheck(c: Context<AuthEnv>, caller: AdminCaller, id: string, to
   if (!t) throw new ApiError(404, "tenant_not_found", "No tenant has this id.");
   if (t.offboardedAt) throw new ApiError(409, "tenant_offboarded", "This tenant is offboarded; its data is not moved.");
   if (t.shard === to) throw new ApiError(409, "same_shard", `The tenant is on shard ${to} already.`);
-  const check = await phiStep(c, caller, id, { step: "check", from: t.shard, to });
+  const check = await phiStep(c, caller, id, { step: "check", from: t.shard, to }).catch((err: unknown) => {
+    logger.error("tenant_move_check_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
+    return { status: 0, json: {} };
+  });
   if (check.status === 400) throw new ApiError(400, "shard_not_declared", `PHI shard ${to} is not declared in phi's configuration.`);
   if (check.status !== 200) throw new ApiError(502, "bad_gateway", "phi did not answer the move's check; nothing was changed.");
   return t;
