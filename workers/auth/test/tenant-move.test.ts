@@ -250,6 +250,8 @@ describe("moving a tenant: refusals change nothing", () => {
   it("while a move is under way: no token for the tenant's clients (503), and a second move is refused (409)", async () => {
     const other = (t.shard + 1) % SHARDS.length;
     await env.DB.prepare("UPDATE tenants SET moving_to = ?, moving_since = ? WHERE id = ?").bind(other, new Date().toISOString(), t.id).run();
+    const shown = await gw(`/admin/tenants/${t.id}`, { headers: bearer(platform) });
+    expect((await shown.json<{ moving_to: number | null }>()).moving_to).toBe(other);
     const refused = await tokenStatus(c);
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("5");

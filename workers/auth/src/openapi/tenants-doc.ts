@@ -8,7 +8,7 @@ const Tenant = z
   .object({
     id: z.string().openapi({ example: "ten_3k9XbQ2mZ1aP7wLd" }),
     name: z.string(),
-    shard: z.number().int().openapi({ description: "The PHI database the tenant was placed on when created" }),
+    shard: z.number().int().openapi({ description: "The PHI database the tenant's data is on (placed when created, changed only by a move)" }),
     status: z.enum(["active", "offboarded"]),
     created_at: z.string(),
     created_by: z.string(),
@@ -16,6 +16,7 @@ const Tenant = z
     offboarded_by: z.string().nullable(),
     offboard_reason: z.string().nullable(),
     data_keys_destroyed_at: z.string().nullable().openapi({ description: "When every data service confirmed destroying the tenant's data keys (crypto-shredding)" }),
+    moving_to: z.number().int().nullable().openapi({ description: "While a move is under way (POST /admin/tenants/{id}/move): the shard it goes to; its clients get no token meanwhile" }),
   })
   .openapi("Tenant");
 
