@@ -66,7 +66,7 @@ describe("moving a tenant between shards (internal steps)", () => {
   it("moves every tenant_id table (one added later too) in bounded calls, there and back, each audit record copied once, both chains intact", async () => {
     // A table a later migration could add (per-tenant keys, say): found by its tenant_id column, moved with no code change.
     for (const d of SHARDS) await d.exec("CREATE TABLE IF NOT EXISTS move_test_keys (tenant_id TEXT NOT NULL, kid TEXT NOT NULL, wrapped TEXT NOT NULL)");
-    expect((await dataTables(db(1))).map((t) => t.name)).toEqual(["move_test_keys", "resource_versions", "search_index"]);
+    expect((await dataTables(db(1))).map((t) => t.name)).toEqual(["move_test_keys", "resource_versions", "search_index", "tenant_keys"]);
     const many = ROWS_PER_BATCH * BATCHES_PER_CALL + 50;
     await db(1).exec(`INSERT INTO move_test_keys (tenant_id, kid, wrapped) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${many}) SELECT '${TENANT}', 'k' || i, 'w' || i FROM n`);
     const created = await call("/Patient", { method: "POST", body: patient("Mover"), as: on(1) });
@@ -77,12 +77,14 @@ describe("moving a tenant between shards (internal steps)", () => {
     const audited = await rows(db(1), "phi_audit");
 
     const out = await moveAll(1, 2);
-    expect(out.counts).toMatchObject({ move_test_keys: many, resource_versions: 2, phi_audit: audited });
+    // The tenant's wrapped data key moves with the bodies it seals (per-tenant keys, migration 0006).
+    expect(out.counts).toMatchObject({ move_test_keys: many, resource_versions: 2, tenant_keys: 1, phi_audit: audited });
     // More rows than one call copies: the copy went on over several bounded calls.
     expect(out.copyCalls).toBeGreaterThanOrEqual(2);
     expect(await rows(db(1), "move_test_keys")).toBe(0);
     expect(await rows(db(1), "resource_versions")).toBe(0);
     expect(await rows(db(1), "search_index")).toBe(0);
+    expect(await rows(db(1), "tenant_keys")).toBe(0);
     expect(await rows(db(2), "move_test_keys")).toBe(many);
     // Readable on its new shard, with every version.
     expect((await call(`/Patient/${id}/_history/1`, { as: on(2) })).status).toBe(200);
