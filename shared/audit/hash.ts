@@ -25,8 +25,9 @@ export type ChainColumns = Record<string, ChainValue>;
  * still verify; any other value is hashed. Either way the column is bound: moving
  * a record into or out of that value changes what its hash covers.
  * `tenant_id` (issue 18): the records written before tenants are the default tenant's.
+ * `origin` (phi, tenant moves): NULL on every record written where it is; a moved copy hashes its first home.
  */
-export const LATE_COLUMNS: Readonly<Record<string, ChainValue>> = { tenant_id: DEFAULT_TENANT_ID };
+export const LATE_COLUMNS: Readonly<Record<string, ChainValue>> = { tenant_id: DEFAULT_TENANT_ID, origin: null };
 
 const IDENT = /^[a-z_][a-z0-9_]*$/;
 

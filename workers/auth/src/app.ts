@@ -6,6 +6,7 @@ import { gatewayRoutes } from "./gateway/gateway";
 import adminRoutes from "./routes/admin";
 import oauthRoutes from "./routes/oauth";
 import openapiRoutes from "./routes/openapi";
+import tenantMoveRoutes from "./routes/tenant-move";
 import tenantRoutes from "./routes/tenants";
 import wellKnownRoutes from "./routes/well-known";
 
@@ -45,6 +46,7 @@ export function buildApp() {
   app.route("/", oauthRoutes);
   app.route("/", adminRoutes);
   app.route("/", tenantRoutes);
+  app.route("/", tenantMoveRoutes);
   app.route("/", openapiRoutes);
   app.route("/", docsRoutes);
   app.route("/", gatewayRoutes());

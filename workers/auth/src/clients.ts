@@ -25,13 +25,13 @@ export interface Client {
   /** Or where the client publishes them (RFC 7591 `jwks_uri`), fetched on use. */
   jwksUri: string | null;
   /** The tenant the client acts in and the PHI shard it is placed on; null for a platform client. */
-  tenant: { id: string; shard: number } | null;
+  tenant: { id: string; shard: number; moving?: boolean } | null;
   /** Not stored: the bootstrap client defined by configuration. */
   bootstrap?: boolean;
 }
 
 /** A client row with its tenant's placement and state (one LEFT JOIN: still one query on the token path). */
-export type ClientRow = typeof clients.$inferSelect & { tenantShard: number | null; tenantOffboardedAt: string | null };
+export type ClientRow = typeof clients.$inferSelect & { tenantShard: number | null; tenantOffboardedAt: string | null; tenantMovingTo?: number | null };
 
 /**
  * Which clients an admin caller may see: `null` for a platform admin (all of them), else the
@@ -39,7 +39,13 @@ export type ClientRow = typeof clients.$inferSelect & { tenantShard: number | nu
  */
 export type Visibility = string | null;
 
-const CLIENT_WITH_TENANT = { ...getTableColumns(clients), tenantShard: tenants.shard, tenantOffboardedAt: tenants.offboardedAt };
+const CLIENT_WITH_TENANT = {
+  ...getTableColumns(clients),
+  tenantShard: tenants.shard,
+  tenantOffboardedAt: tenants.offboardedAt,
+  // A tenant being moved to another shard gets no token until the move ends (src/tenant-move.ts).
+  tenantMovingTo: tenants.movingTo,
+};
 
 /**
  * Whether a stored client may authenticate: enabled, and either a platform client or one whose
@@ -69,7 +75,7 @@ function fromRow(r: ClientRow): Client {
     jwks: storedKeys(r.jwks),
     jwksUri: r.jwksUri,
     // A row whose tenant row is missing is never `usable`: the shard here is then only shown, never signed.
-    tenant: r.tenantId === null ? null : { id: r.tenantId, shard: r.tenantShard ?? 0 },
+    tenant: r.tenantId === null ? null : { id: r.tenantId, shard: r.tenantShard ?? 0, moving: (r.tenantMovingTo ?? null) !== null },
   };
 }
 

@@ -13,7 +13,9 @@ export type SecurityEventType =
   | "scope_denied"
   | "principal_header_spoofed"
   | "tenant_offboarded"
-  | "tenant_data_keys_destroyed";
+  | "tenant_data_keys_destroyed"
+  | "tenant_moved"
+  | "tenant_move_failed";
 
 export type Severity = "low" | "medium" | "high";
 
@@ -31,6 +33,8 @@ const SEVERITY: Record<SecurityEventType, Severity> = {
   principal_header_spoofed: "high",
   tenant_offboarded: "high",
   tenant_data_keys_destroyed: "high",
+  tenant_moved: "high",
+  tenant_move_failed: "high",
 };
 
 export interface SecurityEvent {

@@ -14,6 +14,8 @@ export interface Tenant {
   offboardReason: string | null;
   /** When every data service confirmed destroying the tenant's data keys (crypto-shredding). */
   dataKeysDestroyedAt: string | null;
+  /** The shard a move under way is copying the tenant to (src/tenant-move.ts); null otherwise. */
+  movingTo?: number | null;
 }
 
 interface TenantRow {
@@ -26,9 +28,10 @@ interface TenantRow {
   offboarded_by: string | null;
   offboard_reason: string | null;
   data_keys_destroyed_at: string | null;
+  moving_to: number | null;
 }
 
-const COLUMNS = "id, name, shard, created_at, created_by, offboarded_at, offboarded_by, offboard_reason, data_keys_destroyed_at";
+const COLUMNS = "id, name, shard, created_at, created_by, offboarded_at, offboarded_by, offboard_reason, data_keys_destroyed_at, moving_to";
 
 function fromRow(r: TenantRow): Tenant {
   return {
@@ -41,6 +44,7 @@ function fromRow(r: TenantRow): Tenant {
     offboardedBy: r.offboarded_by,
     offboardReason: r.offboard_reason,
     dataKeysDestroyedAt: r.data_keys_destroyed_at,
+    movingTo: r.moving_to,
   };
 }
 
@@ -57,6 +61,7 @@ export function tenantView(t: Tenant) {
     offboarded_by: t.offboardedBy,
     offboard_reason: t.offboardReason,
     data_keys_destroyed_at: t.dataKeysDestroyedAt,
+    moving_to: t.movingTo ?? null,
   };
 }
 

@@ -1,7 +1,7 @@
 import { ApiError } from "../../../shared/errors";
 import { hasAllScopes } from "../../../shared/scopes";
 import { platformScopeFor, smartAllows, smartScopeNeeded, type Interaction } from "../../../shared/smart-scopes";
-import type { AuditAction } from "./audit/describe";
+import type { AuditAction, MoveAction } from "./audit/describe";
 
 /**
  * Access decisions as pure functions over plain data (HIPAA 164.312(a)(1) access
@@ -31,7 +31,7 @@ export const AUDIT_ACTION_SCOPE = {
   "access-log": "audit:read",
   "audit-search": "audit:read",
   "audit-verify": "audit:read",
-} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | "bundle" | "tenant-shred" | "unknown">, string>;
+} as const satisfies Record<Exclude<AuditAction, ResourceAction | ExportAction | MoveAction | "bundle" | "tenant-shred" | "unknown">, string>;
 export type AuditOnlyAction = keyof typeof AUDIT_ACTION_SCOPE;
 
 /** Bulk Data export's actions (src/export/): decided by decideExport and decideExportFollowUp. */

@@ -5,6 +5,7 @@ import { requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
 import { exportRoutes } from "./export/routes";
+import { moveRoutes } from "./move/route";
 import { fhirFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
 import { preferReturn } from "./fhir/prefer";
@@ -52,6 +53,9 @@ app.route("/", patientHistoryRoutes);
 app.route("/", observationRoutes);
 app.route("/", auditRoutes);
 app.route("/", bundleRoutes);
+// Internal operations no client route leads to (not in the gateway's table): only auth, with a principal it signs.
+app.use("/internal/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
+app.route("/", moveRoutes);
 
 // The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
 serveOpenApi(app, "phi");

@@ -64,6 +64,10 @@ export const tenants = sqliteTable(
      * move, an offboarding). The gateway's revocation view loads recent ones, as it does disabled clients.
      */
     tokensNotBefore: integer("tokens_not_before"),
+    /** While a move (src/tenant-move.ts) copies the tenant's PHI: the shard it goes to. No token is issued meanwhile. */
+    movingTo: integer("moving_to"),
+    /** When that move started (UTC ISO); NULL when no move is under way. */
+    movingSince: text("moving_since"),
   },
   // tokens_not_before: the gateway's view reads the recent cut-offs on every refresh.
   (t) => [uniqueIndex("tenants_name_key").on(t.nameKey), index("tenants_shard").on(t.shard), index("tenants_tokens_not_before").on(t.tokensNotBefore)],

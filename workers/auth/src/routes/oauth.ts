@@ -8,6 +8,7 @@ import { authenticateClient, oauthError, readOAuthParams } from "../client-auth"
 import type { Client } from "../clients";
 import { authConfig, MAX_TOKEN_LENGTH } from "../config";
 import { noteRevoked } from "../revocation/view";
+import { tenantMoving } from "../tenant-move";
 import { issueAccessToken } from "../tokens/issue";
 import { loadKeySet } from "../tokens/keys";
 import { verifyAccessToken, type AccessClaims } from "../tokens/verify";
@@ -18,8 +19,12 @@ const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
 
 /** RFC 6749 4.4: client credentials grant. `POST /token` is the original service's path. */
 app.on("POST", ["/oauth/token", "/token"], async (c) => {
+  // Taken before the client is read: a token is never dated after the tenant state it was issued on,
+  // so a tenant cut-off written after that read refuses it (src/tenant-move.ts).
+  const now = Math.floor(Date.now() / 1000);
   const params = await readOAuthParams(c);
   const client = await authenticateClient(c, params);
+  if (client.tenant?.moving) throw tenantMoving();
   const grant = params.get("grant_type");
   if (!grant) throw oauthError(400, "invalid_request", "grant_type is required.");
   if (grant !== "client_credentials") {
@@ -49,7 +54,7 @@ app.on("POST", ["/oauth/token", "/token"], async (c) => {
     deviceId: client.deviceId,
     tenant: client.tenant,
     ttlSeconds: cfg.ACCESS_TOKEN_TTL_SECONDS,
-    now: Math.floor(Date.now() / 1000),
+    now,
   });
   return c.json(
     { access_token: issued.token, token_type: "Bearer", expires_in: issued.expiresIn, scope: scopes.join(" ") },

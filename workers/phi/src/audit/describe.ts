@@ -21,7 +21,11 @@ export type AuditAction =
   | "export-disclose"
   | "bundle"
   | "tenant-shred"
+  | MoveAction
   | "unknown";
+
+/** A tenant's move between shards (src/move/), recorded on both shards by the internal move route. */
+export type MoveAction = "tenant-move-in" | "tenant-move-out";
 
 export interface RequestDescription {
   action: AuditAction;

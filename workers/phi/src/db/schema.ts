@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { tenantKeysTable } from "../../../../shared/keys/table";
 import { auditChainColumns, checkpointsTable, pendingIndex } from "../../../../shared/audit/columns";
@@ -82,9 +83,15 @@ export const phiAudit = sqliteTable(
     clientIp: text("client_ip").notNull(),
     requestId: text("request_id").notNull(),
     traceId: text("trace_id").notNull(),
+    /**
+     * A record copied here by a tenant move (src/move/): its first home, `<shard>:<seq>`, so the copy keeps
+     * its original id and a retried move copies it once. NULL for a record written on this shard.
+     */
+    origin: text("origin"),
   },
   (t) => [
     index("phi_audit_at").on(t.at),
+    index("phi_audit_origin").on(t.tenantId, t.origin).where(sql`origin IS NOT NULL`),
     index("phi_audit_actor").on(t.actorSub),
     index("phi_audit_tenant").on(t.tenantId, t.seq),
     pendingIndex("phi_audit", t.seq),

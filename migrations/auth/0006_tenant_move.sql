@@ -1,0 +1,2 @@
+ALTER TABLE `tenants` ADD `moving_to` integer;--> statement-breakpoint
+ALTER TABLE `tenants` ADD `moving_since` text;
