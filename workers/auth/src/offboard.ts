@@ -1,9 +1,8 @@
 import { z } from "zod";
 import { ApiError } from "../../../shared/errors";
 import { logger } from "../../../shared/logger";
-import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../shared/principal";
-import { DEFAULT_TENANT_ID, PLATFORM_TENANT_ID } from "../../../shared/tenants";
-import { authConfig } from "./config";
+import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
+import { callInternal, type DataService } from "./internal-call";
 import { noteTenantCutoff } from "./revocation/view";
 import type { AdminCaller } from "./tenant-access";
 import { TenantStore, type Tenant } from "./tenants";
@@ -34,10 +33,7 @@ export interface DataOffboarding {
 }
 
 /** The data services that hold tenant data sealed under per-tenant keys (devices stores no PHI or card data in D1). */
-const DATA_SERVICES = [
-  { name: "phi", binding: "PHI" },
-  { name: "payments", binding: "PAYMENTS" },
-] as const;
+const DATA_SERVICES: DataService[] = ["phi", "payments"];
 
 /**
  * Crypto-shredding: each data service destroys the tenant's wrapped data keys over its service binding
@@ -52,36 +48,18 @@ export async function destroyTenantDataKeys(
   caller: AdminCaller,
   request: { id: string; ip: string; now: Date },
 ): Promise<DataOffboarding> {
-  const principal: Principal = {
-    sub: caller.sub,
-    clientId: caller.clientId,
-    roles: caller.roles,
-    scopes: ["admin"],
-    tokenId: caller.tokenId,
-    tenantId: PLATFORM_TENANT_ID,
-    shard: 0,
-    ip: request.ip,
-    iat: Math.floor(request.now.getTime() / 1000),
-  };
-  const signed = await signPrincipal(authConfig(env).GATEWAY_HMAC_KEY, principal);
-  const body = JSON.stringify({ reason: tenant.offboardReason ?? "offboarded" });
+  const body = { reason: tenant.offboardReason ?? "offboarded" };
   const outcomes = await Promise.all(
-    DATA_SERVICES.map(async (svc) => {
+    DATA_SERVICES.map(async (service) => {
       try {
-        const res = await env[svc.binding].fetch(
-          new Request(`https://${svc.name}.internal/internal/tenants/${tenant.id}/shred`, {
-            method: "POST",
-            headers: { [PRINCIPAL_HEADER]: signed, "content-type": "application/json", "x-request-id": request.id },
-            body,
-          }),
-        );
+        const res = await callInternal(env, caller, { service, path: `/internal/tenants/${tenant.id}/shred`, body, requestId: request.id, ip: request.ip });
         await res.body?.cancel();
-        if (res.ok) return { name: svc.name, ok: true };
-        logger.error("tenant_shred_failed", { request_id: request.id, service: svc.name, status: res.status });
+        if (res.ok) return { name: service, ok: true };
+        logger.error("tenant_shred_failed", { request_id: request.id, service, status: res.status });
       } catch (err) {
-        logger.error("tenant_shred_failed", { request_id: request.id, service: svc.name, error_class: err instanceof Error ? err.name : typeof err });
+        logger.error("tenant_shred_failed", { request_id: request.id, service, error_class: err instanceof Error ? err.name : typeof err });
       }
-      return { name: svc.name, ok: false };
+      return { name: service, ok: false };
     }),
   );
   const services = outcomes.filter((o) => o.ok).map((o) => o.name);

@@ -2,11 +2,11 @@ import type { Context } from "hono";
 import { z } from "zod";
 import { ApiError } from "../../../shared/errors";
 import { logger } from "../../../shared/logger";
-import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../shared/principal";
-import { MAX_SHARDS, PLATFORM_TENANT_ID } from "../../../shared/tenants";
+import { MAX_SHARDS } from "../../../shared/tenants";
 import { clientIp } from "./bearer";
 import { oauthError } from "./client-auth";
 import { authConfig } from "./config";
+import { callInternal } from "./internal-call";
 import { OffboardTenant } from "./offboard";
 import { noteTenantCutoff } from "./revocation/view";
 import type { AdminCaller } from "./tenant-access";
@@ -43,28 +43,7 @@ export const MOVE_LEASE_MS = 10 * 60_000;
 
 /** One step on phi, as the platform admin who asked, with a principal only auth can sign. */
 async function phiStep(c: Context<AuthEnv>, caller: AdminCaller, tenant: string, body: { step: Step; from: number; to: number; cursor?: Cursor | null }) {
-  const principal: Principal = {
-    sub: caller.sub,
-    clientId: caller.clientId,
-    roles: ["admin"],
-    scopes: ["admin"],
-    tokenId: `tenant-move:${c.var.requestId}`,
-    tenantId: PLATFORM_TENANT_ID,
-    shard: 0,
-    ip: clientIp(c),
-    iat: Math.floor(Date.now() / 1000),
-  };
-  const res = await c.env.PHI.fetch(
-    new Request(`https://phi.internal/internal/tenants/${tenant}/move`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-request-id": c.var.requestId,
-        [PRINCIPAL_HEADER]: await signPrincipal(authConfig(c.env).GATEWAY_HMAC_KEY, principal),
-      },
-      body: JSON.stringify(body),
-    }),
-  );
+  const res = await callInternal(c.env, caller, { service: "phi", path: `/internal/tenants/${tenant}/move`, body, requestId: c.var.requestId, ip: clientIp(c) });
   const json: unknown = await res.json().catch(() => null);
   return { status: res.status, json: (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown> };
 }
