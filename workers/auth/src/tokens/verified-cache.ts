@@ -26,11 +26,11 @@ interface Entry {
 
 const entries = new Map<string, Entry>();
 
+const utf8 = new TextEncoder();
+
+/** The digest's 32 bytes as a 32-character string: a Map key, never printed. */
 async function keyOf(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
-  let s = "";
-  for (const b of digest) s += String.fromCharCode(b);
-  return btoa(s);
+  return String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", utf8.encode(token))));
 }
 
 /** The time checks of `verifyAccessToken` (jose's exp / nbf with the clock tolerance, and ours on iat). */
