@@ -135,10 +135,17 @@ async function paymentCreation(p) {
   return { label: "Payment creation", worker: "payments", opts: { url: p.url, requests } };
 }
 
-/** Token issuance for the bootstrap client (client_credentials, client_secret_basic): the gateway alone. */
+/** Token issuance for a registered client (client_credentials, client_secret_basic), as the bench's: auth alone. */
 async function tokenIssuance(p) {
-  const secrets = p.vars;
-  const authorization = `Basic ${Buffer.from(`${secrets.BOOTSTRAP_CLIENT_ID}:${secrets.BOOTSTRAP_CLIENT_SECRET}`).toString("base64")}`;
+  const admin = await p.token("admin");
+  const r = await fetch(`${p.url}/admin/clients`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "profile", roles: [], scopes: ["phi:read"] }),
+  });
+  const client = await r.json();
+  if (r.status !== 201) throw new Error(`register profile client ${r.status} ${JSON.stringify(client)}`);
+  const authorization = `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString("base64")}`;
   const body = new URLSearchParams({ grant_type: "client_credentials", scope: "phi:read" }).toString();
   return { label: "Token issuance", worker: "auth", opts: { url: `${p.url}/oauth/token`, method: "POST", headers: { authorization, "content-type": "application/x-www-form-urlencoded" }, body } };
 }

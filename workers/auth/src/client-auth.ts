@@ -23,6 +23,7 @@ export function oauthError(status: number, error: string, description: string, h
 }
 
 const MAX_PARAM = 4096;
+const utf8 = new TextDecoder();
 
 /**
  * Reads an OAuth request body: form-encoded per RFC 6749 (JSON accepted too).
@@ -32,7 +33,9 @@ export async function readOAuthParams(c: Context): Promise<Map<string, string>> 
   const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   const out = new Map<string, string>();
   if (type === "application/x-www-form-urlencoded") {
-    const params = new URLSearchParams(await c.req.text());
+    // Decoded from the bytes (UTF-8, as text() would): the runtime warns on every text() of a body whose type is not
+    // text/*, a console line per token request locally and in devtools.
+    const params = new URLSearchParams(utf8.decode(await c.req.arrayBuffer()));
     for (const [k, v] of params) {
       if (out.has(k)) throw oauthError(400, "invalid_request", `The parameter ${safeName(k)} appears more than once.`);
       out.set(k, v);
