@@ -5,6 +5,7 @@ import { securityEvent, clientIp } from "./bearer";
 import { and, eq, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { readCredentials, type Credentials } from "./client-credentials";
+import { clientRow, clientStatement, failureRows, failuresStatement } from "./client-lookup";
 import { assertionClient, ClientStore, type Client, type ClientRow } from "./clients";
 import { authConfig } from "./config";
 import { clients, usedAssertions } from "./db/schema";
@@ -77,10 +78,11 @@ export function assertionAudiences(issuer: string): string[] {
 
 /** The statements of the one D1 round trip: lockout windows, the client row, the assertion's `jti`. */
 async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[], stored: string | undefined, creds: Credentials | undefined, now: number) {
-  const orm = drizzle(c.env.DB);
-  const failures = failuresQuery(c.env.DB, keys);
-  if (!stored) return { failures: await failures, row: undefined, reserved: false };
+  const db = c.env.DB;
+  if (!stored) return { failures: failureRows(await failuresStatement(db, keys).run()), row: undefined, reserved: false };
   if (creds?.kind === "assertion" && creds.peek.ok) {
+    const orm = drizzle(db);
+    const failures = failuresQuery(db, keys);
     const { jti, exp } = creds.peek.peek;
     // Expired reservations go in the same batch: a row outlives its assertion by the skew only.
     const [f, r, , ins] = await orm.batch([
@@ -102,8 +104,9 @@ async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[]
     ]);
     return { failures: f, row: r[0], reserved: ins.length === 1 };
   }
-  const [f, r] = await orm.batch([failures, store.lookup(stored)]);
-  return { failures: f, row: r[0], reserved: false };
+  // A client secret (the common case): two prepared statements, no query building (client-lookup.ts).
+  const [f, r] = await db.batch([failuresStatement(db, keys), clientStatement(db, stored)]);
+  return { failures: failureRows(f), row: clientRow(r), reserved: false };
 }
 
 /**
