@@ -80,11 +80,10 @@ export async function startMiniflare(workers, persist = mkdtempSync(path.join(os
     port: 0,
     // Miniflare 5 keeps every resource (D1, Durable Objects) under one persistence path.
     resourcePersistencePath: persist,
-    // Workers' own log lines are part of their cost; drain them rather than print.
-    handleRuntimeStdio(stdout, stderr) {
-      stdout.resume();
-      stderr.resume();
-    },
+    // Workers' own log lines are part of their cost (workerd formats and writes them); drop them here rather than
+    // print. Miniflare 5 hands each line to this handler (its v4 `handleRuntimeStdio` is no longer passed on: the
+    // lines went to this process's stdout, competing with the load generator).
+    handleStructuredLogs() {},
   }));
   const url = await mf.ready;
   return { mf, url: url.toString().replace(/\/$/, ""), persist };

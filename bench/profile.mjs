@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// CPU profile of the authenticated Patient read (`node bench/profile.mjs`): the platform from unminified
+// CPU profile of the authenticated Patient read (`node bench/profile.mjs`; PROFILE_SCENARIO=payment: a payment
+// creation, the gateway and payments; PROFILE_SCENARIO=token: token issuance): the platform from unminified
 // production bundles on Miniflare with the V8 inspector on, the gateway (auth) and phi sampled while
 // autocannon reads one Patient, self time summed by source module (the bundles' `// path` comments).
 // Prints the top modules and functions per worker; used for "what costs what" in the bench results.
@@ -104,28 +105,71 @@ function summarize(name, profile, bundle) {
   return `${name}: ${total} samples\n  by module:\n${top(byModule, Number(process.env.PROFILE_TOP ?? 14))}\n  by function:\n${top(byFunction, Number(process.env.PROFILE_TOP ?? 12))}`;
 }
 
+/** The Patient read: one Patient created, then read again and again. */
+async function patientRead(p) {
+  const tok = await p.token("phi:read phi:write");
+  const created = await fetch(`${p.url}/v1/phi/Patient`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${tok}`, "content-type": "application/fhir+json" },
+    body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Profile", given: ["Ada"] }], gender: "female", birthDate: "1970-01-02" }),
+  });
+  const { id } = await created.json();
+  return { label: "Patient read", worker: "phi", opts: { url: `${p.url}/v1/phi/Patient/${id}`, headers: { authorization: `Bearer ${tok}` } } };
+}
+
+/** Payment creation as the bench does it: inline card, automatic capture, a fresh Idempotency-Key per request. */
+async function paymentCreation(p) {
+  const tok = await p.token("payment:write");
+  const run = Date.now().toString(36);
+  let n = 0;
+  const body = JSON.stringify({ amount: 1250, currency: "USD", card: { number: "4242424242424242", exp_month: 12, exp_year: new Date().getUTCFullYear() + 3, cvc: "123" } });
+  const requests = [
+    {
+      method: "POST",
+      path: "/v1/payments",
+      headers: { authorization: `Bearer ${tok}`, "content-type": "application/json" },
+      body,
+      setupRequest: (req) => ({ ...req, headers: { ...req.headers, "idempotency-key": `profile-${run}-${++n}` } }),
+    },
+  ];
+  return { label: "Payment creation", worker: "payments", opts: { url: p.url, requests } };
+}
+
+/** Token issuance for a registered client (client_credentials, client_secret_basic), as the bench's: auth alone. */
+async function tokenIssuance(p) {
+  const admin = await p.token("admin");
+  const r = await fetch(`${p.url}/admin/clients`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "profile", roles: [], scopes: ["phi:read"] }),
+  });
+  const client = await r.json();
+  if (r.status !== 201) throw new Error(`register profile client ${r.status} ${JSON.stringify(client)}`);
+  const authorization = `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString("base64")}`;
+  const body = new URLSearchParams({ grant_type: "client_credentials", scope: "phi:read" }).toString();
+  return { label: "Token issuance", worker: "auth", opts: { url: `${p.url}/oauth/token`, method: "POST", headers: { authorization, "content-type": "application/x-www-form-urlencoded" }, body } };
+}
+
+const SCENARIOS = { patient: patientRead, payment: paymentCreation, token: tokenIssuance };
+
 /**
- * Profiles the Patient read for `seconds` and returns the summary text (auth and phi, by module and function).
+ * Profiles one scenario (PROFILE_SCENARIO=patient, the default, payment or token) for `seconds` and returns the summary
+ * text (the gateway and the worker behind it, by module and function).
  */
-export async function profilePatientRead(seconds = SECONDS) {
+export async function profilePatientRead(seconds = SECONDS, scenario = process.env.PROFILE_SCENARIO ?? "patient") {
   const out = [];
   const port = await freePort();
   const sink = TELEMETRY ? await startSink() : null;
   const vars = sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sink.address().port}` } : {};
   const p = await platform({ minify: false, inspectorPort: port, vars });
   try {
-    const tok = await p.token("phi:read phi:write");
-    const created = await fetch(`${p.url}/v1/phi/Patient`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${tok}`, "content-type": "application/fhir+json" },
-      body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Profile", given: ["Ada"] }], gender: "female", birthDate: "1970-01-02" }),
-    });
-    const { id } = await created.json();
-    const opts = { url: `${p.url}/v1/phi/Patient/${id}`, headers: { authorization: `Bearer ${tok}` } };
+    const setup = SCENARIOS[scenario];
+    if (!setup) throw new Error(`PROFILE_SCENARIO: one of ${Object.keys(SCENARIOS).join(", ")}`);
+    const { label, worker, opts } = await setup(p);
     await measure({ ...opts, duration: 2 });
     const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
     const sessions = [];
-    for (const name of ["auth", "phi"]) {
+    for (const name of new Set(["auth", worker])) {
       const t = targets.find((x) => x.id?.endsWith(`:${name}`) || x.title?.endsWith(`:${name}`));
       if (!t) throw new Error(`no inspector target for ${name}: ${targets.map((x) => x.id).join(", ")}`);
       const s = await connect(t.webSocketDebuggerUrl);
@@ -135,7 +179,7 @@ export async function profilePatientRead(seconds = SECONDS) {
       sessions.push([name, s]);
     }
     const m = await measure({ ...opts, duration: seconds });
-    out.push(`Patient read under profiling (unminified bundles, bootstrap client, telemetry ${TELEMETRY ? "exporting to a local sink" : "off"}): ${m.rps.toFixed(1)} req/s, ${m.cpuMsPerReq.toFixed(2)} ms CPU/req (sampling adds overhead). Self time of each worker's isolate, in % of its samples; D1's own SQLite work runs outside these isolates.\n`);
+    out.push(`${label} under profiling (unminified bundles, bootstrap client, telemetry ${TELEMETRY ? "exporting to a local sink" : "off"}): ${m.rps.toFixed(1)} req/s, ${m.cpuMsPerReq.toFixed(2)} ms CPU/req (sampling adds overhead). Self time of each worker's isolate, in % of its samples; D1's own SQLite work runs outside these isolates.\n`);
     for (const [name, s] of sessions) {
       const { profile } = await s.send("Profiler.stop");
       out.push(summarize(name, profile, path.join(ROOT, ".tmp", "bench-build-plain", "local", name, "index.js")) + "\n");

@@ -67,7 +67,9 @@ async function bench(opts) {
 }
 
 /** A group of implementations of one scenario: probed and warmed up each, then measured in turns. */
-async function benchGroup(group, entries) {
+async function benchGroup(group, all) {
+  // BENCH_TWIN_ONLY=1: ours and the plain twin only (no twin variants, no Node baseline), for quick same-run ratios.
+  const entries = process.env.BENCH_TWIN_ONLY === "1" ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin") : all;
   for (const e of entries) {
     await probe(e.opts);
     await measure({ ...e.opts, duration: WARMUP });

@@ -6,7 +6,7 @@ import { authenticateClient, basic, json, tokenStillValid, verifyToken } from ".
 
 export default {
   async fetch(request, env) {
-    const params = new URLSearchParams(await request.text());
+    const params = new URLSearchParams(new TextDecoder().decode(await request.arrayBuffer()));
     if (!(await authenticateClient(env.DB, basic(request)))) return json({ error: "invalid_client" }, 401);
     const claims = await verifyToken(env, params.get("token") ?? "");
     if (!claims || !(await tokenStillValid(env.DB, claims))) return json({ active: false });

@@ -8,7 +8,7 @@ let signingKey;
 
 export default {
   async fetch(request, env) {
-    const params = new URLSearchParams(await request.text());
+    const params = new URLSearchParams(new TextDecoder().decode(await request.arrayBuffer()));
     const client = await authenticateClient(env.DB, basic(request));
     if (!client) return json({ error: "invalid_client" }, 401);
     if (params.get("grant_type") !== "client_credentials") return json({ error: "unsupported_grant_type" }, 400);

@@ -118,7 +118,7 @@ export default async function (ctx) {
   );
   assert.equal(waves(pay.counts, "auth"), 0, "payment creation: no D1 wave at the gateway");
   // The idempotency claim commits before the processor is called (two concurrent duplicates must not both
-  // charge), then the processor's authorization and capture records, then one batch of payment, ledger and
-  // audit: 4 (workers/payments/README.md).
-  assert.ok(waves(pay.counts, "payments") <= 4, `payment creation: at most 4 D1 waves, got ${waves(pay.counts, "payments")}`);
+  // charge), then the processor's sale (authorization and capture records in one call), then one batch of payment,
+  // ledger and audit: 3 (workers/payments/README.md).
+  assert.ok(waves(pay.counts, "payments") <= 3, `payment creation: at most 3 D1 waves, got ${waves(pay.counts, "payments")}`);
 }

@@ -5,7 +5,8 @@ import { hasAllScopes, parseScopeString } from "../../../shared/scopes";
 import { withPlatformScopes } from "../../../shared/smart-scopes";
 import { authConfig, MAX_TOKEN_LENGTH, viewOptions } from "./config";
 import { loadKeySet } from "./tokens/keys";
-import { verifyAccessToken, type AccessClaims, type TokenFailure } from "./tokens/verify";
+import { verifyAccessTokenCached } from "./tokens/verified-cache";
+import type { AccessClaims, TokenFailure } from "./tokens/verify";
 import { securityEvents, tokensValidated } from "./metrics";
 import { checkRevocation } from "./revocation/view";
 import { recordSecurityEvent, severityOf, type SecurityEventType } from "./security-events";
@@ -66,10 +67,14 @@ export function bearerToken(c: Context): string | undefined {
   return m?.[1] ?? "";
 }
 
-/** Signature and claims only (pure, no storage): RFC 9068 section 4, RFC 8725. */
+/**
+ * Signature and claims only (no storage): RFC 9068 section 4, RFC 8725. A token this isolate
+ * verified before is answered from its memo (tokens/verified-cache.ts); revocation and the
+ * client's state are checked after this on every request, cached or not.
+ */
 async function verifySigned(env: Env, token: string, now: number) {
   const cfg = authConfig(env);
-  return verifyAccessToken(token, await loadKeySet(cfg), {
+  return verifyAccessTokenCached(token, await loadKeySet(cfg), {
     issuer: cfg.JWT_ISSUER,
     audience: cfg.JWT_AUDIENCE,
     now,

@@ -5,6 +5,7 @@ import { securityEvent, clientIp } from "./bearer";
 import { and, eq, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { readCredentials, type Credentials } from "./client-credentials";
+import { clientRow, clientStatement, failureRows, failuresStatement } from "./client-lookup";
 import { assertionClient, ClientStore, type Client, type ClientRow } from "./clients";
 import { authConfig } from "./config";
 import { clients, usedAssertions } from "./db/schema";
@@ -23,6 +24,7 @@ export function oauthError(status: number, error: string, description: string, h
 }
 
 const MAX_PARAM = 4096;
+const utf8 = new TextDecoder();
 
 /**
  * Reads an OAuth request body: form-encoded per RFC 6749 (JSON accepted too).
@@ -32,7 +34,9 @@ export async function readOAuthParams(c: Context): Promise<Map<string, string>> 
   const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   const out = new Map<string, string>();
   if (type === "application/x-www-form-urlencoded") {
-    const params = new URLSearchParams(await c.req.text());
+    // Decoded from the bytes (UTF-8, as text() would): the runtime warns on every text() of a body whose type is not
+    // text/*, a console line per token request locally and in devtools.
+    const params = new URLSearchParams(utf8.decode(await c.req.arrayBuffer()));
     for (const [k, v] of params) {
       if (out.has(k)) throw oauthError(400, "invalid_request", `The parameter ${safeName(k)} appears more than once.`);
       out.set(k, v);
@@ -74,10 +78,11 @@ export function assertionAudiences(issuer: string): string[] {
 
 /** The statements of the one D1 round trip: lockout windows, the client row, the assertion's `jti`. */
 async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[], stored: string | undefined, creds: Credentials | undefined, now: number) {
-  const orm = drizzle(c.env.DB);
-  const failures = failuresQuery(c.env.DB, keys);
-  if (!stored) return { failures: await failures, row: undefined, reserved: false };
+  const db = c.env.DB;
+  if (!stored) return { failures: failureRows(await failuresStatement(db, keys).run()), row: undefined, reserved: false };
   if (creds?.kind === "assertion" && creds.peek.ok) {
+    const orm = drizzle(db);
+    const failures = failuresQuery(db, keys);
     const { jti, exp } = creds.peek.peek;
     // Expired reservations go in the same batch: a row outlives its assertion by the skew only.
     const [f, r, , ins] = await orm.batch([
@@ -99,8 +104,9 @@ async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[]
     ]);
     return { failures: f, row: r[0], reserved: ins.length === 1 };
   }
-  const [f, r] = await orm.batch([failures, store.lookup(stored)]);
-  return { failures: f, row: r[0], reserved: false };
+  // A client secret (the common case): two prepared statements, no query building (client-lookup.ts).
+  const [f, r] = await db.batch([failuresStatement(db, keys), clientStatement(db, stored)]);
+  return { failures: failureRows(f), row: clientRow(r), reserved: false };
 }
 
 /**

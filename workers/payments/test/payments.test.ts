@@ -6,6 +6,7 @@ import { paymentsConfig } from "../src/config";
 import type { RequestInfo } from "../src/context";
 import { SimulatedProcessor } from "../src/processor/simulated";
 import { capturePayment, voidPayment } from "../src/services/payments";
+import { countD1 } from "../../auth/test/d1-count";
 import { call, card, CARDS, json, pay, type PaymentBody } from "./helpers";
 
 const opCount = async (op: string) =>
@@ -98,6 +99,45 @@ describe("payments: create", () => {
       { outcome: "failed", code: "processor_error" },
       { outcome: "failed", code: "processor_error" },
     ]);
+  });
+});
+
+describe("payments: the processor calls of a creation", () => {
+  const request = (number: string) => ({ reference: `pi_sale_${crypto.randomUUID()}`, amount: 700, currency: "USD", card: { number, expMonth: 12, expYear: new Date().getUTCFullYear() + 2 } });
+  const book = (reference: string) =>
+    env.DB.prepare("SELECT operation, outcome, reference FROM processor_operations WHERE reference = ?").bind(reference).all<{ operation: string; outcome: string; reference: string }>();
+
+  it("automatic capture is one processor call (a sale): its authorization and capture are recorded in one D1 round trip", async () => {
+    const counted = countD1(env.DB);
+    const sim = new SimulatedProcessor(counted.db, "ten_default");
+    const req = request(CARDS.visa);
+    const r = await sim.sale(req, new Date());
+    expect(r.approved).toBe(true);
+    if (!r.approved) return;
+    expect(counted.roundTrips()).toBe(1);
+    const auth = await env.DB.prepare("SELECT outcome, amount FROM processor_operations WHERE operation = 'authorize' AND reference = ?").bind(req.reference).all();
+    const capture = await env.DB.prepare("SELECT outcome, amount FROM processor_operations WHERE operation = 'capture' AND reference = ?").bind(r.processorRef).all();
+    expect(auth.results).toEqual([{ outcome: "approved", amount: 700 }]);
+    expect(capture.results).toEqual([{ outcome: "ok", amount: 700 }]);
+  });
+
+  it("a declined sale records the declined authorization only; a processor failure records nothing", async () => {
+    const sim = new SimulatedProcessor(env.DB, "ten_default");
+    const req = request(CARDS.declined);
+    expect(await sim.sale(req, new Date())).toEqual({ approved: false, declineCode: "card_declined" });
+    expect((await book(req.reference)).results).toEqual([{ operation: "authorize", outcome: "card_declined", reference: req.reference }]);
+    const failing = request("4000000000000119");
+    await expect(sim.sale(failing, new Date())).rejects.toThrow("processor_error");
+    expect((await book(failing.reference)).results).toEqual([]);
+  });
+
+  it("through the API: automatic capture adds one authorization and one capture, manual capture an authorization only", async () => {
+    const [a0, c0] = [await opCount("authorize"), await opCount("capture")];
+    await pay(1500);
+    expect([await opCount("authorize"), await opCount("capture")]).toEqual([a0 + 1, c0 + 1]);
+    const manual = await call("POST", "/v1/payments", { body: { amount: 1500, currency: "usd", card: card(), capture: "manual" } });
+    expect(manual.status).toBe(201);
+    expect([await opCount("authorize"), await opCount("capture")]).toEqual([a0 + 2, c0 + 1]);
   });
 });
 

@@ -32,21 +32,43 @@ export class SimulatedProcessor implements CardProcessor {
     private readonly tenantId: string,
   ) {}
 
-  private async record(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date) {
-    await this.db
+  private entry(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date): D1PreparedStatement {
+    return this.db
       .prepare(
         "INSERT INTO processor_operations (id, tenant_id, operation, reference, amount, currency, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       )
-      .bind(randomToken(12, "sim_"), this.tenantId, operation, reference, amount, currency, outcome, now.toISOString())
-      .run();
+      .bind(randomToken(12, "sim_"), this.tenantId, operation, reference, amount, currency, outcome, now.toISOString());
+  }
+
+  private async record(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date) {
+    await this.entry(operation, reference, amount, currency, outcome, now).run();
+  }
+
+  private decide(req: AuthorizeRequest, now: Date): DeclineCode | undefined {
+    if (req.card.number === TEST_CARDS.processorError) throw new ProcessorError();
+    return DECLINES[req.card.number] ?? (expired(req.card.expMonth, req.card.expYear, now) ? "expired_card" : undefined);
   }
 
   async authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
-    if (req.card.number === TEST_CARDS.processorError) throw new ProcessorError();
-    const decline = DECLINES[req.card.number] ?? (expired(req.card.expMonth, req.card.expYear, now) ? "expired_card" : undefined);
+    const decline = this.decide(req, now);
     await this.record("authorize", req.reference, req.amount, req.currency, decline ?? "approved", now);
     if (decline) return { approved: false, declineCode: decline };
     return { approved: true, processorRef: randomToken(12, "ch_sim_") };
+  }
+
+  /** The authorization and its capture are one operation at the processor: both in its book, or neither. */
+  async sale(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
+    const decline = this.decide(req, now);
+    if (decline) {
+      await this.record("authorize", req.reference, req.amount, req.currency, decline, now);
+      return { approved: false, declineCode: decline };
+    }
+    const processorRef = randomToken(12, "ch_sim_");
+    await this.db.batch([
+      this.entry("authorize", req.reference, req.amount, req.currency, "approved", now),
+      this.entry("capture", processorRef, req.amount, req.currency, "ok", now),
+    ]);
+    return { approved: true, processorRef };
   }
 
   async capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {

@@ -17,6 +17,11 @@ export type AuthorizeResult = { approved: true; processorRef: string } | { appro
 
 export interface CardProcessor {
   authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult>;
+  /**
+   * Authorize and, when approved, capture the full amount in one call (an acquirer's "sale", what Stripe does
+   * for automatic capture): one round trip to the processor instead of two. Declined: nothing is captured.
+   */
+  sale(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult>;
   capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
   void(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
   refund(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;

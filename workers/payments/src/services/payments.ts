@@ -57,9 +57,11 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
   const { pmId, statements, card } = await resolveCard(info, input);
   const id = randomToken(16, "pi_");
   const subject = { action: "payment.create", resourceType: "payment" as const, resourceId: id, amount: input.amount, currency };
-  const auth = await atProcessor("authorize", () => processor.authorize({ reference: id, amount: input.amount, currency, card }, info.now));
-  const at = info.now.toISOString();
   const automatic = input.capture === "automatic";
+  const request = { reference: id, amount: input.amount, currency, card };
+  // Automatic capture is one processor call (authorize and capture together), manual capture authorizes only.
+  const auth = await atProcessor("authorize", () => (automatic ? processor.sale(request, info.now) : processor.authorize(request, info.now)));
+  const at = info.now.toISOString();
   const approved = auth.approved;
   const row: PaymentRow = {
     id,
@@ -87,10 +89,7 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
     const ref = auth.processorRef;
     const entry = { paymentId: id, currency, reason: input.description ?? null };
     all.push(ledgerStatement(info, entry, { kind: "authorization", authorized: row.amount }));
-    if (automatic) {
-      await atProcessor("capture", () => processor.capture(ref, row.amount, currency, info.now));
-      all.push(ledgerStatement(info, entry, { kind: "capture", authorized: row.amount, captured: row.amount }));
-    }
+    if (automatic) all.push(ledgerStatement(info, entry, { kind: "capture", authorized: row.amount, captured: row.amount }));
     operations.add(1, { operation: "authorize", outcome: "approved" });
     return {
       status: 201,

@@ -1,0 +1,56 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { clientRow, clientStatement, failureRows, failuresStatement } from "../src/client-lookup";
+import { ClientStore } from "../src/clients";
+import { authConfig } from "../src/config";
+import { failuresQuery, recordFailure } from "../src/rate-limit";
+import { createClient, gw, JSON_CT, token } from "./helpers";
+
+/**
+ * The token path's prepared statements (client-lookup.ts) answer exactly what the drizzle
+ * queries they stand in for answer, row for row and type for type, on the real database.
+ */
+const store = () => new ClientStore(env.DB, authConfig(env));
+
+async function both(id: string) {
+  const viaDrizzle = await store().lookup(id).get();
+  const viaStatement = clientRow(await clientStatement(env.DB, id).run());
+  return { viaDrizzle, viaStatement };
+}
+
+describe("client lookup without the query builder", () => {
+  it("a default-tenant client, another tenant's client, a disabled one and an unknown id: the same rows as drizzle's", async () => {
+    const plain = await createClient({ name: "lookup-default-tenant", roles: ["clinician"], scopes: ["phi:read"] });
+    const admin = { authorization: `Bearer ${await token("admin")}`, ...JSON_CT };
+    const tenant = await (await gw("/admin/tenants", { method: "POST", headers: admin, body: JSON.stringify({ name: "lookup tenant" }) })).json<{ id: string }>();
+    const inTenant = await (
+      await gw("/admin/clients", { method: "POST", headers: admin, body: JSON.stringify({ name: "lookup-tenant", roles: ["clinician"], tenant_id: tenant.id }) })
+    ).json<{ client_id: string }>();
+    const disabled = await createClient({ name: "lookup-disabled", roles: ["clinician"] });
+    expect((await gw(`/admin/clients/${disabled.client_id}`, { method: "DELETE", headers: admin })).status).toBe(200);
+
+    for (const id of [plain.client_id, inTenant.client_id, disabled.client_id]) {
+      const { viaDrizzle, viaStatement } = await both(id);
+      expect(viaDrizzle).toBeDefined();
+      expect(viaStatement).toStrictEqual(viaDrizzle);
+    }
+    const t = await both(inTenant.client_id);
+    expect(t.viaStatement?.tenantId).toBe(tenant.id);
+    expect(typeof t.viaStatement?.tenantShard).toBe("number");
+    expect((await both(disabled.client_id)).viaStatement?.disabled).toBe(true);
+    expect((await both(plain.client_id)).viaStatement).toMatchObject({ disabled: false, tenantId: "ten_default", tenantShard: 0 });
+    expect(await both("cli_doesnotexist")).toEqual({ viaDrizzle: undefined, viaStatement: undefined });
+  });
+
+  it("lockout windows: the same rows as drizzle's for one and two keys, none for unknown keys", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const policy = { maxFailures: 5, windowSeconds: 60 };
+    await recordFailure(env.DB, [{ key: "ip:203.0.113.77", policy }, { key: "client:cli_lookup_x", policy }], now);
+    for (const keys of [["ip:203.0.113.77"], ["ip:203.0.113.77", "client:cli_lookup_x"], ["ip:198.51.100.1", "client:none"]]) {
+      const viaDrizzle = await failuresQuery(env.DB, keys);
+      const viaStatement = failureRows(await failuresStatement(env.DB, keys).run());
+      expect(viaStatement).toStrictEqual(viaDrizzle);
+    }
+    expect(failureRows(await failuresStatement(env.DB, ["ip:203.0.113.77", "client:cli_lookup_x"]).run())).toHaveLength(2);
+  });
+});
