@@ -1,5 +1,5 @@
 import { getTableColumns, getTableName, type Column } from "drizzle-orm";
-import type { ClientRow } from "./clients";
+import { CLIENT_WITH_TENANT, type ClientRow } from "./clients";
 import { authFailures, clients, tenants } from "./db/schema";
 import type { FailureRow } from "./rate-limit";
 
@@ -13,11 +13,8 @@ import type { FailureRow } from "./rate-limit";
  */
 type Mapped = [key: string, column: Column];
 
-const CLIENT_COLUMNS: Mapped[] = [
-  ...Object.entries(getTableColumns(clients)),
-  ["tenantShard", tenants.shard],
-  ["tenantOffboardedAt", tenants.offboardedAt],
-];
+// The same columns as ClientStore's query (its tenant's placement and state included), from one definition.
+const CLIENT_COLUMNS: Mapped[] = Object.entries(CLIENT_WITH_TENANT);
 const FAILURE_COLUMNS: Mapped[] = Object.entries(getTableColumns(authFailures));
 
 const q = (name: string) => `"${name}"`;

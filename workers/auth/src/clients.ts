@@ -39,7 +39,7 @@ export type ClientRow = typeof clients.$inferSelect & { tenantShard: number | nu
  */
 export type Visibility = string | null;
 
-const CLIENT_WITH_TENANT = {
+export const CLIENT_WITH_TENANT = {
   ...getTableColumns(clients),
   tenantShard: tenants.shard,
   tenantOffboardedAt: tenants.offboardedAt,
