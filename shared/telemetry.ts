@@ -20,37 +20,58 @@ function sampler(ratio: number): Sampler {
   return s;
 }
 
-/** The otel-cf-workers configuration of one worker, resolved from its env (used only when exporting). */
+const configs = new Map<string, TraceConfig>();
+
+/**
+ * The otel-cf-workers configuration of one worker, resolved from its env (used only when exporting).
+ * The same object for the same service and ratio: the library (patched, patches/otel-cf-workers.mjs)
+ * parses each config object once per isolate instead of once per request.
+ */
 export function traceConfig(service: string): ResolveConfigFn<TelemetryEnv> {
-  return (env): TraceConfig => ({
-    service: { name: service, namespace: "health-platform", version: VERSION },
-    spanProcessors: traceProcessor,
-    // Head sampling at the root (the gateway); downstream workers follow the sampled flag of the traceparent.
-    sampling: { headSampler: sampler(exportTarget(env)?.ratio ?? 1) },
-    // Trace context crosses our service bindings; the gateway does not trust a client's traceparent.
-    handlers: { fetch: { acceptTraceContext: service !== "auth" } },
-    fetch: { includeTraceContext: true },
-  });
+  return (env): TraceConfig => {
+    const ratio = exportTarget(env)?.ratio ?? 1;
+    const key = `${service}\u0000${ratio}`;
+    let config = configs.get(key);
+    if (!config) {
+      config = {
+        service: { name: service, namespace: "health-platform", version: VERSION },
+        spanProcessors: traceProcessor,
+        // Head sampling at the root (the gateway); downstream workers follow the sampled flag of the traceparent.
+        sampling: { headSampler: sampler(ratio) },
+        // Trace context crosses our service bindings; the gateway does not trust a client's traceparent.
+        handlers: { fetch: { acceptTraceContext: service !== "auth" } },
+        fetch: { includeTraceContext: true },
+      };
+      configs.set(key, config);
+    }
+    return config;
+  };
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
-function randomHex(bytes: number): string {
-  let out = "";
-  for (const b of crypto.getRandomValues(new Uint8Array(bytes))) out += HEX[b];
-  return out;
+/** A fresh W3C `traceparent` (flags 00) from one call for random bytes: 16 for the trace id, 8 for the parent id. */
+function freshTraceparent(): string {
+  const b = crypto.getRandomValues(new Uint8Array(24));
+  let trace = "";
+  for (let i = 0; i < 16; i++) trace += HEX[b[i] ?? 0];
+  let parent = "";
+  for (let i = 16; i < 24; i++) parent += HEX[b[i] ?? 0];
+  // Flags 00: nothing was recorded here, so a downstream worker that exports keeps only its error traces.
+  return `00-${trace}-${parent}-00`;
 }
 
 /**
  * With telemetry off the gateway still names each request's trace: a fresh
  * `traceparent` (never the client's) that the gateway forwards, so logs and
  * audit records downstream carry the gateway's trace id, as when exporting.
+ * (Request headers are immutable, hence the copy; the gateway's forward copies
+ * the headers again, and setting the header there would save this one.)
  */
 function ownTraceparent<R extends Request>(req: R): R {
   const headers = new Headers(req.headers);
-  // Flags 00: nothing was recorded here, so a downstream worker that exports keeps only its error traces.
-  headers.set("traceparent", `00-${randomHex(16)}-${randomHex(8)}-00`);
-  headers.delete("tracestate");
+  headers.set("traceparent", freshTraceparent());
+  if (headers.has("tracestate")) headers.delete("tracestate");
   return new Request(req, { headers }) as R;
 }
 

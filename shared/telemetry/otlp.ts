@@ -60,10 +60,24 @@ function value(v: AttributeValue | null): OtlpValue | undefined {
   return undefined;
 }
 
-/** Attributes as OTLP key-values; `redact` may drop (undefined) or rewrite each one. */
+/**
+ * Attributes the tracing library sets that a span does not export: the parts of `url.full` again
+ * (scheme, host, path, query: url.full carries them, redacted the same way), the constant protocol name, the
+ * binding name the span's name already says, and the caller's network (colo, country, ASN, TLS, RTT), which
+ * describes a patient's connection and which no trace question of ours needs. Fewer attributes is less to
+ * redact, serialize and send on every request.
+ */
+export const SPAN_NOISE = new Set([
+  "url.scheme", "server.address", "url.path", "url.query", "network.protocol.name", "network.protocol.version",
+  "http.accepts", "name", "net.colo", "net.country", "net.request_priority", "net.tls_cipher", "net.tls_version",
+  "net.asn", "net.tcp_rtt",
+]);
+
+/** Attributes as OTLP key-values; `redact` may drop (undefined) or rewrite each one, and drops SPAN_NOISE. */
 export function keyValues(attrs: Record<string, unknown>, redact = false): OtlpKeyValue[] {
   const out: OtlpKeyValue[] = [];
   for (const key in attrs) {
+    if (redact && SPAN_NOISE.has(key)) continue;
     const raw = redact ? redactAttribute(key, attrs[key]) : attrs[key];
     if (raw === undefined || raw === null) continue;
     const v = value(raw as AttributeValue);

@@ -83,12 +83,16 @@ describe("telemetry configuration", () => {
     expect("spanProcessors" in on && on.spanProcessors).toBe(traceProcessor);
     expect(on.handlers?.fetch?.acceptTraceContext).toBe(true);
     expect(traceConfig("auth")({}, new Request("https://x/")).handlers?.fetch?.acceptTraceContext).toBe(false);
+    // One config object per service and ratio: the (patched) library parses each object once per isolate.
+    expect(traceConfig("phi")({ ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }, new Request("https://x/"))).toBe(on);
+    expect(traceConfig("phi")({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_TRACES_SAMPLER_ARG: "0.5" }, new Request("https://x/"))).not.toBe(on);
   });
 
   it("serializes a span to redacted OTLP/JSON: ids, query values and sensitive attributes go", () => {
     const span = new SpanImpl({
       name: "fetch GET /v1/phi/Patient/pat_123",
-      attributes: { "url.full": "https://gw/v1/phi/Patient/pat_123?family=Smith", "http.request.header.authorization": "Bearer x", "http.response.status_code": 200, ratio: 0.5, ok: true },
+      // url.path repeats url.full and net.colo is the caller's network: neither is exported (SPAN_NOISE).
+      attributes: { "url.full": "https://gw/v1/phi/Patient/pat_123?family=Smith", "url.path": "/v1/phi/Patient/pat_123", "net.colo": "AMS", "http.request.header.authorization": "Bearer x", "http.response.status_code": 200, ratio: 0.5, ok: true },
       resource: resourceFromAttributes({ "service.name": "phi" }),
       spanContext: { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1 },
       onEnd: () => undefined,
