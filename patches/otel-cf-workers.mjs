@@ -183,10 +183,4 @@ function versionAttributesOnce(env) {
 }
 `,
   },
-  {
-    why: "Each request's export waited a 1 ms timer before flushing its trace, a timer per request. Our span processor (shared/telemetry/processor.ts) settles a trace when its last span ends even after the flush, so the flush need not wait for stragglers.",
-    find: `    await scheduler.wait(1);
-    await tracker?.wait();`,
-    replace: `    await tracker?.wait();`,
-  },
 ];

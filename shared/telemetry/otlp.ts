@@ -128,13 +128,19 @@ export function toOtlpResource(attrs: Record<string, unknown>, environment: stri
 }
 
 export const SCOPE = { name: "health-platform" };
+const SCOPE_JSON = JSON.stringify(SCOPE);
 
-/** One ExportTraceServiceRequest holding every service's spans of a batch. */
-export function tracesBody(groups: { resource: OtlpResource; spans: OtlpSpan[] }[]): string {
-  return JSON.stringify({ resourceSpans: groups.map((g) => ({ resource: g.resource, scopeSpans: [{ scope: SCOPE, spans: g.spans }] })) });
+/**
+ * One ExportTraceServiceRequest holding every service's spans of a batch. Each span arrives as its
+ * own OTLP/JSON text (serialized when it was buffered), so the batch is joined, not walked again.
+ */
+export function tracesBody(groups: { resource: OtlpResource; spans: readonly string[] }[]): string {
+  const parts = groups.map((g) => `{"resource":${JSON.stringify(g.resource)},"scopeSpans":[{"scope":${SCOPE_JSON},"spans":[${g.spans.join(",")}]}]}`);
+  return `{"resourceSpans":[${parts.join(",")}]}`;
 }
 
-/** One ExportLogsServiceRequest holding every service's log records of a batch. */
-export function logsBody(groups: { resource: OtlpResource; logs: OtlpLogRecord[] }[]): string {
-  return JSON.stringify({ resourceLogs: groups.map((g) => ({ resource: g.resource, scopeLogs: [{ scope: SCOPE, logRecords: g.logs }] })) });
+/** One ExportLogsServiceRequest holding every service's log records of a batch (each one OTLP/JSON text). */
+export function logsBody(groups: { resource: OtlpResource; logs: readonly string[] }[]): string {
+  const parts = groups.map((g) => `{"resource":${JSON.stringify(g.resource)},"scopeLogs":[{"scope":${SCOPE_JSON},"logRecords":[${g.logs.join(",")}]}]}`);
+  return `{"resourceLogs":[${parts.join(",")}]}`;
 }
