@@ -138,6 +138,14 @@ describe("the gateway's request log", () => {
     const logged = jsonLines(lines).find((l) => l.msg === "request" && l.request_id === res.headers.get("x-request-id"));
     expect(logged?.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(logged?.trace_id).not.toBe(clientTrace);
+    // The request the gateway forwarded carried that trace, not the client's: phi's audit record names it.
+    const rid = res.headers.get("x-request-id") ?? "";
+    const audited: string[] = [];
+    for (const db of [env.PHI_DB, env.PHI_DB_1, env.PHI_DB_2, env.PHI_DB_3]) {
+      const row = await db.prepare("SELECT trace_id FROM phi_audit WHERE request_id = ?").bind(rid).first<{ trace_id: string }>();
+      if (row) audited.push(row.trace_id);
+    }
+    expect(audited).toEqual([logged?.trace_id]);
   });
 });
 
