@@ -238,13 +238,16 @@ async function patientScenario(p, s, node) {
 async function telemetryScenario(persist, s, sinkUrl) {
   const parts = { off: [], on: [] };
   let readsOn = 0;
-  for (const mode of ["off", "on", "off", "on"]) {
+  // BENCH_TELEMETRY_PAIRS: more off/on pairs for a steadier ratio on a noisy machine (default 2).
+  const pairs = Number(process.env.BENCH_TELEMETRY_PAIRS ?? 2);
+  for (const mode of Array.from({ length: pairs * 2 }, (_, i) => (i % 2 ? "on" : "off"))) {
     const q = await platform({ persist, vars: mode === "on" ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl } : {} });
     try {
       const opts = { url: `${q.url}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } };
       await probe(opts);
       const warm = await measure({ ...opts, duration: WARMUP });
       const m = await measure({ ...opts, duration: DURATION / 2 });
+      if (ONLY) console.log(`    telemetry ${mode}: ${fmt(m.rps)} req/s, ${fmt(m.cpuMsPerReq, 3)} ms CPU/req`);
       parts[mode].push(m);
       // Every read the sink saw exports of (warm-ups and the probe included), for POSTs per 1,000 reads.
       if (mode === "on") readsOn += warm.requests + m.requests + 1;

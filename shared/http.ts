@@ -10,7 +10,7 @@ import { ApiError, createNotFound, createOnError, renderProblem, type ErrorRende
 import { logger, setLogContext } from "./logger";
 import { histogram } from "./metrics";
 import { scheduleMetricsFlush } from "./metrics-export";
-import type { TelemetryEnv } from "./telemetry";
+import { ownTraceparent, type TelemetryEnv } from "./telemetry";
 import type { PrincipalVariables } from "./principal";
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -93,7 +93,7 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
 export function activeTraceId(c: Context): string | undefined {
   const active = trace.getActiveSpan()?.spanContext();
   if (active && isSpanContextValid(active)) return active.traceId;
-  return c.req.header("traceparent")?.split("-")[1];
+  return (ownTraceparent() ?? c.req.header("traceparent"))?.split("-")[1];
 }
 
 /** The matched route's template (`/Patient/:id`), or a placeholder when nothing matched. */

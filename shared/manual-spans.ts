@@ -120,7 +120,7 @@ export class IsolateTracer {
     this.buffer = [];
     const target = exportTarget(env);
     if (!target) return false;
-    ctx.waitUntil(sendBatch(target, { groups: [{ attrs: this.resource().attributes, spans, logs: [] }], spans: spans.length, logs: 0 }));
+    ctx.waitUntil(sendBatch(target, { groups: [{ attrs: this.resource().attributes, spans: spans.map((s) => JSON.stringify(s)), logs: [] }], spans: spans.length, logs: 0 }));
     return true;
   }
 

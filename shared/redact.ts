@@ -30,7 +30,13 @@ export function redactQuery(search: string): string {
   return "?" + names.join("&");
 }
 
+/** scheme://host/path?query of an already normalized URL (what the tracing library records). */
+const PLAIN_URL = /^([a-z][a-z0-9+.-]*:)\/\/([^/?#@\\]+)(\/[^?#\\]*)?(\?[^#]*)?(?:#.*)?$/i;
+
 export function redactUrl(raw: string): string {
+  // The common case without the cost of a URL parse; anything unusual (credentials, backslashes, no path) is parsed.
+  const m = PLAIN_URL.exec(raw);
+  if (m?.[3]) return `${(m[1] ?? "").toLowerCase()}//${m[2] ?? ""}${redactPath(m[3])}${redactQuery(m[4] ?? "")}`;
   try {
     const u = new URL(raw);
     return `${u.protocol}//${u.host}${redactPath(u.pathname)}${redactQuery(u.search)}`;

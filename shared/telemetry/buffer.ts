@@ -5,7 +5,9 @@ import { otlpUrl, type BatchPolicy, type ExportTarget } from "./target";
 
 /**
  * The isolate's export buffer: finished spans and log records as plain
- * OTLP/JSON objects, grouped by the service that made them.
+ * OTLP/JSON text (one string each: a short-lived object graph per span
+ * would otherwise live until the next export and burden the garbage
+ * collector), grouped by the service that made them.
  *
  * Export without cross-request promises: a request that finds an export due
  * takes the whole buffer synchronously (the arrays are swapped for empty ones)
@@ -23,8 +25,10 @@ type ServiceAttrs = Record<string, unknown>;
 
 interface Group {
   attrs: ServiceAttrs;
-  spans: OtlpSpan[];
-  logs: OtlpLogRecord[];
+  /** Each one OTLP/JSON span. */
+  spans: string[];
+  /** Each one OTLP/JSON log record. */
+  logs: string[];
 }
 
 /** Bound on spans (and on log records) waiting for an export; newer ones are dropped and counted beyond it. */
@@ -56,7 +60,7 @@ export function bufferSpan(service: string, attrs: () => ServiceAttrs, span: Otl
     dropped.add(1, { signal: "traces" });
     return;
   }
-  group(`t:${service}`, attrs).spans.push(span);
+  group(`t:${service}`, attrs).spans.push(JSON.stringify(span));
   spanCount++;
   exportStats.spans++;
 }
@@ -67,7 +71,7 @@ export function bufferLog(service: string, attrs: () => ServiceAttrs, record: Ot
     dropped.add(1, { signal: "logs" });
     return;
   }
-  group(`l:${service}`, attrs).logs.push(record);
+  group(`l:${service}`, attrs).logs.push(JSON.stringify(record));
   logCount++;
   exportStats.logs++;
 }

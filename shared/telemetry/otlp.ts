@@ -60,10 +60,24 @@ function value(v: AttributeValue | null): OtlpValue | undefined {
   return undefined;
 }
 
-/** Attributes as OTLP key-values; `redact` may drop (undefined) or rewrite each one. */
+/**
+ * Attributes the tracing library sets that a span does not export: the parts of `url.full` again
+ * (scheme, host, path, query: url.full carries them, redacted the same way), the constant protocol name, the
+ * binding name the span's name already says, and the caller's network (colo, country, ASN, TLS, RTT), which
+ * describes a patient's connection and which no trace question of ours needs. Fewer attributes is less to
+ * redact, serialize and send on every request.
+ */
+export const SPAN_NOISE = new Set([
+  "url.scheme", "server.address", "url.path", "url.query", "network.protocol.name", "network.protocol.version",
+  "http.accepts", "name", "net.colo", "net.country", "net.request_priority", "net.tls_cipher", "net.tls_version",
+  "net.asn", "net.tcp_rtt",
+]);
+
+/** Attributes as OTLP key-values; `redact` may drop (undefined) or rewrite each one, and drops SPAN_NOISE. */
 export function keyValues(attrs: Record<string, unknown>, redact = false): OtlpKeyValue[] {
   const out: OtlpKeyValue[] = [];
   for (const key in attrs) {
+    if (redact && SPAN_NOISE.has(key)) continue;
     const raw = redact ? redactAttribute(key, attrs[key]) : attrs[key];
     if (raw === undefined || raw === null) continue;
     const v = value(raw as AttributeValue);
@@ -114,13 +128,19 @@ export function toOtlpResource(attrs: Record<string, unknown>, environment: stri
 }
 
 export const SCOPE = { name: "health-platform" };
+const SCOPE_JSON = JSON.stringify(SCOPE);
 
-/** One ExportTraceServiceRequest holding every service's spans of a batch. */
-export function tracesBody(groups: { resource: OtlpResource; spans: OtlpSpan[] }[]): string {
-  return JSON.stringify({ resourceSpans: groups.map((g) => ({ resource: g.resource, scopeSpans: [{ scope: SCOPE, spans: g.spans }] })) });
+/**
+ * One ExportTraceServiceRequest holding every service's spans of a batch. Each span arrives as its
+ * own OTLP/JSON text (serialized when it was buffered), so the batch is joined, not walked again.
+ */
+export function tracesBody(groups: { resource: OtlpResource; spans: readonly string[] }[]): string {
+  const parts = groups.map((g) => `{"resource":${JSON.stringify(g.resource)},"scopeSpans":[{"scope":${SCOPE_JSON},"spans":[${g.spans.join(",")}]}]}`);
+  return `{"resourceSpans":[${parts.join(",")}]}`;
 }
 
-/** One ExportLogsServiceRequest holding every service's log records of a batch. */
-export function logsBody(groups: { resource: OtlpResource; logs: OtlpLogRecord[] }[]): string {
-  return JSON.stringify({ resourceLogs: groups.map((g) => ({ resource: g.resource, scopeLogs: [{ scope: SCOPE, logRecords: g.logs }] })) });
+/** One ExportLogsServiceRequest holding every service's log records of a batch (each one OTLP/JSON text). */
+export function logsBody(groups: { resource: OtlpResource; logs: readonly string[] }[]): string {
+  const parts = groups.map((g) => `{"resource":${JSON.stringify(g.resource)},"scopeLogs":[{"scope":${SCOPE_JSON},"logRecords":[${g.logs.join(",")}]}]}`);
+  return `{"resourceLogs":[${parts.join(",")}]}`;
 }

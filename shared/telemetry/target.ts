@@ -67,26 +67,27 @@ export function samplerRatio(env: TelemetryEnv): number {
   return Number.isFinite(r) && r >= 0 && r <= 1 ? r : 1;
 }
 
-let cached: { key: string; target: ExportTarget } | undefined;
+/** The settings an export target is made of, as read from an env (compared field by field, no allocation). */
+const SETTINGS = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "ENVIRONMENT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_TRACES_SAMPLER_ARG"] as const;
+
+let cached: { from: (string | undefined)[]; target: ExportTarget } | undefined;
 
 /** The export target of this env, or undefined when no endpoint is set (telemetry off). */
 export function exportTarget(env: TelemetryEnv): ExportTarget | undefined {
   const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint) return undefined;
-  // The env is the same on every request of an isolate: parse it once.
-  const key = [endpoint, env.OTEL_EXPORTER_OTLP_HEADERS, env.ENVIRONMENT, env.OTEL_BSP_SCHEDULE_DELAY, env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, env.OTEL_TRACES_SAMPLER_ARG].join("\u0000");
-  if (cached?.key !== key) {
-    cached = {
-      key,
-      target: {
-        endpoint,
-        headers: parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS),
-        environment: env.ENVIRONMENT ?? "unknown",
-        policy: batchPolicyFrom(env),
-        ratio: samplerRatio(env),
-      },
-    };
-  }
+  // The env is the same on every request of an isolate: parse it once, reuse while its settings are unchanged.
+  if (cached && SETTINGS.every((k, i) => cached?.from[i] === env[k])) return cached.target;
+  cached = {
+    from: SETTINGS.map((k) => env[k]),
+    target: {
+      endpoint,
+      headers: parseOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS),
+      environment: env.ENVIRONMENT ?? "unknown",
+      policy: batchPolicyFrom(env),
+      ratio: samplerRatio(env),
+    },
+  };
   return cached.target;
 }
 

@@ -83,12 +83,16 @@ describe("telemetry configuration", () => {
     expect("spanProcessors" in on && on.spanProcessors).toBe(traceProcessor);
     expect(on.handlers?.fetch?.acceptTraceContext).toBe(true);
     expect(traceConfig("auth")({}, new Request("https://x/")).handlers?.fetch?.acceptTraceContext).toBe(false);
+    // One config object per service and ratio: the (patched) library parses each object once per isolate.
+    expect(traceConfig("phi")({ ENVIRONMENT: "test", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }, new Request("https://x/"))).toBe(on);
+    expect(traceConfig("phi")({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_TRACES_SAMPLER_ARG: "0.5" }, new Request("https://x/"))).not.toBe(on);
   });
 
   it("serializes a span to redacted OTLP/JSON: ids, query values and sensitive attributes go", () => {
     const span = new SpanImpl({
       name: "fetch GET /v1/phi/Patient/pat_123",
-      attributes: { "url.full": "https://gw/v1/phi/Patient/pat_123?family=Smith", "http.request.header.authorization": "Bearer x", "http.response.status_code": 200, ratio: 0.5, ok: true },
+      // url.path repeats url.full and net.colo is the caller's network: neither is exported (SPAN_NOISE).
+      attributes: { "url.full": "https://gw/v1/phi/Patient/pat_123?family=Smith", "url.path": "/v1/phi/Patient/pat_123", "net.colo": "AMS", "http.request.header.authorization": "Bearer x", "http.response.status_code": 200, ratio: 0.5, ok: true },
       resource: resourceFromAttributes({ "service.name": "phi" }),
       spanContext: { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1 },
       onEnd: () => undefined,
@@ -134,6 +138,14 @@ describe("the gateway's request log", () => {
     const logged = jsonLines(lines).find((l) => l.msg === "request" && l.request_id === res.headers.get("x-request-id"));
     expect(logged?.trace_id).toMatch(/^[0-9a-f]{32}$/);
     expect(logged?.trace_id).not.toBe(clientTrace);
+    // The request the gateway forwarded carried that trace, not the client's: phi's audit record names it.
+    const rid = res.headers.get("x-request-id") ?? "";
+    const audited: string[] = [];
+    for (const db of [env.PHI_DB, env.PHI_DB_1, env.PHI_DB_2, env.PHI_DB_3]) {
+      const row = await db.prepare("SELECT trace_id FROM phi_audit WHERE request_id = ?").bind(rid).first<{ trace_id: string }>();
+      if (row) audited.push(row.trace_id);
+    }
+    expect(audited).toEqual([logged?.trace_id]);
   });
 });
 

@@ -220,4 +220,23 @@ describe("metrics export", () => {
     expect(redactAttribute("http.request.header.authorization", "Bearer x")).toBeUndefined();
     expect(redactAttribute("db.statement", "SELECT 1")).toBe("SELECT 1");
   });
+
+  it("redacts a URL without parsing it the same way as with a parse, and parses whatever is unusual", async () => {
+    const { redactPath, redactQuery, redactUrl } = await import("../../../shared/redact");
+    const parsed = (raw: string) => {
+      const u = new URL(raw);
+      return `${u.protocol}//${u.host}${redactPath(u.pathname)}${redactQuery(u.search)}`;
+    };
+    for (const raw of [
+      "https://gw/v1/phi/Patient/pat_123?family=Smith",
+      "http://127.0.0.1:8787/v1/payments/pay_9/capture",
+      "https://phi.internal/readiness",
+      "https://gw/v1/phi/Patient/_search?name=a&_count=5#frag",
+      "HTTPS://gw/v1/phi/",
+    ]) expect(redactUrl(raw)).toBe(parsed(raw));
+    // Credentials and backslashes are left to the URL parser: neither the password nor a smuggled segment survives.
+    expect(redactUrl("https://user:secret@gw/v1/phi/Patient/1")).toBe("https://gw/v1/phi/Patient/{id}");
+    expect(redactUrl("https://gw\\pat_1/v1/phi")).not.toContain("pat_1");
+    expect(redactUrl("https://gw?x=1")).toBe("https://gw/?x=REDACTED");
+  });
 });

@@ -4,6 +4,7 @@ import type { AppVariables } from "../../../../shared/http";
 import { logger } from "../../../../shared/logger";
 import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../../shared/principal";
 import { PLATFORM_TENANT_ID } from "../../../../shared/tenants";
+import { forwardOwnTrace } from "../../../../shared/telemetry";
 import { parseScopeString } from "../../../../shared/scopes";
 import { authenticateBearer, clientIp, requireBearer, requireScopes, securityEvent } from "../bearer";
 import type { AccessClaims } from "../tokens/verify";
@@ -28,6 +29,7 @@ async function forward(c: Ctx, svc: Service, principal: Principal | null, body?:
   const headers = new Headers(c.req.raw.headers);
   if (headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal?.clientId ?? null });
   for (const h of STRIPPED) headers.delete(h);
+  forwardOwnTrace(headers);
   if (principal) headers.set(PRINCIPAL_HEADER, await signPrincipal(cfg.GATEWAY_HMAC_KEY, principal));
   // The origin clients called, so workers can write absolute links (FHIR Bundle links, fullUrl).
   headers.set("x-forwarded-host", url.host);
