@@ -184,14 +184,19 @@ async function seedBaseline(p, s) {
   mkdirSync(path.dirname(file), { recursive: true });
   for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
   const client = await (await p.mf.getD1Database("DB", "auth")).prepare("SELECT id, secret_hash, roles, scopes, disabled FROM clients WHERE id = ?").bind(s.clientId).first();
-  const head = await (await p.mf.getD1Database("DB", "phi")).prepare("SELECT * FROM resource_versions WHERE resource_type = 'Patient' AND id = ?").bind(s.patientId).first();
+  const phi = await p.mf.getD1Database("DB", "phi");
+  const head = await phi.prepare("SELECT * FROM resource_versions WHERE resource_type = 'Patient' AND id = ?").bind(s.patientId).first();
+  // The tenant's wrapped data key the body is sealed under (shared/keys/tenant-keys.ts).
+  const dataKey = await phi.prepare("SELECT tenant_id, kid, wrapped FROM tenant_keys WHERE kid = ?").bind(head.sealed.split(".")[1]).first();
   const db = new DatabaseSync(file);
   db.exec(`CREATE TABLE clients (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, roles TEXT NOT NULL, scopes TEXT NOT NULL, disabled INTEGER NOT NULL);
     CREATE TABLE resource_versions (resource_type TEXT NOT NULL, id TEXT NOT NULL, version_id INTEGER NOT NULL, last_updated TEXT NOT NULL, deleted INTEGER NOT NULL, sealed TEXT, patient_id TEXT NOT NULL);
     CREATE UNIQUE INDEX resource_versions_version ON resource_versions (resource_type, id, version_id);
-    CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor_sub TEXT NOT NULL, action TEXT NOT NULL, resource_type TEXT NOT NULL, resource_id TEXT NOT NULL, outcome TEXT NOT NULL, request_id TEXT NOT NULL);`);
+    CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor_sub TEXT NOT NULL, action TEXT NOT NULL, resource_type TEXT NOT NULL, resource_id TEXT NOT NULL, outcome TEXT NOT NULL, request_id TEXT NOT NULL);
+    CREATE TABLE tenant_keys (tenant_id TEXT PRIMARY KEY, kid TEXT NOT NULL, wrapped TEXT);`);
   db.prepare("INSERT INTO clients VALUES (?, ?, ?, ?, ?)").run(client.id, client.secret_hash, client.roles, client.scopes, client.disabled);
   db.prepare("INSERT INTO resource_versions VALUES (?, ?, ?, ?, ?, ?, ?)").run(head.resource_type, head.id, head.version_id, head.last_updated, head.deleted, head.sealed, head.patient_id);
+  if (dataKey) db.prepare("INSERT INTO tenant_keys VALUES (?, ?, ?)").run(dataKey.tenant_id, dataKey.kid, dataKey.wrapped);
   db.close();
   return file;
 }

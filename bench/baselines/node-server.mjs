@@ -31,13 +31,30 @@ function send(res, status, body, type = "application/json") {
   res.end(text);
 }
 
-function unseal(sealed, aad) {
-  const [, kid, iv, ct] = sealed.split(".");
+const getDataKey = db.prepare("SELECT tenant_id, wrapped FROM tenant_keys WHERE kid = ?");
+
+function open(key, iv, ct, aad) {
   const raw = Buffer.from(ct, "base64url");
-  const d = createDecipheriv("aes-256-gcm", aesKeys.get(kid), Buffer.from(iv, "base64url"));
+  const d = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
   d.setAAD(Buffer.from(aad));
   d.setAuthTag(raw.subarray(raw.length - 16));
-  return JSON.parse(Buffer.concat([d.update(raw.subarray(0, raw.length - 16)), d.final()]).toString("utf8"));
+  return Buffer.concat([d.update(raw.subarray(0, raw.length - 16)), d.final()]).toString("utf8");
+}
+
+/** A tenant's data key (shared/keys/tenant-keys.ts), unwrapped with the platform key once, then from memory. */
+function keyOf(kid) {
+  const known = aesKeys.get(kid);
+  if (known || !kid.startsWith("tk_")) return known;
+  const row = getDataKey.get(kid);
+  const [, wkid, iv, ct] = row.wrapped.split(".");
+  const key = Buffer.from(open(aesKeys.get(wkid), iv, ct, `tenant_keys/phi/${row.tenant_id}/${kid}`), "base64url");
+  aesKeys.set(kid, key);
+  return key;
+}
+
+function unseal(sealed, aad) {
+  const [, kid, iv, ct] = sealed.split(".");
+  return JSON.parse(open(keyOf(kid), iv, ct, aad));
 }
 
 async function token(req, res, body) {

@@ -1,6 +1,7 @@
 // Limit twin of the authenticated Patient read, back half (phi's essential work): one D1 select by primary
-// key (the same statement as ours), AES-256-GCM decryption of the sealed body with the same key ring and AAD
-// (`phi/Patient/<id>/<version>`, shared/crypto.ts format `v1.<kid>.<iv>.<ct>`), the resource with its meta.
+// key (the same statement as ours), AES-256-GCM decryption of the sealed body under the tenant's data key
+// (unwrapped once per isolate, as ours) and the same AAD (`phi/Patient/<id>/<version>`, shared/crypto.ts format
+// `v1.<kid>.<iv>.<ct>`), the resource with its meta.
 // Variants, by binding:
 //   TWIN_AUDIT=batch   + the audit insert in the same D1 batch as the select (what phi does since the
 //                        append-and-seal audit, shared/audit/; the twin the issue sets the Patient-read target on)
@@ -12,26 +13,38 @@
 // TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
 import { sha256Hex, unb64u, utf8 } from "./common.js";
 
-let ring;
+// Keys as resolved values (plain data), never a promise another request would await.
+const keys = new Map();
 let hmacKey;
 let tail = Promise.resolve();
 let head; // { seq, hash } this isolate last wrote
 
-function keyring(secret) {
-  ring ??= (async () => {
-    const keys = new Map();
-    for (const entry of secret.split(",")) {
-      const [kid, material] = entry.trim().split(":");
-      keys.set(kid, await crypto.subtle.importKey("raw", unb64u(material), "AES-GCM", false, ["decrypt"]));
-    }
-    return keys;
-  })();
-  return ring;
+async function platformKeys(secret) {
+  if (keys.size > 0) return keys;
+  for (const entry of secret.split(",")) {
+    const [kid, material] = entry.trim().split(":");
+    keys.set(kid, await crypto.subtle.importKey("raw", unb64u(material), "AES-GCM", false, ["decrypt"]));
+  }
+  return keys;
 }
 
-async function unseal(keys, sealed, aad) {
+// A tenant's data key (shared/keys/tenant-keys.ts), as ours: read and unwrapped once per isolate, then from memory.
+async function dataKey(env, kid) {
+  const known = keys.get(kid);
+  if (known) return known;
+  const ring = await platformKeys(env.PHI_ENCRYPTION_KEYS);
+  const row = await env.DB.prepare("SELECT tenant_id, wrapped FROM tenant_keys WHERE kid = ?").bind(kid).first();
+  const [, wkid, iv, ct] = row.wrapped.split(".");
+  const raw = await crypto.subtle.decrypt({ name: "AES-GCM", iv: unb64u(iv), additionalData: utf8(`tenant_keys/phi/${row.tenant_id}/${kid}`) }, ring.get(wkid), unb64u(ct));
+  const key = await crypto.subtle.importKey("raw", unb64u(new TextDecoder().decode(raw)), "AES-GCM", false, ["decrypt"]);
+  keys.set(kid, key);
+  return key;
+}
+
+async function unseal(env, sealed, aad) {
   const [, kid, iv, ct] = sealed.split(".");
-  const pt = await crypto.subtle.decrypt({ name: "AES-GCM", iv: unb64u(iv), additionalData: utf8(aad) }, keys.get(kid), unb64u(ct));
+  const key = kid.startsWith("tk_") ? await dataKey(env, kid) : (await platformKeys(env.PHI_ENCRYPTION_KEYS)).get(kid);
+  const pt = await crypto.subtle.decrypt({ name: "AES-GCM", iv: unb64u(iv), additionalData: utf8(aad) }, key, unb64u(ct));
   return JSON.parse(new TextDecoder().decode(pt));
 }
 
@@ -82,8 +95,8 @@ export default {
   async fetch(request, env) {
     if (env.TWIN_PRINCIPAL === "1") {
       const [payload, mac] = (request.headers.get("x-gateway-principal") ?? "").split(".");
-      hmacKey ??= crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
-      if (!payload || !mac || !(await crypto.subtle.verify("HMAC", await hmacKey, unb64u(mac), utf8(payload)))) return new Response(null, { status: 401 });
+      hmacKey ??= await crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+      if (!payload || !mac || !(await crypto.subtle.verify("HMAC", hmacKey, unb64u(mac), utf8(payload)))) return new Response(null, { status: 401 });
       JSON.parse(new TextDecoder().decode(unb64u(payload)));
     }
     const id = new URL(request.url).pathname.split("/").pop();
@@ -101,7 +114,7 @@ export default {
       head = await select.first();
     }
     if (!head || head.deleted) return new Response(null, { status: 404 });
-    const body = await unseal(await keyring(env.PHI_ENCRYPTION_KEYS), head.sealed, `phi/Patient/${id}/${head.version_id}`);
+    const body = await unseal(env, head.sealed, `phi/Patient/${id}/${head.version_id}`);
     if (env.TWIN_AUDIT && env.TWIN_AUDIT !== "batch") await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
     const resource = { ...body, resourceType: "Patient", id, meta: { versionId: String(head.version_id), lastUpdated: head.last_updated } };
     return new Response(JSON.stringify(resource), { headers: { "content-type": "application/fhir+json", etag: `W/"${head.version_id}"` } });
