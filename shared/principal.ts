@@ -3,7 +3,7 @@ import { z } from "zod";
 import { fromBase64Url, hmacSha256, hmacVerify, toBase64Url } from "./crypto";
 import { ApiError } from "./errors";
 import { hasAllScopes } from "./scopes";
-import { MAX_SHARDS, TENANT_ID_PATTERN } from "./tenants";
+import { MAX_SHARDS, PLATFORM_TENANT_ID, TENANT_ID_PATTERN } from "./tenants";
 
 /**
  * The verified caller, as the gateway attaches it to a forwarded request.
@@ -80,6 +80,23 @@ export function requirePrincipal(getKey: (env: unknown) => string): MiddlewareHa
     c.set("principal", r.principal);
     await next();
   };
+}
+
+/**
+ * Middleware for a worker's `/internal` routes (offboarding, tenant moves): the gateway's table never
+ * leads there, so only auth reaches them, over a service binding, with a principal it signs for a
+ * platform admin. Anything else is refused: no principal 401, another principal 403.
+ */
+export function requirePlatformPrincipal(getKey: (env: unknown) => string): MiddlewareHandler<{ Variables: PrincipalVariables }> {
+  const principal = requirePrincipal(getKey);
+  return (c, next) =>
+    principal(c, async () => {
+      const p = c.get("principal");
+      if (p.tenantId !== PLATFORM_TENANT_ID || !hasAllScopes(p.scopes, ["admin"])) {
+        throw new ApiError(403, "platform_admin_required", "Only a platform administrator may do this.");
+      }
+      await next();
+    });
 }
 
 /** Defense in depth inside a worker: the gateway already checked scopes per route. */

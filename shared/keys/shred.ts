@@ -13,13 +13,6 @@ export const SHRED_PATH = "/internal/tenants/:id/shred";
 
 const ShredBody = z.object({ reason: z.string().min(1).max(500) }).strict();
 
-/** After `requirePrincipal`: only a platform admin's principal (no tenant, scope `admin`) may shred. */
-export function assertPlatformAdmin(p: Principal): void {
-  if (p.tenantId !== PLATFORM_TENANT_ID || !p.scopes.includes("admin")) {
-    throw new ApiError(403, "platform_admin_required", "Only a platform administrator may destroy a tenant's data keys.");
-  }
-}
-
 export interface ShredOrder {
   tenant: string;
   reason: string;

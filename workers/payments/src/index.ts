@@ -2,7 +2,7 @@ import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
 import { logger } from "../../../shared/logger";
-import { requirePrincipal } from "../../../shared/principal";
+import { requirePlatformPrincipal, requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import { auditTrail } from "./audit";
 import { pruneExpiredKeys } from "./idempotency";
@@ -22,6 +22,7 @@ app.route(
   healthRoutes<Env>({ name: "payments", environment: (env) => env.ENVIRONMENT, checks: (env) => ({ db: d1Check(env.DB) }) }),
 );
 // Offboarding (auth only: the gateway never forwards /internal; a platform admin's signed principal).
+app.use("/internal/*", requirePlatformPrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.route("/", internalRoutes);
 // Everything under /v1 comes only through the gateway, with its signed principal.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));

@@ -1,7 +1,7 @@
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
-import { requirePrincipal } from "../../../shared/principal";
+import { requirePlatformPrincipal, requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
 import { exportRoutes } from "./export/routes";
@@ -33,8 +33,11 @@ app.route(
 // The CapabilityStatement is public (no PHI): answered before the principal check.
 app.use("/v1/phi/metadata", fhirFormat());
 app.route("/", metadataRoutes(() => app.routes));
-// Offboarding (auth only: the gateway never forwards /internal; a platform admin's signed principal).
+// Internal operations no client route leads to (not in the gateway's table): offboarding's shred and tenant
+// moves, only from auth, with a platform admin's principal it signs.
+app.use("/internal/*", requirePlatformPrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.route("/", internalRoutes);
+app.route("/", moveRoutes);
 // Everything else under /v1 comes only through the gateway, with its signed principal,
 // and every access through it leaves exactly one audit record.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
@@ -53,9 +56,6 @@ app.route("/", patientHistoryRoutes);
 app.route("/", observationRoutes);
 app.route("/", auditRoutes);
 app.route("/", bundleRoutes);
-// Internal operations no client route leads to (not in the gateway's table): only auth, with a principal it signs.
-app.use("/internal/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
-app.route("/", moveRoutes);
 
 // The worker's own OpenAPI 3.1 document, from its routes' zod schemas (the gateway merges them).
 serveOpenApi(app, "phi");

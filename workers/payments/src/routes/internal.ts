@@ -2,18 +2,11 @@ import { Hono } from "hono";
 import { auditInsert, commitWithRecord } from "../../../../shared/audit/append";
 import { nudgeFromRequest } from "../../../../shared/audit/sealer";
 import { destroyKeyStatements, forgetTenantKeys } from "../../../../shared/keys/tenant-keys";
-import { overwriteLegacy, assertPlatformAdmin, SHRED_PATH, shredOrder } from "../../../../shared/keys/shred";
-import { requirePrincipal } from "../../../../shared/principal";
+import { overwriteLegacy, SHRED_PATH, shredOrder } from "../../../../shared/keys/shred";
 import { AUDIT_TABLE, auditColumns } from "../audit";
 import { requestInfo, type PaymentsEnv } from "../context";
 
 const app = new Hono<PaymentsEnv>();
-
-app.use("/internal/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
-app.use("/internal/*", async (c, next) => {
-  assertPlatformAdmin(c.var.principal);
-  await next();
-});
 
 /**
  * Crypto-shredding of a tenant's card vault (called by auth when a platform admin offboards it), in one

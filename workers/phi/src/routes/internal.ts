@@ -2,8 +2,7 @@ import { Hono } from "hono";
 import { auditInsert, commitWithRecord } from "../../../../shared/audit/append";
 import { nudgeFromRequest } from "../../../../shared/audit/sealer";
 import { destroyKeyStatements, forgetTenantKeys } from "../../../../shared/keys/tenant-keys";
-import { overwriteLegacy, assertPlatformAdmin, SHRED_PATH, shredOrder, type ShredOrder } from "../../../../shared/keys/shred";
-import { requirePrincipal } from "../../../../shared/principal";
+import { overwriteLegacy, SHRED_PATH, shredOrder, type ShredOrder } from "../../../../shared/keys/shred";
 import { traceIdOf } from "../audit/describe";
 import { sealerName, shardSealers } from "../audit/sealer";
 import { actorFrom, AUDIT_TABLE, auditColumns } from "../audit/trail";
@@ -14,12 +13,6 @@ import { shardDatabases } from "../store/shards";
 const INDEX_CHUNK = 5000;
 
 const app = new Hono<PhiEnv>();
-
-app.use("/internal/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
-app.use("/internal/*", async (c, next) => {
-  assertPlatformAdmin(c.var.principal);
-  await next();
-});
 
 /**
  * Crypto-shredding of a tenant (called by auth when a platform admin offboards it), on every shard:
