@@ -69,7 +69,7 @@ async function bench(opts) {
 /** A group of implementations of one scenario: probed and warmed up each, then measured in turns. */
 async function benchGroup(group, all) {
   // BENCH_TWIN_ONLY=1: ours and the plain twin only (no twin variants, no Node baseline), for quick same-run ratios.
-  const entries = process.env.BENCH_TWIN_ONLY === "1" ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin") : all;
+  const entries = process.env.BENCH_TWIN_ONLY === "1" ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin" || e.impl.includes("our phi")) : all;
   for (const e of entries) {
     await probe(e.opts);
     await measure({ ...e.opts, duration: WARMUP });
@@ -104,6 +104,8 @@ const PATIENT_VARIANTS = [
   { key: "principal", label: "twin + signed principal (HMAC)", front: { TWIN_PRINCIPAL: "1" }, back: { TWIN_AUDIT: "batch", TWIN_PRINCIPAL: "1" } },
   { key: "audit", label: "twin + one audit insert (a second round trip instead of the batch)", front: {}, back: { TWIN_AUDIT: "insert" } },
   { key: "chain", label: "twin + chained audit append (ours before the append-and-seal audit)", front: {}, back: { TWIN_AUDIT: "chain" } },
+  // Not a piece: the twin's front (with the signed principal) before our phi worker, to split ours between gateway and phi.
+  { key: "ourphi", label: "twin front + our phi", front: { TWIN_PRINCIPAL: "1", TWIN_BACK: "ours" }, back: null },
   { key: "all", label: "twin + all three (revocation query, principal, chain: ours before issue 16)", front: { TWIN_REVOCATION: "1", TWIN_PRINCIPAL: "1" }, back: { TWIN_AUDIT: "chain", TWIN_PRINCIPAL: "1" } },
 ];
 
@@ -124,9 +126,10 @@ async function twinWorkers(secrets) {
   for (const v of PATIENT_VARIANTS) {
     workers.push({
       name: `twin-front-${v.key}`, ...COMPAT, scriptPath: files["patient-front.js"], routes: [`*/twin/${v.key}/*`],
-      d1Databases: { AUTH_DB: auth.DB }, serviceBindings: { BACK: `twin-back-${v.key}` },
+      d1Databases: { AUTH_DB: auth.DB }, serviceBindings: { BACK: v.back ? `twin-back-${v.key}` : "phi" },
       bindings: { ...keys, GATEWAY_HMAC_KEY: secrets.auth.GATEWAY_HMAC_KEY, ...v.front },
     });
+    if (!v.back) continue;
     workers.push({
       name: `twin-back-${v.key}`, ...COMPAT, scriptPath: files["patient-back.js"], d1Databases: phi,
       bindings: { PHI_ENCRYPTION_KEYS: secrets.phi.PHI_ENCRYPTION_KEYS, GATEWAY_HMAC_KEY: secrets.auth.GATEWAY_HMAC_KEY, TWIN_AUDIT_TABLE: `twin_audit_${v.key}`, ...v.back },
@@ -167,7 +170,7 @@ async function setup(p) {
   // The twins' audit tables: the same columns as phi_audit, their own tables so our chain is untouched.
   const phiDb = await p.mf.getD1Database("DB", "phi");
   const cols = "at TEXT NOT NULL, actor_sub TEXT NOT NULL, actor_client TEXT NOT NULL, actor_roles TEXT NOT NULL, token_id TEXT NOT NULL, action TEXT NOT NULL, resource_type TEXT NOT NULL, resource_id TEXT NOT NULL, patient_ids TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, purpose_of_use TEXT NOT NULL, client_ip TEXT NOT NULL, request_id TEXT NOT NULL, trace_id TEXT NOT NULL";
-  for (const v of PATIENT_VARIANTS) {
+  for (const v of PATIENT_VARIANTS.filter((x) => x.back)) {
     if (v.back.TWIN_AUDIT === "batch") await phiDb.prepare(`CREATE TABLE twin_audit_${v.key} (seq INTEGER PRIMARY KEY AUTOINCREMENT, ${cols})`).run();
     if (v.back.TWIN_AUDIT === "insert") await phiDb.prepare(`CREATE TABLE twin_audit_${v.key} (seq INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL, ${cols})`).run();
     if (v.back.TWIN_AUDIT === "chain") await phiDb.prepare(`CREATE TABLE twin_audit_${v.key} (seq INTEGER PRIMARY KEY NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, ${cols})`).run();
@@ -529,7 +532,7 @@ const targets = [
 
 // What costs what on the Patient read: each twin variant adds one of our pieces to the base twin.
 const base = P("twin");
-const pieces = PATIENT_VARIANTS.slice(1).map((v) => {
+const pieces = PATIENT_VARIANTS.slice(1).filter((v) => v.back).map((v) => {
   const r = P(v.label);
   return { piece: v.label.replace(/^twin \+ /, ""), rps: r.rps, drop: 1 - r.rps / base.rps, cpu: r.cpuMsPerReq - base.cpuMsPerReq };
 });
@@ -537,6 +540,10 @@ const all = P(PATIENT_VARIANTS.find((v) => v.key === "all").label);
 // Ours now carries one of the pieces: the signed principal (no revocation query, the audit insert in the batch).
 const mine = P(PATIENT_VARIANTS.find((v) => v.key === "principal").label);
 pieces.push({ piece: "the rest of ours: Hono + zod-openapi routing and validation, config parsing, JSON logs, security headers (telemetry off: no otel wrapper) (ours vs twin + signed principal)", rps: ours.rps, drop: 1 - ours.rps / mine.rps, cpu: ours.cpuMsPerReq - mine.cpuMsPerReq });
+// The same rest, split between the two workers: our phi behind the twin's front, then our gateway in front of it.
+const ourPhi = P(PATIENT_VARIANTS.find((v) => v.key === "ourphi").label);
+pieces.push({ piece: "of which our phi in place of the back twin (twin front + our phi vs twin + signed principal)", rps: ourPhi.rps, drop: 1 - ourPhi.rps / mine.rps, cpu: ourPhi.cpuMsPerReq - mine.cpuMsPerReq });
+pieces.push({ piece: "of which our gateway in place of the front twin (ours vs twin front + our phi)", rps: ours.rps, drop: 1 - ours.rps / ourPhi.rps, cpu: ours.cpuMsPerReq - ourPhi.cpuMsPerReq });
 pieces.push({ piece: "telemetry export (on vs off, alternating instances)", rps: on.rps, drop: telemetryCost, cpu: on.cpuMsPerReq - off.cpuMsPerReq });
 
 // Written from the piece-by-piece table and the profile above (the figures in it are this run's).

@@ -15,6 +15,8 @@ import { startReceiver } from "./otlp-receiver.mjs";
 /**
  * Points every worker at the run's OTLP receiver by appending to its .dev.vars
  * (wrangler dev reads one per worker); returns a function that restores them.
+ * LOG_LEVEL=debug: the workers behind the gateway write their own access lines too
+ * (the telemetry flow checks that each worker's lines reach /v1/logs).
  */
 function pointTelemetryAt(url) {
   const saved = [];
@@ -22,8 +24,8 @@ function pointTelemetryAt(url) {
     const full = path.join(ROOT, file);
     const before = existsSync(full) ? readFileSync(full, "utf8") : "";
     saved.push([full, before]);
-    const kept = before.split("\n").filter((l) => !/^OTEL_(EXPORTER_OTLP_ENDPOINT|METRIC_EXPORT_INTERVAL)=/.test(l)).join("\n");
-    writeFileSync(full, `${kept.replace(/\n*$/, "\n")}OTEL_EXPORTER_OTLP_ENDPOINT='${url}'\nOTEL_METRIC_EXPORT_INTERVAL='1000'\n`, { mode: 0o600 });
+    const kept = before.split("\n").filter((l) => !/^(OTEL_EXPORTER_OTLP_ENDPOINT|OTEL_METRIC_EXPORT_INTERVAL|LOG_LEVEL)=/.test(l)).join("\n");
+    writeFileSync(full, `${kept.replace(/\n*$/, "\n")}OTEL_EXPORTER_OTLP_ENDPOINT='${url}'\nOTEL_METRIC_EXPORT_INTERVAL='1000'\nLOG_LEVEL='debug'\n`, { mode: 0o600 });
   }
   return () => {
     for (const [full, before] of saved) writeFileSync(full, before, { mode: 0o600 });

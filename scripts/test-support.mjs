@@ -42,7 +42,8 @@ export function workerInfo(name) {
 
 /** Secrets a worker reads, chosen from TEST_SECRETS by what its .dev.vars generator declares. */
 export function secretsFor(name) {
-  const common = { GATEWAY_HMAC_KEY: TEST_SECRETS.GATEWAY_HMAC_KEY, ENVIRONMENT: "test" };
+  // LOG_LEVEL debug: every worker writes its access lines too, so the suites that scan log output for leaks see them all.
+  const common = { GATEWAY_HMAC_KEY: TEST_SECRETS.GATEWAY_HMAC_KEY, ENVIRONMENT: "test", LOG_LEVEL: "debug" };
   switch (name) {
     case "auth":
       return {

@@ -6,14 +6,26 @@
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+// The runtime's own base64 (TC39 Uint8Array base64, in workerd; Node 24 lacks it, so scripts fall back).
+type NativeBase64 = {
+  fromBase64?: (this: unknown, s: string, o: { alphabet: "base64url"; lastChunkHandling: "loose" }) => Uint8Array;
+};
+type NativeToBase64 = { toBase64?: (o: { alphabet: "base64url"; omitPadding: true }) => string };
+const nativeFrom = (Uint8Array as unknown as NativeBase64).fromBase64;
+const nativeTo = (Uint8Array.prototype as unknown as NativeToBase64).toBase64;
+const BASE64URL_ONLY = /^[A-Za-z0-9_-]*$/;
+
 export function toBase64Url(bytes: Uint8Array): string {
+  if (nativeTo) return nativeTo.call(bytes, { alphabet: "base64url", omitPadding: true });
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/** Unpadded base64url only: padding, whitespace or the standard alphabet are refused. */
 export function fromBase64Url(s: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new Error("invalid base64url");
+  if (!BASE64URL_ONLY.test(s)) throw new Error("invalid base64url");
+  if (nativeFrom) return nativeFrom.call(Uint8Array, s, { alphabet: "base64url", lastChunkHandling: "loose" });
   const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);

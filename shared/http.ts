@@ -3,11 +3,10 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import { requestId, type RequestIdVariables } from "hono/request-id";
+import type { RequestIdVariables } from "hono/request-id";
 import { routePath } from "hono/route";
-import { secureHeaders } from "hono/secure-headers";
 import { ApiError, createNotFound, createOnError, renderProblem, type ErrorRenderer } from "./errors";
-import { logger, setLogContext } from "./logger";
+import { logger, logsAt, setLogContext, setLogLevel, type LogLevel } from "./logger";
 import { histogram } from "./metrics";
 import { scheduleMetricsFlush } from "./metrics-export";
 import { ownTraceparent, type TelemetryEnv } from "./telemetry";
@@ -24,29 +23,45 @@ export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'no
  */
 export type PageCspVariables = { pageCsp?: string };
 
-export function securityHeaders(): MiddlewareHandler {
-  const inner = secureHeaders({
-    strictTransportSecurity: "max-age=63072000; includeSubDomains; preload",
-    xFrameOptions: "DENY",
-    referrerPolicy: "no-referrer",
-    xContentTypeOptions: "nosniff",
-    contentSecurityPolicy: {
-      defaultSrc: ["'none'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'none'"],
-      formAction: ["'none'"],
-    },
-    crossOriginResourcePolicy: "same-origin",
-    crossOriginOpenerPolicy: "same-origin",
-    xXssProtection: "0",
-  });
+/**
+ * The security headers of every response (OWASP Secure Headers; the values Hono's `secureHeaders` sets with
+ * these options, as one static list: nothing is computed per request). `content-security-policy` is API_CSP
+ * unless a page route sets its own.
+ */
+export const SECURITY_HEADERS: readonly (readonly [string, string])[] = [
+  ["cross-origin-resource-policy", "same-origin"],
+  ["cross-origin-opener-policy", "same-origin"],
+  ["origin-agent-cluster", "?1"],
+  ["referrer-policy", "no-referrer"],
+  ["strict-transport-security", "max-age=63072000; includeSubDomains; preload"],
+  ["x-content-type-options", "nosniff"],
+  ["x-dns-prefetch-control", "off"],
+  ["x-download-options", "noopen"],
+  ["x-frame-options", "DENY"],
+  ["x-permitted-cross-domain-policies", "none"],
+  ["x-xss-protection", "0"],
+  ["content-security-policy", API_CSP],
+];
+
+/** Puts the security headers on a response's (mutable) headers; `no-store` unless it says how to cache. */
+export function applySecurityHeaders(headers: Headers, pageCsp?: string): void {
+  for (const [name, value] of SECURITY_HEADERS) headers.set(name, value);
+  if (pageCsp) headers.set("content-security-policy", pageCsp);
+  headers.delete("x-powered-by");
+  // Responses are per caller and may hold tokens or PHI: never cached unless a route says so.
+  if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
+}
+
+export function securityHeaders(): MiddlewareHandler<{ Variables: PageCspVariables }> {
   return async (c, next) => {
-    await inner(c, next);
-    const page = (c.var as PageCspVariables).pageCsp;
-    if (page) c.res.headers.set("content-security-policy", page);
-    // Responses are per caller and may hold tokens or PHI: never cached unless a route says so.
-    if (!c.res.headers.has("cache-control")) c.res.headers.set("cache-control", "no-store");
+    await next();
+    applySecurityHeaders(c.res.headers, c.get("pageCsp"));
   };
+}
+
+/** The request id a client (or the gateway) sent, when it is safe to reuse: as Hono's `requestId` decides. */
+export function incomingRequestId(header: string | null | undefined): string {
+  return header && header.length <= 255 && !/[^\w\-=]/.test(header) ? header : crypto.randomUUID();
 }
 
 const requestDuration = histogram("http_server_request_duration_seconds", "Request duration by route template", "s");
@@ -54,33 +69,72 @@ const requestDuration = histogram("http_server_request_duration_seconds", "Reque
 /**
  * One JSON line per request (route template, never the raw path; status;
  * duration; principal `sub`), the request-duration histogram, and a metrics
- * export scheduled after the response when one is due.
+ * export scheduled after the response when one is due. `level` is the level
+ * of the line for a request that did not fail (5xx are always `error`): the
+ * gateway writes its access lines at `info`; the workers behind it at `debug`,
+ * since the gateway's line already names every request (its request id, route,
+ * status and duration), so they write one only under LOG_LEVEL=debug.
  */
-export function requestLog(service: string): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> }> {
+export function requestLog(service: string, level: LogLevel = "info"): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> }> {
   return async (c, next) => {
+    setLogLevel((c.env as { LOG_LEVEL?: string } | undefined)?.LOG_LEVEL);
     const start = performance.now();
     await next();
-    const status = c.res.status;
-    const route = routeTemplate(c);
-    const seconds = (performance.now() - start) / 1000;
-    logger[status >= 500 ? "error" : "info"]("request", {
-      request_id: c.var.requestId,
-      trace_id: activeTraceId(c),
-      method: c.req.method,
-      route,
-      status,
-      duration_ms: Math.round(seconds * 100_000) / 100,
-      sub: c.var.principal?.sub,
-    });
-    requestDuration.record(seconds, { route, method: c.req.method, status: String(status) });
     let ctx: Context["executionCtx"] | undefined;
     try {
       ctx = c.executionCtx;
     } catch {
       ctx = undefined; // app.request() in unit tests has no execution context
     }
-    if (ctx) scheduleMetricsFlush(c.env as TelemetryEnv, ctx, service);
+    finishRequest(service, level, c.env as TelemetryEnv, ctx, {
+      requestId: c.get("requestId"),
+      traceId: activeTraceId(c),
+      method: c.req.method,
+      route: routeTemplate(c),
+      status: c.res.status,
+      seconds: (performance.now() - start) / 1000,
+      sub: c.get("principal")?.sub,
+    });
   };
+}
+
+/** What the access line and the request-duration histogram say about one finished request. */
+export interface FinishedRequest {
+  requestId: string;
+  traceId: string | undefined;
+  method: string;
+  /** The route template, never the raw path. */
+  route: string;
+  status: number;
+  seconds: number;
+  sub: string | undefined;
+}
+
+/**
+ * The end of every request, with or without the Hono app (the gateway's proxy path):
+ * its access line at `level` (`error` for a 5xx), the duration histogram, and a metrics export when one is due.
+ */
+export function finishRequest(
+  service: string,
+  level: LogLevel,
+  env: TelemetryEnv,
+  ctx: { waitUntil(p: Promise<unknown>): void } | undefined,
+  r: FinishedRequest,
+): void {
+  const lineLevel: LogLevel = r.status >= 500 ? "error" : level;
+  if (logsAt(lineLevel)) {
+    logger[lineLevel]("request", {
+      request_id: r.requestId,
+      trace_id: r.traceId,
+      method: r.method,
+      route: r.route,
+      status: r.status,
+      duration_ms: Math.round(r.seconds * 100_000) / 100,
+      sub: r.sub,
+    });
+  }
+  requestDuration.record(r.seconds, { route: r.route, method: r.method, status: String(r.status) });
+  if (ctx) scheduleMetricsFlush(env, ctx, service);
 }
 
 /**
@@ -91,9 +145,14 @@ export function requestLog(service: string): MiddlewareHandler<{ Variables: Requ
  * no span is active.
  */
 export function activeTraceId(c: Context): string | undefined {
+  return currentTraceId(c.req.raw.headers);
+}
+
+/** `activeTraceId` from a request's headers (for code that runs without a Hono context). */
+export function currentTraceId(headers: Headers): string | undefined {
   const active = trace.getActiveSpan()?.spanContext();
   if (active && isSpanContextValid(active)) return active.traceId;
-  return (ownTraceparent() ?? c.req.header("traceparent"))?.split("-")[1];
+  return (ownTraceparent() ?? headers.get("traceparent") ?? undefined)?.split("-")[1];
 }
 
 /** The matched route's template (`/Patient/:id`), or a placeholder when nothing matched. */
@@ -123,6 +182,11 @@ export type AppVariables = RequestIdVariables & PrincipalVariables;
 export interface CreateAppOptions {
   /** Worker name for logs. */
   service: string;
+  /**
+   * Level of the per-request access line when the request did not fail: "info" at the edge (the gateway),
+   * "debug" (the default) behind it, where the gateway's line already covers the request.
+   */
+  accessLog?: LogLevel;
   render?: ErrorRenderer;
   maxBodyBytes?: number;
 }
@@ -136,13 +200,14 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
   setLogContext({ service: opts.service });
   const render = opts.render ?? renderProblem;
   const app = new OpenAPIHono<{ Bindings: E; Variables: AppVariables }>({ defaultHook: validationHook });
-  app.use(requestId({ generator: () => crypto.randomUUID() }));
-  // Hono adds the header only to responses it builds; forwarded and error responses need it too.
+  // The caller's X-Request-Id when it is safe to reuse (the gateway's, behind it), else a new one; on every response.
   app.use(async (c, next) => {
+    const id = incomingRequestId(c.req.header("x-request-id"));
+    c.set("requestId", id);
     await next();
-    c.res.headers.set("x-request-id", c.var.requestId);
+    c.res.headers.set("x-request-id", id);
   });
-  app.use(requestLog(opts.service));
+  app.use(requestLog(opts.service, opts.accessLog ?? "debug"));
   app.use(securityHeaders());
   app.use(
     bodyLimit({

@@ -17,6 +17,26 @@ export type LogFields = Record<string, string | number | boolean | null | undefi
 
 let base: LogFields = {};
 
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+// The lowest level written (plain data; LOG_LEVEL of the worker, set per request by createApp's middleware).
+let threshold = RANK.info;
+let thresholdSetting: string | undefined;
+
+/**
+ * Applies a worker's LOG_LEVEL ("debug", "info", "warn" or "error"; anything else, or unset, is "info").
+ * Cheap on every request: the level is parsed only when the setting changes.
+ */
+export function setLogLevel(setting: string | undefined): void {
+  if (setting === thresholdSetting) return;
+  thresholdSetting = setting;
+  threshold = setting !== undefined && Object.hasOwn(RANK, setting) ? RANK[setting as LogLevel] : RANK.info;
+}
+
+/** Whether a line at `level` would be written (callers skip building fields for nothing). */
+export function logsAt(level: LogLevel): boolean {
+  return RANK[level] >= threshold;
+}
+
 /** Sets the fields every line carries (service, environment). Called once per worker. */
 export function setLogContext(fields: LogFields): void {
   base = { ...base, ...fields };
@@ -41,6 +61,7 @@ function toCollector(level: LogLevel, msg: string, fields: LogFields, nowMs: num
 }
 
 function write(level: LogLevel, msg: string, fields: LogFields): void {
+  if (RANK[level] < threshold) return;
   const now = Date.now();
   const line = JSON.stringify({ time: new Date(now).toISOString(), level, msg, ...base, ...fields });
   if (level === "error") console.error(line);

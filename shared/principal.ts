@@ -71,7 +71,7 @@ export type PrincipalVariables = { principal: Principal };
 
 /**
  * Middleware for internal workers: refuses (401) any request that did not come
- * through the gateway with a valid principal, and exposes it as `c.var.principal`.
+ * through the gateway with a valid principal, and exposes it as `c.get("principal")`.
  */
 export function requirePrincipal(getKey: (env: unknown) => string): MiddlewareHandler<{ Variables: PrincipalVariables }> {
   return async (c, next) => {

@@ -11,7 +11,7 @@ import tenantRoutes from "./routes/tenants";
 import wellKnownRoutes from "./routes/well-known";
 
 export function buildApp() {
-  const app = createApp<Env>({ service: "auth", maxBodyBytes: 1024 * 1024 });
+  const app = createApp<Env>({ service: "auth", maxBodyBytes: 1024 * 1024, accessLog: "info" });
 
   app.use(async (c, next) => {
     const start = performance.now();

@@ -15,7 +15,12 @@ import { routeTemplate } from "../../../shared/http";
 export const REALM = "health-platform";
 
 export function clientIp(c: Context): string {
-  return c.req.header("cf-connecting-ip") ?? "unknown";
+  return clientIpOf(c.req.raw.headers);
+}
+
+/** The client's address as Cloudflare's edge reports it. */
+export function clientIpOf(headers: Headers): string {
+  return headers.get("cf-connecting-ip") ?? "unknown";
 }
 
 const EVENT_FOR: Record<TokenFailure | "revoked" | "client_disabled", SecurityEventType> = {
@@ -47,7 +52,7 @@ export function securityEvent(
     clientId: fields.clientId,
     reason: fields.reason,
     ip: clientIp(c),
-    requestId: c.var.requestId,
+    requestId: c.get("requestId"),
     route: routeTemplate(c),
   });
 }
@@ -61,7 +66,11 @@ export function invalidToken(): ApiError {
 
 /** Extracts the bearer token (RFC 6750 2.1); undefined when absent. */
 export function bearerToken(c: Context): string | undefined {
-  const h = c.req.header("authorization");
+  return bearerOf(c.req.header("authorization"));
+}
+
+/** The token of an `Authorization: Bearer` header value; undefined when absent, "" when not a bearer token. */
+export function bearerOf(h: string | null | undefined): string | undefined {
   if (!h) return undefined;
   const m = /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(h);
   return m?.[1] ?? "";
@@ -170,11 +179,14 @@ export async function authenticateBearer(c: Context<AuthEnv>, scopes: readonly s
   return r.claims;
 }
 
+/** Whether a token's scopes cover `scopes`. SMART scopes stand for the platform scopes they need; the owning worker checks type and interaction. */
+export function grants(claims: AccessClaims, scopes: readonly string[]): boolean {
+  return hasAllScopes(withPlatformScopes(parseScopeString(claims.scope)), scopes);
+}
+
 /** The scope check of an authenticated token (403 with the scopes needed, RFC 6750 3.1). */
 export function requireScopes(c: Context<AuthEnv>, claims: AccessClaims, scopes: readonly string[]): AccessClaims {
-  // SMART scopes stand for the platform scopes they need; the owning worker checks type and interaction.
-  const granted = withPlatformScopes(parseScopeString(claims.scope));
-  if (!hasAllScopes(granted, scopes)) {
+  if (!grants(claims, scopes)) {
     securityEvent(c, "scope_denied", { clientId: claims.client_id, reason: `needs ${scopes.join(" ")}` });
     tokensValidated.add(1, { result: "insufficient_scope", scope: scopes.join(" ") });
     throw new ApiError(403, "insufficient_scope", `This operation needs the scope ${scopes.join(" ")}.`, {

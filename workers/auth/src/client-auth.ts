@@ -117,7 +117,7 @@ async function registeredKeys(c: Context<AuthEnv>, client: Client, kid: string):
   if (!client.jwksUri) return { keys: client.jwks };
   const r = await keysForKid(client.id, client.jwksUri, kid, Date.now());
   if (r.ok) return { keys: r.keys };
-  if (r.reason !== "unknown_key") logger.warn("jwks_uri_failed", { request_id: c.var.requestId, client_id: client.id, reason: r.reason });
+  if (r.reason !== "unknown_key") logger.warn("jwks_uri_failed", { request_id: c.get("requestId"), client_id: client.id, reason: r.reason });
   return { reason: r.reason };
 }
 

@@ -1,8 +1,15 @@
 import { traced } from "../../../shared/telemetry";
 import { buildApp } from "./app";
+import { gatewayTable } from "./gateway/gateway";
+import { proxyFirst } from "./gateway/proxy";
 
 export { ClientRegistry } from "./client-registry";
 
 export const app = buildApp();
 
-export default traced({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "auth");
+// The app's own routes that live under a service prefix (not table routes): the proxy path leaves them to it.
+const tablePaths = new Set(gatewayTable().flatMap((r) => r.paths));
+const ownPaths = app.routes.map((r) => r.path).filter((p) => p.startsWith("/v1/") && !tablePaths.has(p));
+const fetch = proxyFirst(app, ownPaths);
+
+export default traced({ fetch: (req, env: Env, ctx) => fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "auth");

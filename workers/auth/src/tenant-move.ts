@@ -43,7 +43,7 @@ export const MOVE_LEASE_MS = 10 * 60_000;
 
 /** One step on phi, as the platform admin who asked, with a principal only auth can sign. */
 async function phiStep(c: Context<AuthEnv>, caller: AdminCaller, tenant: string, body: { step: Step; from: number; to: number; cursor?: Cursor | null }) {
-  const res = await callInternal(c.env, caller, { service: "phi", path: `/internal/tenants/${tenant}/move`, body, requestId: c.var.requestId, ip: clientIp(c) });
+  const res = await callInternal(c.env, caller, { service: "phi", path: `/internal/tenants/${tenant}/move`, body, requestId: c.get("requestId"), ip: clientIp(c) });
   const json: unknown = await res.json().catch(() => null);
   return { status: res.status, json: (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown> };
 }
@@ -108,7 +108,7 @@ async function precheck(c: Context<AuthEnv>, caller: AdminCaller, id: string, to
   if (t.offboardedAt) throw new ApiError(409, "tenant_offboarded", "This tenant is offboarded; its data is not moved.");
   if (t.shard === to) throw new ApiError(409, "same_shard", `The tenant is on shard ${to} already.`);
   const check = await phiStep(c, caller, id, { step: "check", from: t.shard, to }).catch((err: unknown) => {
-    logger.error("tenant_move_check_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
+    logger.error("tenant_move_check_failed", { request_id: c.get("requestId"), error_class: err instanceof Error ? err.name : typeof err });
     return { status: 0, json: {} };
   });
   if (check.status === 400) throw new ApiError(400, "shard_not_declared", `PHI shard ${to} is not declared in phi's configuration.`);
@@ -164,7 +164,7 @@ export async function moveTenant(c: Context<AuthEnv>, caller: AdminCaller, id: s
     await rollback(c, caller, t, to, lease, renew);
     if (err instanceof ApiError) throw err;
     const failed = err instanceof MoveStepFailed ? err : undefined;
-    logger.error("tenant_move_failed", { request_id: c.var.requestId, step: failed?.step ?? "unknown", status: failed?.status ?? 0 });
+    logger.error("tenant_move_failed", { request_id: c.get("requestId"), step: failed?.step ?? "unknown", status: failed?.status ?? 0 });
     throw new ApiError(failed?.status === 409 ? 409 : 502, "tenant_move_failed", `The move did not complete; the tenant stays on shard ${t.shard}.`, {
       extra: failed?.answer.verification ? { verification: failed.answer.verification } : {},
     });
@@ -182,7 +182,7 @@ export async function moveTenant(c: Context<AuthEnv>, caller: AdminCaller, id: s
     sourceRemoved = await runStep(c, caller, t, "purge", to, () => Promise.resolve());
   } catch (err) {
     sourcePurged = false;
-    logger.error("tenant_move_purge_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
+    logger.error("tenant_move_purge_failed", { request_id: c.get("requestId"), error_class: err instanceof Error ? err.name : typeof err });
   }
   const moved = await new TenantStore(db).get(id);
   return { tenant: moved ?? { ...t, shard: to }, from: t.shard, copied, sourceRemoved, sourcePurged, frozenMs };
@@ -193,7 +193,7 @@ async function rollback(c: Context<AuthEnv>, caller: AdminCaller, t: Tenant, to:
   try {
     await runStep(c, caller, t, "discard", to, renew);
   } catch (err) {
-    logger.error("tenant_move_discard_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
+    logger.error("tenant_move_discard_failed", { request_id: c.get("requestId"), error_class: err instanceof Error ? err.name : typeof err });
   }
   // Unfrozen whatever the discard did: the source is complete and the tenant reads it; leftovers on
   // the destination are cleared by the next move's first step.

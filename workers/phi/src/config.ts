@@ -44,5 +44,5 @@ export async function tenantSettings(env: Env, db: SqlDb, shard: number, tenant:
 
 /** Settings of the request's tenant, on its shard, in its D1 session. */
 export function phiSettings(c: Context<PhiEnv>): Promise<PhiSettings> {
-  return tenantSettings(c.env, scopeOf(c).db, c.var.principal.shard, c.var.principal.tenantId);
+  return tenantSettings(c.env, scopeOf(c).db, c.get("principal").shard, c.get("principal").tenantId);
 }

@@ -18,36 +18,74 @@ type Ctx = Context<{ Bindings: Env; Variables: AppVariables }>;
 const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host", "x-forwarded-proto"];
 
 /**
+ * The request a service receives: the client's method, path, query and headers, less the ones it may
+ * never pass through, plus the gateway's own: the signed principal (none on public routes), the origin
+ * the client called, the request id and (telemetry off) the gateway's trace context.
+ */
+export function upstreamRequest(
+  raw: Request,
+  url: URL,
+  svc: Service,
+  principal: string | null,
+  requestId: string,
+  body?: ArrayBuffer,
+): Request {
+  // The service root is forwarded as the table names it, whichever spelling the client used (see gatewayTable).
+  const pathname = url.pathname === `${svc.prefix}/` ? svc.prefix : url.pathname;
+  const headers = new Headers(raw.headers);
+  for (const h of STRIPPED) headers.delete(h);
+  forwardOwnTrace(headers);
+  if (principal) headers.set(PRINCIPAL_HEADER, principal);
+  // The origin clients called, so workers can write absolute links (FHIR Bundle links, fullUrl).
+  headers.set("x-forwarded-host", url.host);
+  headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
+  headers.set("x-request-id", requestId);
+  const method = raw.method;
+  const init: RequestInit = { method, headers, redirect: "manual" };
+  if (method !== "GET" && method !== "HEAD") init.body = body ?? raw.body;
+  return new Request(`https://${svc.binding.toLowerCase()}.internal${pathname}${url.search}`, init);
+}
+
+/** The principal the gateway signs for a verified token (no D1 read: everything is in the token). */
+export function principalOf(claims: AccessClaims, ip: string): Principal {
+  return {
+    sub: claims.sub,
+    clientId: claims.client_id,
+    roles: claims.roles,
+    scopes: parseScopeString(claims.scope),
+    tokenId: claims.jti,
+    // A platform client (no claim) owns no data anywhere.
+    tenantId: claims.tenant_id ?? PLATFORM_TENANT_ID,
+    shard: claims.tenant_shard ?? 0,
+    ...(claims.device_id ? { deviceId: claims.device_id } : {}),
+    ip,
+    iat: Math.floor(Date.now() / 1000),
+  };
+}
+
+/** The service did not answer: logged with the request id, a 502 to the client. */
+export function upstreamUnreachable(requestId: string, svc: Service, err: unknown): ApiError {
+  logger.error("upstream_unreachable", {
+    request_id: requestId,
+    service: svc.binding,
+    error_class: err instanceof Error ? err.name : typeof err,
+  });
+  return new ApiError(502, "bad_gateway", "The service behind this route did not answer.");
+}
+
+/**
  * `principal` is null on public routes: nothing is signed, the worker serves no record there.
  * `body`: the bytes already read for a body-scoped route, forwarded unchanged.
  */
 async function forward(c: Ctx, svc: Service, principal: Principal | null, body?: ArrayBuffer): Promise<Response> {
-  const cfg = authConfig(c.env);
-  const url = new URL(c.req.url);
-  // The service root is forwarded as the table names it, whichever spelling the client used (see gatewayRoutes).
-  if (url.pathname === `${svc.prefix}/`) url.pathname = svc.prefix;
-  const headers = new Headers(c.req.raw.headers);
-  if (headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal?.clientId ?? null });
-  for (const h of STRIPPED) headers.delete(h);
-  forwardOwnTrace(headers);
-  if (principal) headers.set(PRINCIPAL_HEADER, await signPrincipal(cfg.GATEWAY_HMAC_KEY, principal));
-  // The origin clients called, so workers can write absolute links (FHIR Bundle links, fullUrl).
-  headers.set("x-forwarded-host", url.host);
-  headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
-  headers.set("x-request-id", c.var.requestId);
-  const method = c.req.method;
-  const init: RequestInit = { method, headers, redirect: "manual" };
-  if (method !== "GET" && method !== "HEAD") init.body = body ?? c.req.raw.body;
+  if (c.req.raw.headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal?.clientId ?? null });
+  const signed = principal ? await signPrincipal(authConfig(c.env).GATEWAY_HMAC_KEY, principal) : null;
+  const requestId = c.get("requestId");
   let res: Response;
   try {
-    res = await c.env[svc.binding].fetch(new Request(`https://${svc.binding.toLowerCase()}.internal${url.pathname}${url.search}`, init));
+    res = await c.env[svc.binding].fetch(upstreamRequest(c.req.raw, new URL(c.req.url), svc, signed, requestId, body));
   } catch (err) {
-    logger.error("upstream_unreachable", {
-      request_id: c.var.requestId,
-      service: svc.binding,
-      error_class: err instanceof Error ? err.name : typeof err,
-    });
-    throw new ApiError(502, "bad_gateway", "The service behind this route did not answer.");
+    throw upstreamUnreachable(requestId, svc, err);
   }
   // A WebSocket upgrade is handed back untouched (headers of a 101 cannot be rewritten).
   if (res.status === 101) return new Response(null, { status: 101, webSocket: res.webSocket, headers: res.headers });
@@ -79,6 +117,31 @@ async function authorize(c: Ctx, route: RouteScope): Promise<{ claims: AccessCla
  */
 export function gatewayRoutes() {
   const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
+  for (const { svc, route, paths } of gatewayTable()) {
+    if (route.public) {
+      app.on(route.method, paths, (c) => forward(c, svc, null));
+      continue;
+    }
+    app.on(route.method, paths, async (c) => {
+      const { claims, body } = await authorize(c, route);
+      const principal = principalOf(claims, clientIp(c));
+      c.set("principal", principal);
+      return forward(c, svc, principal, body);
+    });
+  }
+  return app;
+}
+
+/** One row of the gateway's routing: a table route and the client paths it answers. */
+export interface GatewayRoute {
+  svc: Service;
+  route: RouteScope;
+  paths: string[];
+}
+
+/** Every table route in the order the gateway registers them (the proxy path matches in the same order). */
+export function gatewayTable(): GatewayRoute[] {
+  const out: GatewayRoute[] = [];
   for (const svc of SERVICES) {
     // Static segments before parameters so `/refunds/:id` never loses to `/:id`.
     const routes = [...svc.routes].sort((a, b) => (a.path.match(/:/g)?.length ?? 0) - (b.path.match(/:/g)?.length ?? 0));
@@ -87,29 +150,8 @@ export function gatewayRoutes() {
       // (fhir-kit-client posts a transaction or batch Bundle to `[base]/`). Only there: elsewhere `/v1/payments/.`
       // would normalize to a list instead of the 404 of a malformed id.
       const paths = route.path === "/" && svc.binding === "PHI" ? [svc.prefix, `${svc.prefix}/`] : [fullPath(svc.prefix, route.path)];
-      if (route.public) {
-        app.on(route.method, paths, (c) => forward(c, svc, null));
-        continue;
-      }
-      app.on(route.method, paths, async (c) => {
-        const { claims, body } = await authorize(c, route);
-        const principal: Principal = {
-          sub: claims.sub,
-          clientId: claims.client_id,
-          roles: claims.roles,
-          scopes: parseScopeString(claims.scope),
-          tokenId: claims.jti,
-          // From the signed token, so no D1 read: a platform client (no claim) owns no data anywhere.
-          tenantId: claims.tenant_id ?? PLATFORM_TENANT_ID,
-          shard: claims.tenant_shard ?? 0,
-          ...(claims.device_id ? { deviceId: claims.device_id } : {}),
-          ip: clientIp(c),
-          iat: Math.floor(Date.now() / 1000),
-        };
-        c.set("principal", principal);
-        return forward(c, svc, principal, body);
-      });
+      out.push({ svc, route, paths });
     }
   }
-  return app;
+  return out;
 }

@@ -84,7 +84,7 @@ app.delete("/admin/tenants/:id", async (c) => {
     noteClientsDisabled(done.disabledClients, viewOptions(c.env), Date.now());
     securityEvent(c, "tenant_offboarded", { clientId: caller.clientId, reason: `tenant ${done.tenant.id}: ${done.disabledClients.length} clients disabled` });
   }
-  const data = await destroyTenantDataKeys(c.env, done.tenant, caller, { id: c.var.requestId, ip: clientIp(c), now });
+  const data = await destroyTenantDataKeys(c.env, done.tenant, caller, { id: c.get("requestId"), ip: clientIp(c), now });
   if (!data.keysDestroyed) {
     throw new ApiError(
       502,

@@ -44,19 +44,19 @@ const list = createRoute({
 });
 
 app.openapi(list, async (c) => {
-  assertScopes(c.var.principal, "audit:read");
+  assertScopes(c.get("principal"), "audit:read");
   const { id } = c.req.valid("param");
   const q = c.req.valid("query");
   const verify = q.verify === "true";
   if (!verify && (q.verify_after !== undefined || q.verify_limit !== undefined)) {
     throw new ApiError(400, "invalid_request", "verify_after and verify_limit apply only with verify=true.");
   }
-  if (!(await new Registry(c.env.DB, c.var.principal.tenantId).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
+  if (!(await new Registry(c.env.DB, c.get("principal").tenantId).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
   const { rows, next } = await listAudit<AuditRow>(c.env.DB, DEVICE_CHAIN.table, {
     after: q.after ?? 0,
     limit: q.limit,
     // The caller's tenant's records only (the chain is the service's; a tenant reads its own trail).
-    filters: [tenantFilter(c.var.principal.tenantId), { kind: "eq", column: "device_id", value: id }],
+    filters: [tenantFilter(c.get("principal").tenantId), { kind: "eq", column: "device_id", value: id }],
   });
   const page = rows.map((r) => ({
     ...r,

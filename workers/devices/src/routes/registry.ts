@@ -26,10 +26,10 @@ const register = createRoute({
 });
 
 app.openapi(register, async (c) => {
-  const actor = c.var.principal;
+  const actor = c.get("principal");
   assertScopes(actor, "device:write");
   const input = c.req.valid("json");
-  const registry = new Registry(c.env.DB, c.var.principal.tenantId);
+  const registry = new Registry(c.env.DB, c.get("principal").tenantId);
   const taken = await registry.conflict(input);
   if (taken) throw new ApiError(409, `${taken}_taken`, `A device with this ${taken === "udi" ? "UDI" : "serial"} is already registered.`);
   const id = randomToken(16, "dev_");
@@ -38,7 +38,7 @@ app.openapi(register, async (c) => {
   try {
     creds = await auth.createDeviceClient({ deviceId: id, name: `device ${id}`, createdBy: actor.sub, tenantId: actor.tenantId });
   } catch (err) {
-    logger.error("device_credentials_failed", { request_id: c.var.requestId, error_class: err instanceof Error ? err.name : typeof err });
+    logger.error("device_credentials_failed", { request_id: c.get("requestId"), error_class: err instanceof Error ? err.name : typeof err });
     throw new ApiError(503, "credentials_unavailable", "Device credentials could not be created; nothing was registered.");
   }
   const now = new Date().toISOString();
@@ -46,7 +46,7 @@ app.openapi(register, async (c) => {
   try {
     await auditChange(
       c,
-      { deviceId: id, action: "device.register", actor, oldValue: null, newValue: device, reason: "registration", requestId: c.var.requestId, time: now },
+      { deviceId: id, action: "device.register", actor, oldValue: null, newValue: device, reason: "registration", requestId: c.get("requestId"), time: now },
       [registry.insert(device)],
     );
   } catch (err) {
@@ -56,7 +56,7 @@ app.openapi(register, async (c) => {
     if (lost) throw new ApiError(409, `${lost}_taken`, `A device with this ${lost === "udi" ? "UDI" : "serial"} is already registered.`);
     throw err;
   }
-  logger.info("device_registered", { request_id: c.var.requestId, device_id: id, sub: actor.sub });
+  logger.info("device_registered", { request_id: c.get("requestId"), device_id: id, sub: actor.sub });
   return c.json({ ...device, credentials: creds }, 201, { location: `/v1/devices/${id}` });
 });
 
@@ -68,9 +68,9 @@ const list = createRoute({
 });
 
 app.openapi(list, async (c) => {
-  assertScopes(c.var.principal, "device:read");
+  assertScopes(c.get("principal"), "device:read");
   const q = c.req.valid("query");
-  const rows = await new Registry(c.env.DB, c.var.principal.tenantId).list({ ...q, limit: q.limit + 1 });
+  const rows = await new Registry(c.env.DB, c.get("principal").tenantId).list({ ...q, limit: q.limit + 1 });
   const page = rows.slice(0, q.limit);
   return c.json({ data: page, next_cursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null }, 200);
 });
@@ -83,8 +83,8 @@ const read = createRoute({
 });
 
 app.openapi(read, async (c) => {
-  assertScopes(c.var.principal, "device:read");
-  const device = await new Registry(c.env.DB, c.var.principal.tenantId).get(c.req.valid("param").id);
+  assertScopes(c.get("principal"), "device:read");
+  const device = await new Registry(c.env.DB, c.get("principal").tenantId).get(c.req.valid("param").id);
   if (!device) throw new ApiError(404, "device_not_found", "No device has this id.");
   return c.json(device, 200);
 });
@@ -101,11 +101,11 @@ const decommission = createRoute({
 });
 
 app.openapi(decommission, async (c) => {
-  const actor = c.var.principal;
+  const actor = c.get("principal");
   assertScopes(actor, "device:write");
   const { id } = c.req.valid("param");
   const { reason } = c.req.valid("json");
-  const registry = new Registry(c.env.DB, c.var.principal.tenantId);
+  const registry = new Registry(c.env.DB, c.get("principal").tenantId);
   const before = await registry.get(id);
   if (!before) throw new ApiError(404, "device_not_found", "No device has this id.");
   if (before.status !== "active") throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
@@ -116,15 +116,15 @@ app.openapi(decommission, async (c) => {
   try {
     await auditChange(
       c,
-      { deviceId: id, action: "device.decommission", actor, oldValue: { status: before.status }, newValue: { status: after.status }, reason, requestId: c.var.requestId, time: now },
+      { deviceId: id, action: "device.decommission", actor, oldValue: { status: before.status }, newValue: { status: after.status }, reason, requestId: c.get("requestId"), time: now },
       registry.decommission(id, now),
     );
   } catch (err) {
     if ((await registry.get(id))?.status !== "active") throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
     throw err;
   }
-  await sessionStub(c.env, c.var.principal.tenantId, id).decommission();
-  logger.info("device_decommissioned", { request_id: c.var.requestId, device_id: id, sub: actor.sub, credentials_disabled: disabled });
+  await sessionStub(c.env, c.get("principal").tenantId, id).decommission();
+  logger.info("device_decommissioned", { request_id: c.get("requestId"), device_id: id, sub: actor.sub, credentials_disabled: disabled });
   return c.json(after, 200);
 });
 

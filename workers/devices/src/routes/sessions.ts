@@ -19,7 +19,7 @@ function enforce(d: Decision): void {
 }
 
 async function existing(c: Ctx, id: string) {
-  const device = await new Registry(c.env.DB, c.var.principal.tenantId).get(id);
+  const device = await new Registry(c.env.DB, c.get("principal").tenantId).get(id);
   if (!device) throw new ApiError(404, "device_not_found", "No device has this id.");
   return device;
 }
@@ -32,8 +32,8 @@ async function upgrade(c: Ctx, id: string, role: "device" | "viewer"): Promise<R
   const headers = new Headers(c.req.raw.headers);
   headers.set(ROLE_HEADER, role);
   headers.set(DEVICE_HEADER, id);
-  headers.set(TENANT_HEADER, c.var.principal.tenantId);
-  const res = await sessionStub(c.env, c.var.principal.tenantId, id).fetch(c.req.url, { headers });
+  headers.set(TENANT_HEADER, c.get("principal").tenantId);
+  const res = await sessionStub(c.env, c.get("principal").tenantId, id).fetch(c.req.url, { headers });
   if (res.status === 410) throw new ApiError(410, "device_decommissioned", "This device is decommissioned.");
   // Re-wrapped: a Durable Object's response has immutable headers, and the shared middleware sets some.
   return new Response(null, { status: res.status, webSocket: res.webSocket, headers: res.headers });
@@ -56,10 +56,10 @@ const session = createRoute({
 });
 
 app.openapi(session, async (c) => {
-  const p = c.var.principal;
+  const p = c.get("principal");
   assertScopes(p, "device:connect");
   const { id } = c.req.valid("param");
-  enforce(deviceAccess(p, id, p.deviceId === id ? await new Registry(c.env.DB, c.var.principal.tenantId).get(id) : undefined));
+  enforce(deviceAccess(p, id, p.deviceId === id ? await new Registry(c.env.DB, c.get("principal").tenantId).get(id) : undefined));
   return upgrade(c, id, "device");
 });
 
@@ -72,9 +72,9 @@ const live = createRoute({
 });
 
 app.openapi(live, async (c) => {
-  assertScopes(c.var.principal, "device:read");
+  assertScopes(c.get("principal"), "device:read");
   const { id } = c.req.valid("param");
-  enforce(liveAccess(await new Registry(c.env.DB, c.var.principal.tenantId).get(id)));
+  enforce(liveAccess(await new Registry(c.env.DB, c.get("principal").tenantId).get(id)));
   return upgrade(c, id, "viewer");
 });
 
@@ -93,12 +93,12 @@ const postReadings = createRoute({
 });
 
 app.openapi(postReadings, async (c) => {
-  const p = c.var.principal;
+  const p = c.get("principal");
   assertScopes(p, "device:connect");
   const { id } = c.req.valid("param");
-  enforce(deviceAccess(p, id, p.deviceId === id ? await new Registry(c.env.DB, c.var.principal.tenantId).get(id) : undefined));
+  enforce(deviceAccess(p, id, p.deviceId === id ? await new Registry(c.env.DB, c.get("principal").tenantId).get(id) : undefined));
   const { readings } = c.req.valid("json");
-  const outcome = await sessionStub(c.env, c.var.principal.tenantId, id).ingestBatch(readings);
+  const outcome = await sessionStub(c.env, c.get("principal").tenantId, id).ingestBatch(readings);
   if (!outcome.ok) throw new ApiError(410, outcome.code, "This device is decommissioned.");
   return c.json(outcome.result, 200);
 });
@@ -111,11 +111,11 @@ const getReadings = createRoute({
 });
 
 app.openapi(getReadings, async (c) => {
-  assertScopes(c.var.principal, "device:read");
+  assertScopes(c.get("principal"), "device:read");
   const { id } = c.req.valid("param");
   await existing(c, id);
   const q = c.req.valid("query");
-  const rows = await sessionStub(c.env, c.var.principal.tenantId, id).history({ ...q, limit: q.limit + 1 });
+  const rows = await sessionStub(c.env, c.get("principal").tenantId, id).history({ ...q, limit: q.limit + 1 });
   const page = rows.slice(0, q.limit);
   return c.json({ data: page, next_cursor: rows.length > q.limit ? (page.at(-1)?.seq ?? null) : null }, 200);
 });
@@ -128,10 +128,10 @@ const status = createRoute({
 });
 
 app.openapi(status, async (c) => {
-  assertScopes(c.var.principal, "device:read");
+  assertScopes(c.get("principal"), "device:read");
   const { id } = c.req.valid("param");
   await existing(c, id);
-  return c.json(await sessionStub(c.env, c.var.principal.tenantId, id).status(id), 200);
+  return c.json(await sessionStub(c.env, c.get("principal").tenantId, id).status(id), 200);
 });
 
 const alarms = createRoute({
@@ -142,11 +142,11 @@ const alarms = createRoute({
 });
 
 app.openapi(alarms, async (c) => {
-  assertScopes(c.var.principal, "device:read");
+  assertScopes(c.get("principal"), "device:read");
   const { id } = c.req.valid("param");
   await existing(c, id);
   const q = c.req.valid("query");
-  const rows = await sessionStub(c.env, c.var.principal.tenantId, id).alarms({ ...q, limit: q.limit + 1 });
+  const rows = await sessionStub(c.env, c.get("principal").tenantId, id).alarms({ ...q, limit: q.limit + 1 });
   const page = rows.slice(0, q.limit);
   return c.json({ data: page, next_cursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null }, 200);
 });

@@ -22,10 +22,10 @@ const read = createRoute({
 });
 
 app.openapi(read, async (c) => {
-  assertScopes(c.var.principal, "device:read");
+  assertScopes(c.get("principal"), "device:read");
   const { id } = c.req.valid("param");
-  if (!(await new Registry(c.env.DB, c.var.principal.tenantId).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
-  const t = await new ThresholdStore(c.env.DB, c.var.principal.tenantId).current(id);
+  if (!(await new Registry(c.env.DB, c.get("principal").tenantId).get(id))) throw new ApiError(404, "device_not_found", "No device has this id.");
+  const t = await new ThresholdStore(c.env.DB, c.get("principal").tenantId).current(id);
   return c.json(t, 200, { etag: versionEtag(t.version) });
 });
 
@@ -45,14 +45,14 @@ const update = createRoute({
 });
 
 app.openapi(update, async (c) => {
-  const actor = c.var.principal;
+  const actor = c.get("principal");
   assertScopes(actor, "device:write");
   const { id } = c.req.valid("param");
   const { limits, reason } = c.req.valid("json");
-  const device = await new Registry(c.env.DB, c.var.principal.tenantId).get(id);
+  const device = await new Registry(c.env.DB, c.get("principal").tenantId).get(id);
   if (!device) throw new ApiError(404, "device_not_found", "No device has this id.");
   if (device.status !== "active") throw new ApiError(410, "device_decommissioned", "This device is decommissioned.");
-  const store = new ThresholdStore(c.env.DB, c.var.principal.tenantId);
+  const store = new ThresholdStore(c.env.DB, c.get("principal").tenantId);
   const before = await store.current(id);
   const pre = checkIfMatch(c.req.header("if-match"), before.version);
   if (!pre.ok) throw new ApiError(pre.status, pre.code, pre.detail, { headers: { etag: versionEtag(before.version) } });
@@ -61,7 +61,7 @@ app.openapi(update, async (c) => {
   try {
     await auditChange(
       c,
-      { deviceId: id, action: "thresholds.update", actor, oldValue: { version: before.version, limits: before.limits }, newValue: { version, limits }, reason, requestId: c.var.requestId, time: now },
+      { deviceId: id, action: "thresholds.update", actor, oldValue: { version: before.version, limits: before.limits }, newValue: { version, limits }, reason, requestId: c.get("requestId"), time: now },
       [store.insert({ deviceId: id, version, limits, setAt: now, setBy: actor.sub, reason })],
     );
   } catch (err) {
@@ -72,8 +72,8 @@ app.openapi(update, async (c) => {
     }
     throw err;
   }
-  await sessionStub(c.env, c.var.principal.tenantId, id).applyThresholds(version, limits);
-  logger.info("thresholds_updated", { request_id: c.var.requestId, device_id: id, sub: actor.sub, version });
+  await sessionStub(c.env, c.get("principal").tenantId, id).applyThresholds(version, limits);
+  logger.info("thresholds_updated", { request_id: c.get("requestId"), device_id: id, sub: actor.sub, version });
   return c.json({ device_id: id, version, limits, set_at: now, set_by: actor.sub, reason }, 200, { etag: versionEtag(version) });
 });
 

@@ -21,6 +21,6 @@ export function entriesRecorded(c: Context<PhiEnv>, events: readonly AuditEvent[
   if (events.length === 0) return;
   auditState(c).done = true;
   for (const ev of events) countRecord(ev.action, ev.outcome);
-  const shard = c.var.principal.shard;
+  const shard = c.get("principal").shard;
   nudgeFromRequest(c, shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard), c.env.AUDIT_SEAL_DELAY_MS);
 }

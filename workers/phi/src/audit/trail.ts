@@ -104,7 +104,7 @@ export async function appendAudit(
   const results = await commitWithRecord(db, AUDIT_TABLE, statements, insert);
   // An outcome SQL decided is counted by the caller, which learns it from the batch.
   if (decided.outcome === undefined) countRecord(ev.action, ev.outcome);
-  const shard = c.var.principal.shard;
+  const shard = c.get("principal").shard;
   nudgeFromRequest(c, shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard), c.env.AUDIT_SEAL_DELAY_MS);
   return results;
 }

@@ -48,7 +48,7 @@ function shard(c: Context<PhiEnv>, n: number): Shard {
  */
 async function recordMove(c: Context<PhiEnv>, on: Shard, tenant: string, action: "tenant-move-in" | "tenant-move-out", outcome: "success" | "failed", reason: string): Promise<void> {
   const actor = {
-    ...actorFrom(c.var.principal, { purposeOfUse: "HOPERAT", requestId: c.var.requestId, traceId: traceIdOf(c.req.header("traceparent")) }),
+    ...actorFrom(c.get("principal"), { purposeOfUse: "HOPERAT", requestId: c.get("requestId"), traceId: traceIdOf(c.req.header("traceparent")) }),
     tenantId: tenant,
   };
   const cols = auditColumns(actor, { action, resourceType: "Tenant", resourceId: tenant, patientIds: [], outcome, reason }, new Date());

@@ -82,7 +82,7 @@ auditRoutes.openapi(
     const q = c.req.valid("query");
     // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
     // The chain of the caller's shard, read at its primary (not a replica: verify wants the latest seal).
-    const shard = c.var.principal.shard;
+    const shard = c.get("principal").shard;
     const anchor = await sealerCheckpoint(shardSealers(c.env.AUDIT_SEALER, shard), sealerName(shard));
     const result = await verifyChain(shardOf(c), PHI_CHAIN, { after: q.after, limit: q.limit, sealerCheckpoint: anchor });
     await recordSuccess(c, { action: "audit-verify", resourceType: "AuditTrail", resourceId: "", patientIds: [] }, new Date());

@@ -24,8 +24,8 @@ const app = new Hono<PhiEnv>();
  */
 app.post(SHRED_PATH, async (c) => {
   const now = new Date();
-  const order = await shredOrder(c.req, c.var.principal, now);
-  const actor = actorFrom(c.var.principal, { purposeOfUse: "HOPERAT", requestId: c.var.requestId, traceId: traceIdOf(c.req.header("traceparent")) });
+  const order = await shredOrder(c.req, c.get("principal"), now);
+  const actor = actorFrom(c.get("principal"), { purposeOfUse: "HOPERAT", requestId: c.get("requestId"), traceId: traceIdOf(c.req.header("traceparent")) });
   const shards = await Promise.all(
     shardDatabases(c.env).map(async (db, shard) => {
       const record = auditInsert(

@@ -35,17 +35,17 @@ const BOOKMARK = /^[0-9a-f]{1,64}(?:-[0-9a-f]{1,64}){0,7}$/;
 
 /** The principal's shard database itself (the primary): 503 when this environment does not declare it. */
 export function shardOf(c: Context<PhiEnv>): D1Database {
-  const shard = c.var.principal.shard;
+  const shard = c.get("principal").shard;
   const db = shardDatabase(c.env, shard);
   if (!db) {
-    logger.error("phi_shard_missing", { shard, request_id: c.var.requestId });
+    logger.error("phi_shard_missing", { shard, request_id: c.get("requestId") });
     throw new ApiError(503, "shard_unavailable", "The database of this tenant is not available in this environment.");
   }
   return db;
 }
 
 export function scopeOf(c: Context<PhiEnv>): Scope {
-  return { db: c.get("phiSession") ?? shardOf(c), tenant: c.var.principal.tenantId };
+  return { db: c.get("phiSession") ?? shardOf(c), tenant: c.get("principal").tenantId };
 }
 
 /**
@@ -63,7 +63,7 @@ export function phiSession(): MiddlewareHandler<PhiEnv> {
     const writes = c.req.method !== "GET" && c.req.method !== "HEAD";
     const opened = shardOf(c).withSession(valid && raw !== undefined ? raw : writes ? "first-primary" : "first-unconstrained");
     // Inside a traced request (telemetry on) its queries are spans; otherwise the session itself, no wrapper.
-    const session = trace.getActiveSpan() ? tracedSession(opened, shardBinding(c.var.principal.shard)) : opened;
+    const session = trace.getActiveSpan() ? tracedSession(opened, shardBinding(c.get("principal").shard)) : opened;
     c.set("phiSession", session);
     c.set("phiBookmarkInvalid", !valid);
     await next();

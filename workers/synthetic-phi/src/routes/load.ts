@@ -37,7 +37,7 @@ const route = createRoute({
 });
 
 app.openapi(route, async (c) => {
-  const principal = c.var.principal;
+  const principal = c.get("principal");
   assertScopes(principal, "synthetic:generate", "phi:write", "phi:read");
   const cfg = syntheticConfig(c.env);
   const decision = loadPolicy({ environment: cfg.ENVIRONMENT, allowLoad: cfg.ALLOW_LOAD });
@@ -65,14 +65,14 @@ app.openapi(route, async (c) => {
     async () => ({
       phi: c.env.PHI,
       principalHeader: await signPrincipal(cfg.GATEWAY_HMAC_KEY, { ...principal, iat: Math.floor(Date.now() / 1000) }),
-      requestId: c.var.requestId,
+      requestId: c.get("requestId"),
       ...(traceparent ? { traceparent } : {}),
     }),
     slice,
     cfg.LOAD_BATCH_SIZE,
   );
   logger.info("synthetic_load", {
-    request_id: c.var.requestId,
+    request_id: c.get("requestId"),
     created: report.created.length,
     existing: report.existing.length,
     failed: report.failed.length,

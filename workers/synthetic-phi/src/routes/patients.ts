@@ -51,7 +51,7 @@ export function checkLimits(format: "bundle" | "ndjson", count: number, offset: 
 app.openAPIRegistry.registerPath(route);
 
 app.get(route.path, (c) => {
-  assertScopes(c.var.principal, "synthetic:generate");
+  assertScopes(c.get("principal"), "synthetic:generate");
   const parsed = PatientsQuery.safeParse(c.req.query());
   validationHook({ ...parsed, target: "query" });
   const q = parsed.data ?? {};

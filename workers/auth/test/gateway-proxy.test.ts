@@ -1,0 +1,106 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { API_CSP, SECURITY_HEADERS } from "../../../shared/http";
+import { app } from "../src/index";
+import { BASE, gwDirect, seedPatient, token } from "./helpers";
+
+/** The same request through the Hono app itself (the path everything took before the proxy path). */
+async function viaApp(path: string, init: RequestInit): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(BASE + path, init), env, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, { status: res.status, headers: res.headers });
+}
+
+/** Headers that differ per request by design. */
+const PER_REQUEST = new Set(["x-request-id", "date", "x-d1-bookmark", "content-length"]);
+
+function comparable(res: Response): Record<string, string> {
+  return Object.fromEntries([...res.headers].filter(([k]) => !PER_REQUEST.has(k)).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function jsonLines(spy: { mock: { calls: unknown[][] } }): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const call of spy.mock.calls) {
+    try {
+      const parsed: unknown = JSON.parse(String(call[0]));
+      if (parsed && typeof parsed === "object") out.push(parsed as Record<string, unknown>);
+    } catch {
+      // Lines this test does not own (the runtime's) are not JSON: skipped.
+    }
+  }
+  return out;
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("the gateway's proxy path (GET of a table route without the Hono app)", () => {
+  it("answers exactly as the app does: status, body and every header but the per-request ones", async () => {
+    const id = await seedPatient();
+    const tok = await token("phi:read");
+    for (const path of [`/v1/phi/Patient/${id}`, `/v1/phi/Patient/${id}/_history/1`, "/v1/phi/Patient/pat-missing", `/v1/phi/Patient?_id=${id}`]) {
+      // One request id for both, so the answers that name it (an OperationOutcome's diagnostics) match too.
+      const init = { headers: { authorization: `Bearer ${tok}`, "x-request-id": `cmp-${crypto.randomUUID()}` } };
+      const fast = await gwDirect(path, init);
+      const slow = await viaApp(path, init);
+      expect(fast.status, path).toBe(slow.status);
+      expect(comparable(fast), path).toEqual(comparable(slow));
+      const [a, b] = [await fast.json<Record<string, unknown>>(), await slow.json<Record<string, unknown>>()];
+      // A search Bundle carries its own id, timestamp and sealed (randomly encrypted) cursor link; its results must match.
+      const results = (x: Record<string, unknown>) => ({ type: x.type, total: x.total, entry: x.entry });
+      if (a.resourceType === "Bundle") expect(results(a)).toEqual(results(b));
+      else expect(a).toEqual(b);
+    }
+  });
+
+  it("keeps the client's safe X-Request-Id, writes the same access line and refuses a bad token as the app does", async () => {
+    const id = await seedPatient();
+    const tok = await token("phi:read");
+    const spy = vi.spyOn(console, "log");
+    const res = await gwDirect(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}`, "x-request-id": "client-req-1" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBe("client-req-1");
+    const line = jsonLines(spy).find((l) => l.msg === "request" && l.request_id === "client-req-1" && l.service === "auth");
+    expect(line).toMatchObject({ level: "info", method: "GET", route: "/v1/phi/Patient/:id", status: 200 });
+    expect(line?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(typeof line?.sub).toBe("string");
+    // Failures fall through to the app before anything was recorded: its exact answers.
+    const noScope = await gwDirect(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${await token("payment:read")}` } });
+    expect(noScope.status).toBe(403);
+    expect(noScope.headers.get("www-authenticate")).toContain("insufficient_scope");
+    const bad = await gwDirect(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}x` } });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get("content-type")).toBe("application/problem+json");
+    // A client-sent principal header is the app's to refuse and record.
+    const spoof = await gwDirect(`/v1/phi/Patient/${id}`, { headers: { authorization: `Bearer ${tok}`, "x-gateway-principal": "forged.forged" } });
+    expect(spoof.status).toBe(200);
+    const events = await env.DB.prepare("SELECT COUNT(*) AS n FROM security_events WHERE event_type = 'principal_header_spoofed'").first<{ n: number }>();
+    expect(events?.n ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe("security headers", () => {
+  it("are the ones Hono's secureHeaders sets with the platform's options", async () => {
+    const reference = new Hono();
+    reference.use(
+      secureHeaders({
+        strictTransportSecurity: "max-age=63072000; includeSubDomains; preload",
+        xFrameOptions: "DENY",
+        referrerPolicy: "no-referrer",
+        xContentTypeOptions: "nosniff",
+        contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+        crossOriginResourcePolicy: "same-origin",
+        crossOriginOpenerPolicy: "same-origin",
+        xXssProtection: "0",
+      }),
+    );
+    reference.get("/", (c) => c.text("ok"));
+    const res = await reference.request("/");
+    const expected = Object.fromEntries([...res.headers].filter(([k]) => k !== "content-type"));
+    expect(Object.fromEntries(SECURITY_HEADERS)).toEqual(expected);
+    expect(expected["content-security-policy"]).toBe(API_CSP);
+  });
+});
