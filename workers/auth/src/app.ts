@@ -10,8 +10,11 @@ import tenantMoveRoutes from "./routes/tenant-move";
 import tenantRoutes from "./routes/tenants";
 import wellKnownRoutes from "./routes/well-known";
 
+/** The largest request body the gateway accepts (the app's body limit; the proxy path forwards only declared lengths within it). */
+export const GATEWAY_MAX_BODY_BYTES = 1024 * 1024;
+
 export function buildApp() {
-  const app = createApp<Env>({ service: "auth", maxBodyBytes: 1024 * 1024, accessLog: "info" });
+  const app = createApp<Env>({ service: "auth", maxBodyBytes: GATEWAY_MAX_BODY_BYTES, accessLog: "info" });
 
   app.use(async (c, next) => {
     const start = performance.now();

@@ -1,5 +1,5 @@
 import { traced } from "../../../shared/telemetry";
-import { buildApp } from "./app";
+import { buildApp, GATEWAY_MAX_BODY_BYTES } from "./app";
 import { gatewayTable } from "./gateway/gateway";
 import { proxyFirst } from "./gateway/proxy";
 
@@ -10,6 +10,6 @@ export const app = buildApp();
 // The app's own routes that live under a service prefix (not table routes): the proxy path leaves them to it.
 const tablePaths = new Set(gatewayTable().flatMap((r) => r.paths));
 const ownPaths = app.routes.map((r) => r.path).filter((p) => p.startsWith("/v1/") && !tablePaths.has(p));
-const fetch = proxyFirst(app, ownPaths);
+const fetch = proxyFirst(app, ownPaths, GATEWAY_MAX_BODY_BYTES);
 
 export default traced({ fetch: (req, env: Env, ctx) => fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "auth");

@@ -20,35 +20,46 @@ interface Matched {
 
 /**
  * The gateway's proxy path without the Hono app, for the requests that make up nearly all of its traffic:
- * an authenticated GET of a table route whose token verifies and carries the route's scopes. It does what
+ * an authenticated call of a table route whose token verifies and carries the route's scopes. It does what
  * the app does for them (request id, token and revocation view, scopes, signed principal, forwarding,
  * security headers, access line, metrics), in one function: per request no router context, no middleware
  * chain, and no copy of the response when the service already put the same headers on it.
  *
- * Everything else goes to the app unchanged, before anything was recorded: other methods (bodies, the body
- * limit), public, body-scoped and WebSocket routes, paths the app itself serves under a service prefix, a
- * percent-encoded path (the router decodes it), a client-sent principal header (a security event), and any
- * token or scope failure (the app gives the exact answer, its security event and its metric).
+ * A body is forwarded as the stream it came in, as the app does, when its declared length is within the
+ * app's limit. Everything else goes to the app unchanged, before anything was recorded: HEAD and OPTIONS, a
+ * body without a Content-Length or over the limit (the app's body limit answers), public, body-scoped and
+ * WebSocket routes, paths the app itself serves under a service prefix, a percent-encoded path (the router
+ * decodes it), a client-sent principal header (a security event), and any token or scope failure (the app
+ * gives the exact answer, its security event and its metric).
  */
-export function proxyFirst(app: { fetch: Fetch }, ownPaths: Iterable<string>): Fetch {
+export function proxyFirst(app: { fetch: Fetch }, ownPaths: Iterable<string>, maxBodyBytes: number): Fetch {
   const router = new SmartRouter<Matched>({ routers: [new RegExpRouter(), new TrieRouter()] });
   for (const entry of gatewayTable()) {
-    if (entry.route.method !== "GET" || entry.route.public || entry.route.scopesFromBody || entry.route.websocket) continue;
-    for (const path of entry.paths) router.add("GET", path, { entry, path });
+    if (entry.route.public || entry.route.scopesFromBody || entry.route.websocket) continue;
+    for (const path of entry.paths) router.add(entry.route.method, path, { entry, path });
   }
   // The app's own routes under a service prefix (the SMART configuration under /v1/phi) stay the app's.
   const own = new Set(ownPaths);
+  const bodyWithinLimit = (req: Request): boolean => {
+    if (req.body === null) return true;
+    if (req.headers.has("transfer-encoding")) return false;
+    const declared = req.headers.get("content-length");
+    return declared !== null && /^\d{1,10}$/.test(declared) && Number(declared) <= maxBodyBytes;
+  };
   return (req, env, ctx) => {
-    if (req.method !== "GET" || req.headers.has(PRINCIPAL_HEADER) || req.headers.has("upgrade")) return app.fetch(req, env, ctx);
+    if (!PROXIED.has(req.method) || req.headers.has(PRINCIPAL_HEADER) || req.headers.has("upgrade")) return app.fetch(req, env, ctx);
     const token = bearerOf(req.headers.get("authorization"));
-    if (!token || req.url.includes("%")) return app.fetch(req, env, ctx);
+    if (!token || req.url.includes("%") || !bodyWithinLimit(req)) return app.fetch(req, env, ctx);
     const url = new URL(req.url);
     if (own.has(url.pathname)) return app.fetch(req, env, ctx);
-    const matched = router.match("GET", url.pathname)[0][0]?.[0];
+    const matched = router.match(req.method, url.pathname)[0][0]?.[0];
     if (!matched) return app.fetch(req, env, ctx);
     return proxy(app, matched, token, url, req, env, ctx);
   };
 }
+
+/** The methods of the route table (HEAD and OPTIONS are the app's). */
+const PROXIED = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
 async function proxy(app: { fetch: Fetch }, { entry, path: route }: Matched, token: string, url: URL, req: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const start = performance.now();
@@ -74,11 +85,11 @@ async function proxy(app: { fetch: Fetch }, { entry, path: route }: Matched, tok
   }
   const seconds = (performance.now() - start) / 1000;
   activeRequests.add(-1);
-  requestDuration.record(seconds, { endpoint: route, method: "GET", status: String(res.status) });
+  requestDuration.record(seconds, { endpoint: route, method: req.method, status: String(res.status) });
   finishRequest("auth", "info", env, ctx, {
     requestId,
     traceId: currentTraceId(req.headers),
-    method: "GET",
+    method: req.method,
     route,
     status: res.status,
     seconds,
