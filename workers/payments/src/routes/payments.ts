@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { assertScopes } from "../../../../shared/principal";
 import { beginAudit } from "../audit";
-import { asRouteResponse, runIdempotent } from "../executor";
+import { asRouteResponse, runIdempotent, runStaged } from "../executor";
 import { errorResponses, IdempotencyHeaders, idParam, problem, writeErrorResponses } from "../schemas/common";
 import { CaptureBody, CreatePaymentBody, ListPaymentsQuery, PaymentListSchema, PaymentSchema, VoidBody } from "../schemas/payment";
 import { CreateRefundBody, RefundSchema } from "../schemas/refund";
-import { capturePayment, createPayment, notFound, voidPayment } from "../services/payments";
+import { capturePayment, notFound, stagePayment, voidPayment } from "../services/payments";
 import { createRefund } from "../services/refunds";
 import { listPayments } from "../store/list";
 import { getPayment, paymentView } from "../store/payments";
@@ -32,7 +32,7 @@ app.openapi(create, async (c) => {
   beginAudit(c, { action: "payment.create", resourceType: "payment" });
   assertScopes(c.var.principal, "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createPayment(info, body, processorFor(c.env, c.var.principal.tenantId))));
+  return asRouteResponse<never>(await runStaged(c, body, (info) => stagePayment(info, body, processorFor(c.env, c.var.principal.tenantId))));
 });
 
 const list = createRoute({
