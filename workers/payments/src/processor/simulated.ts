@@ -33,7 +33,13 @@ export class SimulatedProcessor implements CardProcessor {
   ) {}
 
   /** Book rows as one INSERT, each row written only where `guard` holds (see StagedCall). */
-  private entries(rows: readonly (readonly [operation: string, reference: string, outcome: string])[], amount: number, currency: string, now: Date, guard = "1"): D1PreparedStatement {
+  private entries(
+    rows: readonly (readonly [operation: string, reference: string, outcome: string])[],
+    amount: number,
+    currency: string,
+    now: Date,
+    guard = "1",
+  ): D1PreparedStatement {
     const at = now.toISOString();
     const select = `SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ${guard}`;
     return this.db
@@ -56,13 +62,11 @@ export class SimulatedProcessor implements CardProcessor {
    */
   stage(operation: "authorize" | "sale", req: AuthorizeRequest, now: Date): StagedCall {
     const decline = this.decide(req, now);
-    if (decline) {
-      return { result: { approved: false, declineCode: decline }, record: (guard) => this.entries([["authorize", req.reference, decline]], req.amount, req.currency, now, guard) };
-    }
     const processorRef = randomToken(12, "ch_sim_");
-    const rows: [string, string, string][] = [["authorize", req.reference, "approved"]];
-    if (operation === "sale") rows.push(["capture", processorRef, "ok"]);
-    return { result: { approved: true, processorRef }, record: (guard) => this.entries(rows, req.amount, req.currency, now, guard) };
+    const result: AuthorizeResult = decline ? { approved: false, declineCode: decline } : { approved: true, processorRef };
+    const rows: [string, string, string][] = [["authorize", req.reference, decline ?? "approved"]];
+    if (!decline && operation === "sale") rows.push(["capture", processorRef, "ok"]);
+    return { result, record: (guard) => this.entries(rows, req.amount, req.currency, now, guard) };
   }
 
   private async call(operation: "authorize" | "sale", req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
