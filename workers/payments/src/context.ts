@@ -40,8 +40,8 @@ export function requestInfo(c: Ctx): RequestInfo {
   return {
     db: c.env.DB,
     config: paymentsConfig(c.env),
-    principal: c.var.principal,
-    requestId: c.var.requestId,
+    principal: c.get("principal"),
+    requestId: c.get("requestId"),
     traceId: traceIdOf(c.req.header("traceparent")),
     now: new Date(),
   };

@@ -73,14 +73,38 @@ function answer(status: number, body: string, replayed: boolean): Response {
 }
 
 /**
+ * A write split where the Idempotency-Key claim falls: what runs before it needs no key (validation, sealing a
+ * card, a processor call decided in memory) and may hand the claim's batch one statement that must take effect
+ * exactly when the claim does (`withClaim`, see claimKey); `plan` is the rest, run once the key is ours.
+ */
+export interface Staged {
+  withClaim?: ((guard: string) => D1PreparedStatement) | undefined;
+  plan: () => Promise<Plan>;
+}
+
+/**
  * Runs a POST under its Idempotency-Key: claim, do the work, commit the work,
  * its audit record and the stored answer together; or replay the stored answer.
  */
-export async function runIdempotent(c: Ctx, input: unknown, work: (info: RequestInfo) => Promise<Plan>): Promise<Response> {
+export function runIdempotent(c: Ctx, input: unknown, work: (info: RequestInfo) => Promise<Plan>): Promise<Response> {
+  return runStaged(c, input, (info) => Promise.resolve({ plan: () => work(info) }));
+}
+
+/**
+ * As runIdempotent, with `stage` run before the claim. A failure of `stage` is answered only once the key is
+ * claimed, as if it had happened after: a duplicate still gets its replay, 409 or 422 first, and a refusal is
+ * stored under the key (Stripe's order).
+ */
+export async function runStaged(c: Ctx, input: unknown, stage: (info: RequestInfo) => Promise<Staged>): Promise<Response> {
   const info = requestInfo(c);
   const key = await storedKey(info.config.CARD_FINGERPRINT_KEY, c.req.header("idempotency-key") ?? "");
   const hash = await requestHash(info.config.CARD_FINGERPRINT_KEY, c.req.method, c.req.path, input);
-  const claimed = await claimKey(info.db, info.principal.tenantId, info.principal.clientId, key, hash, info.now.getTime());
+  const staged = await stage(info).then(
+    (s) => ({ ok: true as const, s }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+  const withClaim = staged.ok ? staged.s.withClaim : undefined;
+  const claimed = await claimKey(info.db, info.principal.tenantId, info.principal.clientId, key, hash, info.now.getTime(), withClaim);
   if (claimed.kind === "replay") {
     const state = c.get("audit");
     if (state && !state.resourceId) state.resourceId = replayedResourceId(claimed.body);
@@ -88,7 +112,8 @@ export async function runIdempotent(c: Ctx, input: unknown, work: (info: Request
   }
   const claim = claimed.claim;
   try {
-    const plan = await work(info);
+    if (!staged.ok) throw staged.err;
+    const plan = await staged.s.plan();
     const state = c.get("audit");
     if (state) Object.assign(state, plan.subject);
     const body = await commit(c, info, plan, claim);

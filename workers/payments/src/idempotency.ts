@@ -52,24 +52,42 @@ export function storedKey(secret: string, key: string): Promise<string> {
   return hmacHex(secret, `idempotency-key\u0000${key}`);
 }
 
-export async function claimKey(db: D1Database, tenantId: string, clientId: string, key: string, hash: string, now: number): Promise<ClaimResult> {
+/**
+ * SQL condition true exactly when the statement just before it in the batch (the claim) inserted or took over
+ * the key: SQLite's changes() counts the rows of the last completed INSERT, UPDATE or DELETE on the connection, and
+ * a batch runs its statements in order, in one transaction. Valid only in the statement right after the claim.
+ */
+export const CLAIM_TOOK = "changes() = 1";
+
+export async function claimKey(
+  db: D1Database,
+  tenantId: string,
+  clientId: string,
+  key: string,
+  hash: string,
+  now: number,
+  withClaim?: (guard: string) => D1PreparedStatement,
+): Promise<ClaimResult> {
   // One statement: insert, or take over a key whose 24 h are over or whose claim was abandoned.
   // The WHERE runs under SQLite's write lock, so two requests can never both claim (never check-then-insert).
-  // The row is read in the same batch (one round trip): when the claim did not take, it is the other request's.
-  const [claimed, read] = await db.batch([
-    db
-      .prepare(
-        `INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
+  // `withClaim` (e.g. the simulated processor's record of its call) runs next, guarded by CLAIM_TOOK, so it
+  // takes effect exactly when the claim did. The row is read in the same batch (one round trip): when the
+  // claim did not take, it is the other request's.
+  const claim = db
+    .prepare(
+      `INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
        VALUES (?7, ?1, ?2, ?3, 'in_flight', NULL, NULL, ?4, ?5, ?6)
        ON CONFLICT (tenant_id, client_id, key) DO UPDATE SET request_hash = ?3, state = 'in_flight', response_status = NULL,
          response_body = NULL, created_at = ?4, locked_until = ?5, expires_at = ?6
        WHERE idempotency_keys.expires_at <= ?4 OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.locked_until <= ?4)`,
-      )
-      .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS, tenantId),
-    db
-      .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE tenant_id = ? AND client_id = ? AND key = ?")
-      .bind(tenantId, clientId, key),
-  ]);
+    )
+    .bind(clientId, key, hash, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS, tenantId);
+  const readRow = db
+    .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE tenant_id = ? AND client_id = ? AND key = ?")
+    .bind(tenantId, clientId, key);
+  const results = await db.batch(withClaim ? [claim, withClaim(CLAIM_TOOK), readRow] : [claim, readRow]);
+  const claimed = results[0];
+  const read = results[results.length - 1];
   if (claimed?.meta.changes === 1) return { kind: "claimed", claim: { tenantId, clientId, key, requestHash: hash } };
   const row = (read?.results[0] as { request_hash: string; state: string; response_status: number | null; response_body: string | null } | undefined) ?? null;
   if (row && row.request_hash !== hash) {

@@ -1,8 +1,11 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { gatewayHeaders } from "../../../shared/testing/principal";
+import { countD1 } from "../../auth/test/d1-count";
 import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH } from "../src/idempotency";
 import worker from "../src/index";
-import { call, card, json, type PaymentBody } from "./helpers";
+import { SimulatedProcessor } from "../src/processor/simulated";
+import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, type PaymentBody } from "./helpers";
 
 const count = async (sql: string) => (await env.DB.prepare(sql).first<{ n: number }>())?.n ?? 0;
 
@@ -138,5 +141,59 @@ describe("idempotency keys", () => {
     expect(await count("SELECT COUNT(*) AS n FROM payments") + (await count("SELECT COUNT(*) AS n FROM audit_events"))).toBe(otherRows);
     // A pruned key is free, as an expired one always was: the same key claims anew.
     expect((await claimKey(env.DB, "ten_default", "cli_prune", "old", "another", t0 + IDEMPOTENCY_TTL_MS + 1)).kind).toBe("claimed");
+  });
+});
+
+describe("the processor's record in the claim's batch", () => {
+  const book = async (reference: string) =>
+    (await env.DB.prepare("SELECT operation, outcome FROM processor_operations WHERE reference = ? OR reference IN (SELECT processor_ref FROM payments WHERE id = ?) ORDER BY operation").bind(reference, reference).all<{ operation: string; outcome: string }>()).results;
+  const sale = (reference: string, number: string = CARDS.visa) =>
+    new SimulatedProcessor(env.DB, "ten_default").stage("sale", { reference, amount: 300, currency: "USD", card: { number, expMonth: 12, expYear: new Date().getUTCFullYear() + 2 } }, new Date());
+
+  it("is written exactly when the claim takes: never for a duplicate in flight, a mismatch or a replay", async () => {
+    const now = Date.now();
+    const first = sale("pi_staged_first");
+    expect((await claimKey(env.DB, "ten_default", "cli_staged", "s1", "h1", now, first.record)).kind).toBe("claimed");
+    const ops = (await env.DB.prepare("SELECT operation, outcome FROM processor_operations WHERE reference = ?").bind("pi_staged_first").all()).results;
+    expect(ops).toEqual([{ operation: "authorize", outcome: "approved" }]);
+    expect(first.result.approved).toBe(true);
+    if (first.result.approved) {
+      const capture = await env.DB.prepare("SELECT outcome FROM processor_operations WHERE operation = 'capture' AND reference = ?").bind(first.result.processorRef).all();
+      expect(capture.results).toEqual([{ outcome: "ok" }]);
+    }
+    await expect(claimKey(env.DB, "ten_default", "cli_staged", "s1", "h1", now + 10, sale("pi_staged_dup").record)).rejects.toMatchObject({ status: 409 });
+    await expect(claimKey(env.DB, "ten_default", "cli_staged", "s1", "h2", now + 10, sale("pi_staged_other").record)).rejects.toMatchObject({ status: 422 });
+    await env.DB.prepare("UPDATE idempotency_keys SET state = 'done', response_status = 201, response_body = '{}' WHERE client_id = 'cli_staged'").run();
+    expect((await claimKey(env.DB, "ten_default", "cli_staged", "s1", "h1", now + 20, sale("pi_staged_replay").record)).kind).toBe("replay");
+    for (const ref of ["pi_staged_dup", "pi_staged_other", "pi_staged_replay"]) expect(await book(ref), ref).toEqual([]);
+    // An abandoned claim taken over is a claim: its record is written.
+    await env.DB.prepare("UPDATE idempotency_keys SET state = 'in_flight' WHERE client_id = 'cli_staged'").run();
+    expect((await claimKey(env.DB, "ten_default", "cli_staged", "s1", "h1", now + IN_FLIGHT_LOCK_MS + 1, sale("pi_staged_takeover").record)).kind).toBe("claimed");
+    expect((await book("pi_staged_takeover")).map((r) => r.operation)).toEqual(["authorize"]);
+  });
+
+  it("makes a payment creation 2 D1 round trips (claim and charge, then the commit), approved or declined", async () => {
+    const send = async (db: D1Database, body: unknown) => {
+      const headers = { ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "cli_maker", scopes: ALL_SCOPES, roles: ["billing"] })), "content-type": "application/json", "idempotency-key": newKey() };
+      const ctx = createExecutionContext();
+      const res = await worker.fetch?.(new Request(`${BASE}/v1/payments`, { method: "POST", headers, body: JSON.stringify(body) }), { ...env, DB: db }, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    // The tenant's data key is read once per isolate, then cached: warm it.
+    expect((await send(env.DB, { amount: 100, currency: "usd", card: card() }))?.status).toBe(201);
+    for (const [body, status] of [
+      [{ amount: 100, currency: "usd", card: card() }, 201],
+      [{ amount: 100, currency: "usd", card: card(), capture: "manual" }, 201],
+      [{ amount: 100, currency: "usd", card: card(CARDS.declined) }, 402],
+    ] as const) {
+      const counted = countD1(env.DB);
+      const res = await send(counted.db, body);
+      expect(res?.status).toBe(status);
+      const { id, payment } = await json<PaymentBody & { payment?: PaymentBody }>(res ?? new Response("{}"));
+      expect(counted.roundTrips(), JSON.stringify(body)).toBe(2);
+      const operations = (await book(id ?? payment?.id ?? "")).map((r) => r.operation);
+      expect(operations).toEqual(status === 201 && !("capture" in body) ? ["authorize", "capture"] : ["authorize"]);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { randomToken } from "../../../../shared/crypto";
 import { expired } from "../domain/card";
-import { ProcessorError, type AuthorizeRequest, type AuthorizeResult, type CardProcessor, type DeclineCode } from "./types";
+import { ProcessorError, type AuthorizeRequest, type AuthorizeResult, type CardProcessor, type DeclineCode, type StagedCall } from "./types";
 
 /**
  * Documented test card numbers (README "Test cards"), after Stripe's. Any
@@ -32,16 +32,23 @@ export class SimulatedProcessor implements CardProcessor {
     private readonly tenantId: string,
   ) {}
 
-  private entry(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date): D1PreparedStatement {
+  /** Book rows as one INSERT, each row written only where `guard` holds (see StagedCall). */
+  private entries(
+    rows: readonly (readonly [operation: string, reference: string, outcome: string])[],
+    amount: number,
+    currency: string,
+    now: Date,
+    guard = "1",
+  ): D1PreparedStatement {
+    const at = now.toISOString();
+    const select = `SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ${guard}`;
     return this.db
-      .prepare(
-        "INSERT INTO processor_operations (id, tenant_id, operation, reference, amount, currency, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .bind(randomToken(12, "sim_"), this.tenantId, operation, reference, amount, currency, outcome, now.toISOString());
+      .prepare(`INSERT INTO processor_operations (id, tenant_id, operation, reference, amount, currency, outcome, created_at) ${rows.map(() => select).join(" UNION ALL ")}`)
+      .bind(...rows.flatMap(([operation, reference, outcome]) => [randomToken(12, "sim_"), this.tenantId, operation, reference, amount, currency, outcome, at]));
   }
 
   private async record(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date) {
-    await this.entry(operation, reference, amount, currency, outcome, now).run();
+    await this.entries([[operation, reference, outcome]], amount, currency, now).run();
   }
 
   private decide(req: AuthorizeRequest, now: Date): DeclineCode | undefined {
@@ -49,26 +56,31 @@ export class SimulatedProcessor implements CardProcessor {
     return DECLINES[req.card.number] ?? (expired(req.card.expMonth, req.card.expYear, now) ? "expired_card" : undefined);
   }
 
-  async authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
+  /**
+   * A sale's authorization and capture are one operation at the processor: both in its book, or neither.
+   * A declined call records the declined authorization only; a processor failure records nothing.
+   */
+  stage(operation: "authorize" | "sale", req: AuthorizeRequest, now: Date): StagedCall {
     const decline = this.decide(req, now);
-    await this.record("authorize", req.reference, req.amount, req.currency, decline ?? "approved", now);
-    if (decline) return { approved: false, declineCode: decline };
-    return { approved: true, processorRef: randomToken(12, "ch_sim_") };
+    const processorRef = randomToken(12, "ch_sim_");
+    const result: AuthorizeResult = decline ? { approved: false, declineCode: decline } : { approved: true, processorRef };
+    const rows: [string, string, string][] = [["authorize", req.reference, decline ?? "approved"]];
+    if (!decline && operation === "sale") rows.push(["capture", processorRef, "ok"]);
+    return { result, record: (guard) => this.entries(rows, req.amount, req.currency, now, guard) };
   }
 
-  /** The authorization and its capture are one operation at the processor: both in its book, or neither. */
-  async sale(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
-    const decline = this.decide(req, now);
-    if (decline) {
-      await this.record("authorize", req.reference, req.amount, req.currency, decline, now);
-      return { approved: false, declineCode: decline };
-    }
-    const processorRef = randomToken(12, "ch_sim_");
-    await this.db.batch([
-      this.entry("authorize", req.reference, req.amount, req.currency, "approved", now),
-      this.entry("capture", processorRef, req.amount, req.currency, "ok", now),
-    ]);
-    return { approved: true, processorRef };
+  private async call(operation: "authorize" | "sale", req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
+    const staged = this.stage(operation, req, now);
+    await staged.record("1").run();
+    return staged.result;
+  }
+
+  authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
+    return this.call("authorize", req, now);
+  }
+
+  sale(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult> {
+    return this.call("sale", req, now);
   }
 
   async capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {

@@ -15,6 +15,17 @@ export interface AuthorizeRequest {
 
 export type AuthorizeResult = { approved: true; processorRef: string } | { approved: false; declineCode: DeclineCode };
 
+/**
+ * A call to a processor whose book is kept in our own database (the simulator): decided in memory, with the
+ * record of it handed back as one statement that takes effect only where `guard` (an SQL condition) holds.
+ * The executor runs that statement in the Idempotency-Key claim's own batch, guarded by the claim, so the
+ * book records the call exactly when the key was claimed (never for a duplicate): one round trip for both.
+ */
+export interface StagedCall {
+  result: AuthorizeResult;
+  record: (guard: string) => D1PreparedStatement;
+}
+
 export interface CardProcessor {
   authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult>;
   /**
@@ -22,6 +33,11 @@ export interface CardProcessor {
    * for automatic capture): one round trip to the processor instead of two. Declined: nothing is captured.
    */
   sale(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult>;
+  /**
+   * Only a processor whose book is in our database has this: `authorize` or `sale` decided now, recorded by the
+   * returned statement (throws ProcessorError as the call would). A remote processor is called after the claim.
+   */
+  stage?(operation: "authorize" | "sale", req: AuthorizeRequest, now: Date): StagedCall;
   capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
   void(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
   refund(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;

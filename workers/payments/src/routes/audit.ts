@@ -43,14 +43,14 @@ const list = createRoute({
 app.openapi(list, async (c) => {
   // Reading the audit trail is itself audited (PCI-DSS 10.2.1.3).
   beginAudit(c, { action: "audit.read", resourceType: "audit" });
-  assertScopes(c.var.principal, "audit:read");
+  assertScopes(c.get("principal"), "audit:read");
   const q = c.req.valid("query");
   const { rows, next } = await listAudit<AuditRow>(c.env.DB, AUDIT_TABLE, {
     after: q.after ?? 0,
     limit: q.limit,
     filters: [
       // The caller's tenant's records only: the chain is the service's, the trail a tenant reads is its own.
-      tenantFilter(c.var.principal.tenantId),
+      tenantFilter(c.get("principal").tenantId),
       q.resource_id ? { kind: "eq", column: "resource_id", value: q.resource_id } : undefined,
       q.action ? { kind: "eq", column: "action", value: q.action } : undefined,
     ],
@@ -70,7 +70,7 @@ const verify = createRoute({
 
 app.openapi(verify, async (c) => {
   beginAudit(c, { action: "audit.verify", resourceType: "audit" });
-  assertScopes(c.var.principal, "audit:read");
+  assertScopes(c.get("principal"), "audit:read");
   const q = c.req.valid("query");
   // The sealer's own checkpoint copy (outside this database) is checked as well as the database's.
   const anchor = await sealerCheckpoint(c.env.AUDIT_SEALER, PAYMENTS_CHAIN.table);

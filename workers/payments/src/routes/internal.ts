@@ -17,7 +17,7 @@ const app = new Hono<PaymentsEnv>();
  */
 app.post(SHRED_PATH, async (c) => {
   const info = requestInfo(c);
-  const order = await shredOrder(c.req, c.var.principal, info.now);
+  const order = await shredOrder(c.req, c.get("principal"), info.now);
   const db = info.db;
   const record = auditInsert(db, AUDIT_TABLE, {
     ...auditColumns(info, { action: "tenant_shred", resourceType: "tenant", resourceId: order.tenant }, "allowed", null),

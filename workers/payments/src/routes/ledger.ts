@@ -19,9 +19,9 @@ const balance = createRoute({
 
 app.openapi(balance, async (c) => {
   beginAudit(c, { action: "ledger.balance", resourceType: "ledger" });
-  assertScopes(c.var.principal, "audit:read");
+  assertScopes(c.get("principal"), "audit:read");
   const byCurrency = new Map<string, { currency: string; accounts: Record<string, number>; total: number }>();
-  for (const r of await balances(c.env.DB, c.var.principal.tenantId)) {
+  for (const r of await balances(c.env.DB, c.get("principal").tenantId)) {
     const cur = byCurrency.get(r.currency) ?? { currency: r.currency, accounts: {}, total: 0 };
     cur.accounts[r.account] = r.balance;
     cur.total += r.balance;
@@ -41,7 +41,7 @@ const daily = createRoute({
 
 app.openapi(daily, async (c) => {
   beginAudit(c, { action: "ledger.daily", resourceType: "ledger" });
-  assertScopes(c.var.principal, "audit:read");
+  assertScopes(c.get("principal"), "audit:read");
   const q = c.req.valid("query");
   const today = new Date().toISOString().slice(0, 10);
   const to = q.to ?? today;
@@ -51,7 +51,7 @@ app.openapi(daily, async (c) => {
   if (Number.isNaN(fromMs) || Number.isNaN(endMs) || endMs <= fromMs || endMs - fromMs > 366 * DAY_MS) {
     throw new ApiError(400, "invalid_range", "from and to must be real days, from <= to, at most 366 days apart.");
   }
-  const data = await dailySummary(c.env.DB, c.var.principal.tenantId, new Date(fromMs).toISOString(), new Date(endMs).toISOString());
+  const data = await dailySummary(c.env.DB, c.get("principal").tenantId, new Date(fromMs).toISOString(), new Date(endMs).toISOString());
   return c.json({ object: "ledger_daily" as const, from, to, data }, 200);
 });
 

@@ -22,7 +22,7 @@ const create = createRoute({
 
 app.openapi(create, async (c) => {
   beginAudit(c, { action: "payment_method.create", resourceType: "payment_method" });
-  assertScopes(c.var.principal, "payment:write");
+  assertScopes(c.get("principal"), "payment:write");
   const body = c.req.valid("json");
   const res = await runIdempotent(c, body, async (info) => {
     // The CVC is checked for format and dropped here: it is never stored, not even encrypted (PCI-DSS 3.3.1.2).
@@ -52,8 +52,8 @@ const read = createRoute({
 app.openapi(read, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "payment_method.read", resourceType: "payment_method", resourceId: id });
-  assertScopes(c.var.principal, "payment:read");
-  const row = await getPaymentMethod(c.env.DB, c.var.principal.tenantId, id);
+  assertScopes(c.get("principal"), "payment:read");
+  const row = await getPaymentMethod(c.env.DB, c.get("principal").tenantId, id);
   if (!row) throw new ApiError(404, "resource_missing", "No payment method has this id.");
   return c.json(paymentMethodView(row), 200);
 });

@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { assertScopes } from "../../../../shared/principal";
 import { beginAudit } from "../audit";
-import { asRouteResponse, runIdempotent } from "../executor";
+import { asRouteResponse, runIdempotent, runStaged } from "../executor";
 import { errorResponses, IdempotencyHeaders, idParam, problem, writeErrorResponses } from "../schemas/common";
 import { CaptureBody, CreatePaymentBody, ListPaymentsQuery, PaymentListSchema, PaymentSchema, VoidBody } from "../schemas/payment";
 import { CreateRefundBody, RefundSchema } from "../schemas/refund";
-import { capturePayment, createPayment, notFound, voidPayment } from "../services/payments";
+import { capturePayment, notFound, stagePayment, voidPayment } from "../services/payments";
 import { createRefund } from "../services/refunds";
 import { listPayments } from "../store/list";
 import { getPayment, paymentView } from "../store/payments";
@@ -30,9 +30,9 @@ const create = createRoute({
 
 app.openapi(create, async (c) => {
   beginAudit(c, { action: "payment.create", resourceType: "payment" });
-  assertScopes(c.var.principal, "payment:write");
+  assertScopes(c.get("principal"), "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createPayment(info, body, processorFor(c.env, c.var.principal.tenantId))));
+  return asRouteResponse<never>(await runStaged(c, body, (info) => stagePayment(info, body, processorFor(c.env, c.get("principal").tenantId))));
 });
 
 const list = createRoute({
@@ -45,9 +45,9 @@ const list = createRoute({
 
 app.openapi(list, async (c) => {
   beginAudit(c, { action: "payment.list", resourceType: "payment" });
-  assertScopes(c.var.principal, "payment:read");
+  assertScopes(c.get("principal"), "payment:read");
   const q = c.req.valid("query");
-  const page = await listPayments(c.env.DB, c.var.principal.tenantId, {
+  const page = await listPayments(c.env.DB, c.get("principal").tenantId, {
     status: q.status,
     createdGte: q.created_gte,
     createdLt: q.created_lt,
@@ -68,8 +68,8 @@ const read = createRoute({
 app.openapi(read, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "payment.read", resourceType: "payment", resourceId: id });
-  assertScopes(c.var.principal, "payment:read");
-  const row = await getPayment(c.env.DB, c.var.principal.tenantId, id);
+  assertScopes(c.get("principal"), "payment:read");
+  const row = await getPayment(c.env.DB, c.get("principal").tenantId, id);
   if (!row) throw notFound("payment");
   return c.json(paymentView(row), 200);
 });
@@ -85,9 +85,9 @@ const capture = createRoute({
 app.openapi(capture, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "payment.capture", resourceType: "payment", resourceId: id });
-  assertScopes(c.var.principal, "payment:write");
+  assertScopes(c.get("principal"), "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => capturePayment(info, id, body.amount, processorFor(c.env, c.var.principal.tenantId))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => capturePayment(info, id, body.amount, processorFor(c.env, c.get("principal").tenantId))));
 });
 
 const cancel = createRoute({
@@ -101,9 +101,9 @@ const cancel = createRoute({
 app.openapi(cancel, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "payment.void", resourceType: "payment", resourceId: id });
-  assertScopes(c.var.principal, "payment:write");
+  assertScopes(c.get("principal"), "payment:write");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => voidPayment(info, id, body.reason, processorFor(c.env, c.var.principal.tenantId))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => voidPayment(info, id, body.reason, processorFor(c.env, c.get("principal").tenantId))));
 });
 
 const refund = createRoute({
@@ -117,9 +117,9 @@ const refund = createRoute({
 app.openapi(refund, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "refund.create", resourceType: "payment", resourceId: id });
-  assertScopes(c.var.principal, "payment:refund");
+  assertScopes(c.get("principal"), "payment:refund");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createRefund(info, id, body, processorFor(c.env, c.var.principal.tenantId))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => createRefund(info, id, body, processorFor(c.env, c.get("principal").tenantId))));
 });
 
 export default app;

@@ -24,8 +24,8 @@ const read = createRoute({
 app.openapi(read, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "refund.read", resourceType: "refund", resourceId: id });
-  assertScopes(c.var.principal, "payment:read");
-  const row = await getRefund(c.env.DB, c.var.principal.tenantId, id);
+  assertScopes(c.get("principal"), "payment:read");
+  const row = await getRefund(c.env.DB, c.get("principal").tenantId, id);
   if (!row) throw notFound("refund");
   return c.json(refundView(row), 200);
 });
@@ -45,9 +45,9 @@ const approve = createRoute({
 app.openapi(approve, async (c) => {
   const { id } = c.req.valid("param");
   beginAudit(c, { action: "refund.approve", resourceType: "refund", resourceId: id });
-  assertScopes(c.var.principal, "payment:approve");
+  assertScopes(c.get("principal"), "payment:approve");
   const body = c.req.valid("json");
-  return asRouteResponse<never>(await runIdempotent(c, body, (info) => approveRefund(info, id, processorFor(c.env, c.var.principal.tenantId))));
+  return asRouteResponse<never>(await runIdempotent(c, body, (info) => approveRefund(info, id, processorFor(c.env, c.get("principal").tenantId))));
 });
 
 export default app;

@@ -4,8 +4,8 @@ import { counter } from "../../../../shared/metrics";
 import type { RequestInfo } from "../context";
 import { checkCard } from "../domain/card";
 import { transition, type PaymentEvent, type TransitionError } from "../domain/state-machine";
-import type { Plan } from "../executor";
-import { ProcessorError, type CardProcessor } from "../processor/types";
+import type { Plan, Staged } from "../executor";
+import { ProcessorError, type AuthorizeResult, type CardProcessor } from "../processor/types";
 import type { CreatePaymentInput } from "../schemas/payment";
 import { ledgerStatement } from "../store/ledger";
 import { getPayment, paymentView, stateOf, transitionStatements, versionMoved, withState, type PaymentRow } from "../store/payments";
@@ -14,7 +14,7 @@ import { getPaymentMethod, revealNumber, tokenize } from "../store/vault";
 export const operations = counter("payments_operations_total", "Payment operations by kind and outcome");
 
 /** Any processor failure is a 502 with nothing committed on our side. */
-export async function atProcessor<T>(operation: string, call: () => Promise<T>): Promise<T> {
+export async function atProcessor<T>(operation: string, call: () => Promise<T> | T): Promise<T> {
   try {
     return await call();
   } catch (err) {
@@ -46,7 +46,13 @@ async function resolveCard(info: RequestInfo, input: CreatePaymentInput) {
   };
 }
 
-export async function createPayment(info: RequestInfo, input: CreatePaymentInput, processor: CardProcessor): Promise<Plan> {
+/**
+ * A payment creation, staged for the executor (runStaged): checks, the card (sealed for the vault when inline)
+ * and the processor request come before the Idempotency-Key claim. A processor whose book is in our database
+ * (the simulator) is decided here and its record rides in the claim's batch, guarded by the claim; any other
+ * processor is called in `plan`, once the key is claimed. Either way nothing is charged for a duplicate.
+ */
+export async function stagePayment(info: RequestInfo, input: CreatePaymentInput, processor: CardProcessor): Promise<Staged> {
   const currency = input.currency.toUpperCase();
   if (!info.config.PAYMENT_CURRENCIES.includes(currency)) {
     throw new ApiError(422, "currency_not_supported", `Supported currencies: ${info.config.PAYMENT_CURRENCIES.join(", ")}.`);
@@ -56,11 +62,30 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
   }
   const { pmId, statements, card } = await resolveCard(info, input);
   const id = randomToken(16, "pi_");
-  const subject = { action: "payment.create", resourceType: "payment" as const, resourceId: id, amount: input.amount, currency };
   const automatic = input.capture === "automatic";
   const request = { reference: id, amount: input.amount, currency, card };
   // Automatic capture is one processor call (authorize and capture together), manual capture authorizes only.
-  const auth = await atProcessor("authorize", () => (automatic ? processor.sale(request, info.now) : processor.authorize(request, info.now)));
+  const operation = automatic ? "sale" : "authorize";
+  const staged = await atProcessor("authorize", () => processor.stage?.(operation, request, info.now));
+  return {
+    withClaim: staged?.record,
+    plan: async () => {
+      const auth = staged ? staged.result : await atProcessor("authorize", () => (automatic ? processor.sale(request, info.now) : processor.authorize(request, info.now)));
+      return paymentPlan(info, input, { id, pmId, currency, statements }, auth, processor);
+    },
+  };
+}
+
+function paymentPlan(
+  info: RequestInfo,
+  input: CreatePaymentInput,
+  p: { id: string; pmId: string; currency: string; statements: D1PreparedStatement[] },
+  auth: AuthorizeResult,
+  processor: CardProcessor,
+): Plan {
+  const { id, currency } = p;
+  const subject = { action: "payment.create", resourceType: "payment" as const, resourceId: id, amount: input.amount, currency };
+  const automatic = input.capture === "automatic";
   const at = info.now.toISOString();
   const approved = auth.approved;
   const row: PaymentRow = {
@@ -73,7 +98,7 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
     amount_refund_pending: 0,
     currency,
     capture_method: input.capture,
-    payment_method_id: pmId,
+    payment_method_id: p.pmId,
     decline_code: auth.approved ? null : auth.declineCode,
     processor_ref: auth.approved ? auth.processorRef : null,
     description: input.description ?? null,
@@ -84,12 +109,13 @@ export async function createPayment(info: RequestInfo, input: CreatePaymentInput
     created_by: info.principal.sub,
     created_by_client: info.principal.clientId,
   };
-  const all = [...statements, ...transitionStatements(info, null, row, "authorize")];
+  const all = [...p.statements, ...transitionStatements(info, null, row, "authorize")];
   if (auth.approved) {
     const ref = auth.processorRef;
     const entry = { paymentId: id, currency, reason: input.description ?? null };
-    all.push(ledgerStatement(info, entry, { kind: "authorization", authorized: row.amount }));
-    if (automatic) all.push(ledgerStatement(info, entry, { kind: "capture", authorized: row.amount, captured: row.amount }));
+    const authorization = { kind: "authorization", authorized: row.amount } as const;
+    // Both entries of an automatic capture are one multi-row INSERT.
+    all.push(automatic ? ledgerStatement(info, entry, authorization, { kind: "capture", authorized: row.amount, captured: row.amount }) : ledgerStatement(info, entry, authorization));
     operations.add(1, { operation: "authorize", outcome: "approved" });
     return {
       status: 201,

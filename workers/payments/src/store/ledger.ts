@@ -10,25 +10,30 @@ export interface EntryContext {
 }
 
 /**
- * One ledger entry as a single multi-row INSERT, for the same batch as the
- * state change it books (with actor, reason, request id and trace id).
+ * Ledger entries (one, or several of one payment: an automatic capture's authorization and capture) as a
+ * single multi-row INSERT, for the same batch as the state change they book (with actor, reason, request id
+ * and trace id). Each entry has its own id and balances on its own.
  */
-export function ledgerStatement(info: RequestInfo, ctx: EntryContext, event: LedgerEvent): D1PreparedStatement {
-  const lines = entryLines(event);
-  // Defense in depth: an unbalanced entry is a bug, never something to commit.
-  if (sumLines(lines) !== 0) throw new Error("unbalanced ledger entry");
-  const entryId = randomToken(12, "le_");
+export function ledgerStatement(info: RequestInfo, ctx: EntryContext, ...events: [LedgerEvent, ...LedgerEvent[]]): D1PreparedStatement {
   const at = info.now.toISOString();
   const values: (string | number | null)[] = [];
-  for (const l of lines) {
-    values.push(entryId, info.principal.tenantId, ctx.paymentId, ctx.refundId ?? null, event.kind, l.account, ctx.currency, l.amount);
-    values.push(info.principal.sub, ctx.reason ?? null, info.requestId, info.traceId, at);
+  let rows = 0;
+  for (const event of events) {
+    const lines = entryLines(event);
+    // Defense in depth: an unbalanced entry is a bug, never something to commit.
+    if (sumLines(lines) !== 0) throw new Error("unbalanced ledger entry");
+    const entryId = randomToken(12, "le_");
+    for (const l of lines) {
+      values.push(entryId, info.principal.tenantId, ctx.paymentId, ctx.refundId ?? null, event.kind, l.account, ctx.currency, l.amount);
+      values.push(info.principal.sub, ctx.reason ?? null, info.requestId, info.traceId, at);
+      rows++;
+    }
   }
   const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   return info.db
     .prepare(
       `INSERT INTO ledger_lines (entry_id, tenant_id, payment_id, refund_id, kind, account, currency, amount, actor, reason, request_id, trace_id, created_at)
-       VALUES ${lines.map(() => row).join(", ")}`,
+       VALUES ${Array.from({ length: rows }, () => row).join(", ")}`,
     )
     .bind(...values);
 }
