@@ -52,13 +52,6 @@ export function applySecurityHeaders(headers: Headers, pageCsp?: string): void {
   if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
 }
 
-export function securityHeaders(): MiddlewareHandler<{ Variables: PageCspVariables }> {
-  return async (c, next) => {
-    await next();
-    applySecurityHeaders(c.res.headers, c.get("pageCsp"));
-  };
-}
-
 /** The request id a client (or the gateway) sent, when it is safe to reuse: as Hono's `requestId` decides. */
 export function incomingRequestId(header: string | null | undefined): string {
   return header && header.length <= 255 && !/[^\w\-=]/.test(header) ? header : crypto.randomUUID();
@@ -67,19 +60,24 @@ export function incomingRequestId(header: string | null | undefined): string {
 const requestDuration = histogram("http_server_request_duration_seconds", "Request duration by route template", "s");
 
 /**
- * One JSON line per request (route template, never the raw path; status;
- * duration; principal `sub`), the request-duration histogram, and a metrics
- * export scheduled after the response when one is due. `level` is the level
- * of the line for a request that did not fail (5xx are always `error`): the
- * gateway writes its access lines at `info`; the workers behind it at `debug`,
- * since the gateway's line already names every request (its request id, route,
- * status and duration), so they write one only under LOG_LEVEL=debug.
+ * The edge of every request in one middleware (one layer instead of four): the request id (the caller's
+ * X-Request-Id when safe to reuse, the gateway's behind it, else a new one), and after the handler the
+ * security headers and the request id on whatever answers (forwarded and error responses too), then the
+ * access line, the request-duration histogram and a metrics export when one is due (`finishRequest`).
+ * `level` is the access line's level for a request that did not fail (5xx are always `error`): the
+ * gateway writes its access lines at `info`; the workers behind it at `debug`, since the gateway's line
+ * already names every request (its request id, route, status and duration).
  */
-export function requestLog(service: string, level: LogLevel = "info"): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> }> {
+export function requestEdge(service: string, level: LogLevel = "info"): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> & PageCspVariables }> {
   return async (c, next) => {
     setLogLevel((c.env as { LOG_LEVEL?: string } | undefined)?.LOG_LEVEL);
     const start = performance.now();
+    const id = incomingRequestId(c.req.header("x-request-id"));
+    c.set("requestId", id);
     await next();
+    const headers = c.res.headers;
+    applySecurityHeaders(headers, c.get("pageCsp"));
+    headers.set("x-request-id", id);
     let ctx: Context["executionCtx"] | undefined;
     try {
       ctx = c.executionCtx;
@@ -87,8 +85,8 @@ export function requestLog(service: string, level: LogLevel = "info"): Middlewar
       ctx = undefined; // app.request() in unit tests has no execution context
     }
     finishRequest(service, level, c.env as TelemetryEnv, ctx, {
-      requestId: c.get("requestId"),
-      traceId: activeTraceId(c),
+      requestId: id,
+      headers: c.req.raw.headers,
       method: c.req.method,
       route: routeTemplate(c),
       status: c.res.status,
@@ -101,7 +99,8 @@ export function requestLog(service: string, level: LogLevel = "info"): Middlewar
 /** What the access line and the request-duration histogram say about one finished request. */
 export interface FinishedRequest {
   requestId: string;
-  traceId: string | undefined;
+  /** The request's headers: its trace id is looked up only when the line is written. */
+  headers: Headers;
   method: string;
   /** The route template, never the raw path. */
   route: string;
@@ -125,7 +124,7 @@ export function finishRequest(
   if (logsAt(lineLevel)) {
     logger[lineLevel]("request", {
       request_id: r.requestId,
-      trace_id: r.traceId,
+      trace_id: currentTraceId(r.headers),
       method: r.method,
       route: r.route,
       status: r.status,
@@ -200,15 +199,7 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
   setLogContext({ service: opts.service });
   const render = opts.render ?? renderProblem;
   const app = new OpenAPIHono<{ Bindings: E; Variables: AppVariables }>({ defaultHook: validationHook });
-  // The caller's X-Request-Id when it is safe to reuse (the gateway's, behind it), else a new one; on every response.
-  app.use(async (c, next) => {
-    const id = incomingRequestId(c.req.header("x-request-id"));
-    c.set("requestId", id);
-    await next();
-    c.res.headers.set("x-request-id", id);
-  });
-  app.use(requestLog(opts.service, opts.accessLog ?? "debug"));
-  app.use(securityHeaders());
+  app.use(requestEdge(opts.service, opts.accessLog ?? "debug"));
   app.use(
     bodyLimit({
       maxSize: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,

@@ -28,10 +28,11 @@ type Instrument =
 const registry = new Map<string, Instrument>();
 
 function labelKey(labels: Labels): string {
-  return Object.keys(labels)
-    .sort()
-    .map((k) => `${k}=${labels[k]}`)
-    .join(",");
+  const names = Object.keys(labels);
+  if (names.length > 1) names.sort();
+  let key = "";
+  for (const k of names) key += `${k}=${labels[k]},`;
+  return key;
 }
 
 function sumInstrument(kind: "counter" | "updown", name: string, description: string, unit: string) {

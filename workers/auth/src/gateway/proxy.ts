@@ -2,7 +2,7 @@ import { RegExpRouter } from "hono/router/reg-exp-router";
 import { SmartRouter } from "hono/router/smart-router";
 import { TrieRouter } from "hono/router/trie-router";
 import { problemBody } from "../../../../shared/errors";
-import { applySecurityHeaders, currentTraceId, finishRequest, incomingRequestId } from "../../../../shared/http";
+import { applySecurityHeaders, finishRequest, incomingRequestId } from "../../../../shared/http";
 import { setLogLevel } from "../../../../shared/logger";
 import { PRINCIPAL_HEADER, signPrincipal } from "../../../../shared/principal";
 import { bearerOf, checkGatewayToken, clientIpOf, grants } from "../bearer";
@@ -88,7 +88,7 @@ async function proxy(app: { fetch: Fetch }, { entry, path: route }: Matched, tok
   requestDuration.record(seconds, { endpoint: route, method: req.method, status: String(res.status) });
   finishRequest("auth", "info", env, ctx, {
     requestId,
-    traceId: currentTraceId(req.headers),
+    headers: req.headers,
     method: req.method,
     route,
     status: res.status,
