@@ -54,6 +54,18 @@ export async function sha256Hex(data: string): Promise<string> {
 }
 
 /**
+ * Constant-time comparison of two digests of the same kind (e.g. SHA-256 hex): no early exit on the first
+ * difference. Their length is public (the digest's), so it is compared first; use `timingSafeEqualStr` for
+ * strings whose length is secret.
+ */
+export function digestsEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+/**
  * Constant-time string comparison (no early exit on the first difference).
  * Both sides are hashed first so lengths leak nothing either.
  */

@@ -1,6 +1,6 @@
 import { and, asc, eq, getTableColumns, gt, type SQL } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { randomToken, sha256Hex, timingSafeEqualStr } from "../../../shared/crypto";
+import { digestsEqual, randomToken, sha256Hex, timingSafeEqualStr } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
 import { allowedScopes } from "../../../shared/scopes";
 import type { AuthConfig } from "./config";
@@ -176,8 +176,9 @@ export class ClientStore {
    * A private_key_jwt client has no secret (its hash column is empty): it never matches.
    */
   async verify(row: ClientRow | undefined, secret: string): Promise<Client | undefined> {
+    // One digest of the secret, compared in constant time with the stored one (both SHA-256 hex, 64 characters).
     const given = await sha256Hex(secret);
-    const ok = await timingSafeEqualStr(given, row?.secretHash || "0".repeat(64));
+    const ok = digestsEqual(given, row?.secretHash || "0".repeat(64));
     if (!row || !ok || !usable(row) || row.authMethod === "private_key_jwt") return undefined;
     return fromRow(row);
   }

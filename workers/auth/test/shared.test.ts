@@ -4,6 +4,7 @@ import { ConfigError, ENV_IDENTITY, envBool, envInt, parseConfig } from "../../.
 import {
   blindIndex,
   decryptField,
+  digestsEqual,
   encryptField,
   fromBase64Url,
   normalizeForIndex,
@@ -73,9 +74,18 @@ describe("crypto", () => {
     expect(await timingSafeEqualStr("abc", "abc")).toBe(true);
     expect(await timingSafeEqualStr("abc", "abd")).toBe(false);
     expect(await timingSafeEqualStr("abc", "abcd")).toBe(false);
-    const bytes = crypto.getRandomValues(new Uint8Array(33));
-    expect(fromBase64Url(toBase64Url(bytes))).toEqual(bytes);
-    expect(() => fromBase64Url("a+b/")).toThrow();
+    const digest = "a".repeat(63) + "b";
+    expect(digestsEqual(digest, `${digest}`)).toBe(true);
+    expect(digestsEqual(digest, "a".repeat(64))).toBe(false);
+    expect(digestsEqual(digest, digest.slice(1))).toBe(false);
+    for (const size of [0, 1, 2, 3, 31, 32, 33, 100]) {
+      const bytes = crypto.getRandomValues(new Uint8Array(size));
+      const text = toBase64Url(bytes);
+      expect(text).toMatch(/^[A-Za-z0-9_-]*$/);
+      expect(fromBase64Url(text)).toEqual(bytes);
+    }
+    // Only unpadded base64url: the standard alphabet, padding and whitespace are refused.
+    for (const bad of ["a+b/", "YQ==", "Y Q", "YQ\n", "A"]) expect(() => fromBase64Url(bad), bad).toThrow();
     expect(randomToken(32, "x_")).toMatch(/^x_[A-Za-z0-9_-]{43}$/);
   });
 });
