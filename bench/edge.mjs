@@ -2,10 +2,7 @@
 // The shared app's per-request edge in isolation (`node bench/edge.mjs`): one worker per mode in one runtime,
 // measured in turns, CPU per request of the runtime. Modes: a raw handler, a plain Hono route, `createApp`
 // without its access line (LOG_LEVEL=warn, as behind the gateway) and with it (as at the gateway).
-import path from "node:path";
-import { build } from "esbuild";
-import { ROOT } from "../scripts/workers.mjs";
-import { measure, startMiniflare } from "./lib.mjs";
+import { bundleTwin, measure, startMiniflare } from "./lib.mjs";
 
 // The measured worker: the same "ok" from a raw handler, a plain Hono route, or `createApp` (shared/http.ts),
 // chosen per worker by its MODE binding. Bundled from this source (not a file the Node-side type check follows).
@@ -22,20 +19,7 @@ export default {
     return (env.MODE === "hono" ? plain : edge).fetch(req, env, ctx);
   },
 };`;
-const outfile = path.join(ROOT, ".tmp", "bench-twins", "edge.js");
-await build({
-  stdin: { contents: SOURCE, resolveDir: ROOT, sourcefile: "edge-worker.js", loader: "js" },
-  outfile,
-  bundle: true,
-  minify: true,
-  format: "esm",
-  platform: "browser",
-  conditions: ["workerd", "worker", "browser"],
-  target: "es2022",
-  // Imports the platform resolves itself (the telemetry modules shared/http.ts pulls in).
-  external: ["node:*", "cloudflare:*"],
-  logLevel: "warning",
-});
+const outfile = await bundleTwin("edge.js", SOURCE);
 const MODES = [
   ["raw", "raw handler", {}],
   ["hono", "plain Hono route", {}],

@@ -151,13 +151,19 @@ export async function platform({ vars = {}, extra = [], persist, minify = true, 
   return { mf, url, token, persist: dir, vars: secrets, dispose: () => mf.dispose() };
 }
 
-/** Bundles a twin (plain JS that may import npm packages such as jose) into one ES module for workerd. */
-export async function bundleTwin(entry) {
+/**
+ * Bundles a twin (plain JS that may import npm packages such as jose) into one ES module for workerd.
+ * `source`: the module's text instead of the file `bench/twins/<entry>` (bench/edge.mjs bundles the shared app
+ * that way); imports the runtime provides (`node:*`, `cloudflare:*`) stay imports.
+ */
+export async function bundleTwin(entry, source) {
   const outdir = path.join(ROOT, ".tmp", "bench-twins");
   mkdirSync(outdir, { recursive: true });
   const outfile = path.join(outdir, path.basename(entry));
   await build({
-    entryPoints: [path.join(ROOT, "bench", "twins", entry)],
+    ...(source === undefined
+      ? { entryPoints: [path.join(ROOT, "bench", "twins", entry)] }
+      : { stdin: { contents: source, resolveDir: ROOT, sourcefile: entry, loader: "js" } }),
     outfile,
     bundle: true,
     minify: true,
@@ -165,6 +171,7 @@ export async function bundleTwin(entry) {
     platform: "browser",
     conditions: ["workerd", "worker", "browser"],
     target: "es2022",
+    external: ["node:*", "cloudflare:*"],
     logLevel: "warning",
   });
   return outfile;

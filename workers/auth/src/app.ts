@@ -1,6 +1,6 @@
 import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
 import { createApp, routeTemplate } from "../../../shared/http";
-import { activeRequests, requestDuration } from "./metrics";
+import { activeRequests, gatewayRequestDone } from "./metrics";
 import docsRoutes from "./docs";
 import { gatewayRoutes } from "./gateway/gateway";
 import adminRoutes from "./routes/admin";
@@ -22,12 +22,7 @@ export function buildApp() {
     try {
       await next();
     } finally {
-      activeRequests.add(-1);
-      requestDuration.record((performance.now() - start) / 1000, {
-        endpoint: routeTemplate(c),
-        method: c.req.method,
-        status: String(c.res.status),
-      });
+      gatewayRequestDone((performance.now() - start) / 1000, routeTemplate(c), c.req.method, c.res.status);
     }
   });
 

@@ -4,10 +4,10 @@ import { TrieRouter } from "hono/router/trie-router";
 import { problemBody } from "../../../../shared/errors";
 import { applySecurityHeaders, finishRequest, incomingRequestId } from "../../../../shared/http";
 import { setLogLevel } from "../../../../shared/logger";
-import { PRINCIPAL_HEADER, signPrincipal } from "../../../../shared/principal";
+import { PRINCIPAL_HEADER, signPrincipal, type Principal } from "../../../../shared/principal";
 import { bearerOf, checkGatewayToken, clientIpOf, grants } from "../bearer";
 import { authConfig } from "../config";
-import { activeRequests, requestDuration, tokensValidated } from "../metrics";
+import { activeRequests, gatewayRequestDone, tokensValidated } from "../metrics";
 import { gatewayTable, principalOf, upstreamRequest, upstreamUnreachable, type GatewayRoute } from "./gateway";
 
 type Fetch = (req: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
@@ -63,17 +63,21 @@ const PROXIED = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
 async function proxy(app: { fetch: Fetch }, { entry, path: route }: Matched, token: string, url: URL, req: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   const start = performance.now();
-  const checked = await checkGatewayToken(env, ctx, token, Date.now());
-  if (!checked.ok || !grants(checked.claims, entry.route.scopes)) return app.fetch(req, env, ctx);
+  let allowed: { principal: Principal; signed: string } | undefined;
+  try {
+    allowed = await authorized(entry, token, req, env, ctx);
+  } catch {
+    allowed = undefined;
+  }
+  // A refusal, or a failure before anything was forwarded (a configuration error), is the app's to answer and log.
+  if (!allowed) return app.fetch(req, env, ctx);
   setLogLevel((env as { LOG_LEVEL?: string }).LOG_LEVEL);
   tokensValidated.add(1, { result: "valid", scope: entry.route.scopes.join(" ") });
   activeRequests.add(1);
   const requestId = incomingRequestId(req.headers.get("x-request-id"));
-  const principal = principalOf(checked.claims, clientIpOf(req.headers));
   let res: Response;
   try {
-    const signed = await signPrincipal(authConfig(env).GATEWAY_HMAC_KEY, principal);
-    res = await env[entry.svc.binding].fetch(upstreamRequest(req, url, entry.svc, signed, requestId));
+    res = await env[entry.svc.binding].fetch(upstreamRequest(req, url, entry.svc, allowed.signed, requestId));
     // A service's app already put the security headers and this request id on its answer: it goes out as is.
     if (res.headers.get("x-request-id") !== requestId) res = withGatewayHeaders(new Response(res.body, res), requestId);
   } catch (err) {
@@ -84,8 +88,7 @@ async function proxy(app: { fetch: Fetch }, { entry, path: route }: Matched, tok
     );
   }
   const seconds = (performance.now() - start) / 1000;
-  activeRequests.add(-1);
-  requestDuration.record(seconds, { endpoint: route, method: req.method, status: String(res.status) });
+  gatewayRequestDone(seconds, route, req.method, res.status);
   finishRequest("auth", "info", env, ctx, {
     requestId,
     headers: req.headers,
@@ -93,9 +96,17 @@ async function proxy(app: { fetch: Fetch }, { entry, path: route }: Matched, tok
     route,
     status: res.status,
     seconds,
-    sub: principal.sub,
+    sub: allowed.principal.sub,
   });
   return res;
+}
+
+/** The token verified against the revocation view, with the route's scopes, and the principal signed for it; undefined when refused. */
+async function authorized(entry: GatewayRoute, token: string, req: Request, env: Env, ctx: ExecutionContext): Promise<{ principal: Principal; signed: string } | undefined> {
+  const checked = await checkGatewayToken(env, ctx, token, Date.now());
+  if (!checked.ok || !grants(checked.claims, entry.route.scopes)) return undefined;
+  const principal = principalOf(checked.claims, clientIpOf(req.headers));
+  return { principal, signed: await signPrincipal(authConfig(env).GATEWAY_HMAC_KEY, principal) };
 }
 
 function withGatewayHeaders(res: Response, requestId: string): Response {
