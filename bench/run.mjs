@@ -69,7 +69,7 @@ async function bench(opts) {
 /** A group of implementations of one scenario: probed and warmed up each, then measured in turns. */
 async function benchGroup(group, all) {
   // BENCH_TWIN_ONLY=1: ours and the plain twin only (no twin variants, no Node baseline), for quick same-run ratios.
-  const entries = process.env.BENCH_TWIN_ONLY === "1" ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin" || e.impl.includes("our phi")) : all;
+  const entries = process.env.BENCH_TWIN_ONLY === "1" ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin" || e.impl.includes("our phi") || e.impl.includes("platform's edge")) : all;
   for (const e of entries) {
     await probe(e.opts);
     await measure({ ...e.opts, duration: WARMUP });
@@ -104,6 +104,9 @@ const PATIENT_VARIANTS = [
   { key: "principal", label: "twin + signed principal (HMAC)", front: { TWIN_PRINCIPAL: "1" }, back: { TWIN_AUDIT: "batch", TWIN_PRINCIPAL: "1" } },
   { key: "audit", label: "twin + one audit insert (a second round trip instead of the batch)", front: {}, back: { TWIN_AUDIT: "insert" } },
   { key: "chain", label: "twin + chained audit append (ours before the append-and-seal audit)", front: {}, back: { TWIN_AUDIT: "chain" } },
+  // The contract's per-request duties on top of the signed principal, with our own code: what any implementation of
+  // the platform pays beyond the twin before Hono, zod or phi's own logic (the floor under ours).
+  { key: "edge", label: "twin + signed principal + the platform's edge (request id, security headers, access line, metrics)", front: { TWIN_PRINCIPAL: "1", TWIN_EDGE: "1" }, back: { TWIN_AUDIT: "batch", TWIN_PRINCIPAL: "1", TWIN_EDGE: "1" } },
   // Not a piece: the twin's front (with the signed principal) before our phi worker, to split ours between gateway and phi.
   { key: "ourphi", label: "twin front + our phi", front: { TWIN_PRINCIPAL: "1", TWIN_BACK: "ours" }, back: null },
   { key: "all", label: "twin + all three (revocation query, principal, chain: ours before issue 16)", front: { TWIN_REVOCATION: "1", TWIN_PRINCIPAL: "1" }, back: { TWIN_AUDIT: "chain", TWIN_PRINCIPAL: "1" } },

@@ -10,8 +10,16 @@
 //                        SHA-256 over the canonical row on the head this isolate last wrote, insert seq+1 with
 //                        prev_hash guarded in SQL, appends taking turns within the isolate (for comparison only)
 //   TWIN_PRINCIPAL=1   + verify the principal header's HMAC and parse it
+//   TWIN_EDGE=1        + the per-request duties of the platform's contract behind the gateway, with our own code
+//                        (shared/http.ts): the security headers and the request id on the answer, and
+//                        http_server_request_duration_seconds (no access line: behind the gateway it is written
+//                        only at LOG_LEVEL=debug)
 // TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
+import { applySecurityHeaders, finishRequest, incomingRequestId } from "../../shared/http";
+import { setLogContext } from "../../shared/logger";
 import { sha256Hex, unb64u, utf8 } from "./common.js";
+
+setLogContext({ service: "phi" });
 
 // Keys as resolved values (plain data), never a promise another request would await.
 const keys = new Map();
@@ -92,31 +100,42 @@ async function audit(db, mode, table, row) {
 }
 
 export default {
-  async fetch(request, env) {
-    if (env.TWIN_PRINCIPAL === "1") {
-      const [payload, mac] = (request.headers.get("x-gateway-principal") ?? "").split(".");
-      hmacKey ??= await crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
-      if (!payload || !mac || !(await crypto.subtle.verify("HMAC", hmacKey, unb64u(mac), utf8(payload)))) return new Response(null, { status: 401 });
-      JSON.parse(new TextDecoder().decode(unb64u(payload)));
-    }
-    const id = new URL(request.url).pathname.split("/").pop();
-    const select = env.DB.prepare(
-      "SELECT resource_type, id, version_id, last_updated, deleted, sealed, patient_id FROM resource_versions WHERE resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1",
-    ).bind("Patient", id);
-    let head;
-    if (env.TWIN_AUDIT === "batch") {
-      const row = auditRow(request.headers.get("x-sub") ?? "", id);
-      const names = Object.keys(row);
-      const insert = env.DB.prepare(`INSERT INTO ${env.TWIN_AUDIT_TABLE} (${names.join(", ")}) VALUES (?${", ?".repeat(names.length - 1)})`).bind(...Object.values(row));
-      const [found] = await env.DB.batch([select, insert]);
-      head = found.results[0];
-    } else {
-      head = await select.first();
-    }
-    if (!head || head.deleted) return new Response(null, { status: 404 });
-    const body = await unseal(env, head.sealed, `phi/Patient/${id}/${head.version_id}`);
-    if (env.TWIN_AUDIT && env.TWIN_AUDIT !== "batch") await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
-    const resource = { ...body, resourceType: "Patient", id, meta: { versionId: String(head.version_id), lastUpdated: head.last_updated } };
-    return new Response(JSON.stringify(resource), { headers: { "content-type": "application/fhir+json", etag: `W/"${head.version_id}"` } });
+  async fetch(request, env, ctx) {
+    if (env.TWIN_EDGE !== "1") return read(request, env);
+    const start = performance.now();
+    const requestId = incomingRequestId(request.headers.get("x-request-id"));
+    const res = await read(request, env);
+    applySecurityHeaders(res.headers);
+    res.headers.set("x-request-id", requestId);
+    finishRequest("phi", "debug", env, ctx, { requestId, headers: request.headers, method: request.method, route: "/Patient/:id", status: res.status, seconds: (performance.now() - start) / 1000 });
+    return res;
   },
 };
+
+async function read(request, env) {
+  if (env.TWIN_PRINCIPAL === "1") {
+    const [payload, mac] = (request.headers.get("x-gateway-principal") ?? "").split(".");
+    hmacKey ??= await crypto.subtle.importKey("raw", utf8(env.GATEWAY_HMAC_KEY), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    if (!payload || !mac || !(await crypto.subtle.verify("HMAC", hmacKey, unb64u(mac), utf8(payload)))) return new Response(null, { status: 401 });
+    JSON.parse(new TextDecoder().decode(unb64u(payload)));
+  }
+  const id = new URL(request.url).pathname.split("/").pop();
+  const select = env.DB.prepare(
+    "SELECT resource_type, id, version_id, last_updated, deleted, sealed, patient_id FROM resource_versions WHERE resource_type = ? AND id = ? ORDER BY version_id DESC LIMIT 1",
+  ).bind("Patient", id);
+  let head;
+  if (env.TWIN_AUDIT === "batch") {
+    const row = auditRow(request.headers.get("x-sub") ?? "", id);
+    const names = Object.keys(row);
+    const insert = env.DB.prepare(`INSERT INTO ${env.TWIN_AUDIT_TABLE} (${names.join(", ")}) VALUES (?${", ?".repeat(names.length - 1)})`).bind(...Object.values(row));
+    const [found] = await env.DB.batch([select, insert]);
+    head = found.results[0];
+  } else {
+    head = await select.first();
+  }
+  if (!head || head.deleted) return new Response(null, { status: 404 });
+  const body = await unseal(env, head.sealed, `phi/Patient/${id}/${head.version_id}`);
+  if (env.TWIN_AUDIT && env.TWIN_AUDIT !== "batch") await audit(env.DB, env.TWIN_AUDIT, env.TWIN_AUDIT_TABLE, auditRow(request.headers.get("x-sub") ?? "", id));
+  const resource = { ...body, resourceType: "Patient", id, meta: { versionId: String(head.version_id), lastUpdated: head.last_updated } };
+  return new Response(JSON.stringify(resource), { headers: { "content-type": "application/fhir+json", etag: `W/"${head.version_id}"` } });
+}
