@@ -214,7 +214,7 @@ const form = (o) => new URLSearchParams(o).toString();
 async function tokenScenario(p, s, node) {
   const req = { method: "POST", headers: { authorization: s.basic, "content-type": "application/x-www-form-urlencoded" }, body: form({ grant_type: "client_credentials", scope: "phi:read" }) };
   await benchGroup("token issuance (client_credentials)", [
-    { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "1 D1 round trip: lockout windows + client row in one batch (failures cleared only when there were some)" },
+    { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "1 D1 round trip: lockout windows + client row in one statement (failures cleared only when there were some)" },
     { impl: "twin", opts: { url: `${p.url}/twin/token`, ...req }, note: "1 D1 select, SHA-256 check, jose ES256 sign" },
     { impl: "Node baseline", opts: { url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }, note: "node:http + jose + node:sqlite in-process" },
   ]);

@@ -5,7 +5,7 @@ import { securityEvent, clientIp } from "./bearer";
 import { and, eq, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { readCredentials, type Credentials } from "./client-credentials";
-import { clientRow, clientStatement, failureRows, failuresStatement } from "./client-lookup";
+import { failureRows, failuresStatement, loginRows, loginStatement } from "./client-lookup";
 import { assertionClient, ClientStore, type Client, type ClientRow } from "./clients";
 import { authConfig } from "./config";
 import { clients, usedAssertions } from "./db/schema";
@@ -104,9 +104,8 @@ async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[]
     ]);
     return { failures: f, row: r[0], reserved: ins.length === 1 };
   }
-  // A client secret (the common case): two prepared statements, no query building (client-lookup.ts).
-  const [f, r] = await db.batch([failuresStatement(db, keys), clientStatement(db, stored)]);
-  return { failures: failureRows(f), row: clientRow(r), reserved: false };
+  // A client secret (the common case): one prepared statement, no query building (client-lookup.ts).
+  return { ...loginRows(await loginStatement(db, stored, keys).run()), reserved: false };
 }
 
 /**

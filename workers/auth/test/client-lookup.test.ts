@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { clientRow, clientStatement, failureRows, failuresStatement } from "../src/client-lookup";
+import { clientRow, clientStatement, failureRows, failuresStatement, loginRows, loginStatement } from "../src/client-lookup";
 import { ClientStore } from "../src/clients";
 import { authConfig } from "../src/config";
 import { failuresQuery, recordFailure } from "../src/rate-limit";
@@ -52,5 +52,25 @@ describe("client lookup without the query builder", () => {
       expect(viaStatement).toStrictEqual(viaDrizzle);
     }
     expect(failureRows(await failuresStatement(env.DB, ["ip:203.0.113.77", "client:cli_lookup_x"]).run())).toHaveLength(2);
+  });
+
+  it("the token path's one statement: the same client row and lockout windows as the two statements it replaces", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const policy = { maxFailures: 5, windowSeconds: 60 };
+    const known = await createClient({ name: "lookup-login", roles: ["clinician"], scopes: ["phi:read"] });
+    await recordFailure(env.DB, [{ key: "ip:203.0.113.88", policy }, { key: `client:${known.client_id}`, policy }], now);
+    const byKey = (rows: { key: string }[]) => [...rows].sort((a, b) => a.key.localeCompare(b.key));
+    for (const id of [known.client_id, "cli_doesnotexist"]) {
+      for (const keys of [["ip:203.0.113.88"], ["ip:203.0.113.88", `client:${id}`], ["ip:198.51.100.2"]]) {
+        const one = loginRows(await loginStatement(env.DB, id, keys).run());
+        expect(one.row).toStrictEqual(clientRow(await clientStatement(env.DB, id).run()));
+        expect(byKey(one.failures)).toStrictEqual(byKey(failureRows(await failuresStatement(env.DB, keys).run())));
+      }
+    }
+    const both = loginRows(await loginStatement(env.DB, known.client_id, ["ip:203.0.113.88", `client:${known.client_id}`]).run());
+    expect(both.row?.id).toBe(known.client_id);
+    expect(both.failures).toHaveLength(2);
+    expect(both.failures.every((f) => typeof f.windowStart === "number" && f.failures === 1)).toBe(true);
+    expect(loginRows(await loginStatement(env.DB, "cli_doesnotexist", ["ip:198.51.100.2"]).run())).toStrictEqual({ failures: [], row: undefined });
   });
 });
