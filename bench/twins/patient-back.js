@@ -15,8 +15,8 @@
 //                        http_server_request_duration_seconds (no access line: behind the gateway it is written
 //                        only at LOG_LEVEL=debug)
 // TWIN_AUDIT_TABLE names the variant's own audit table (two chains in one table would race for the next seq).
-import { applySecurityHeaders, finishRequest, incomingRequestId } from "../../shared/http";
-import { setLogContext } from "../../shared/logger";
+import { applySecurityHeaders, finishRequest, incomingRequestId } from "@platform/shared/http";
+import { setLogContext } from "@platform/shared/logger";
 import { sha256Hex, unb64u, utf8 } from "./common.js";
 
 setLogContext({ service: "phi" });

@@ -9,9 +9,9 @@
 //                      code (shared/http.ts, shared/metrics.ts): a request id forwarded to the back, the access
 //                      line (JSON to the console), auth_tokens_validated_total, auth_active_requests,
 //                      auth_request_duration_seconds and http_server_request_duration_seconds
-import { finishRequest, incomingRequestId } from "../../shared/http";
-import { setLogContext } from "../../shared/logger";
-import { counter, histogram, upDownCounter } from "../../shared/metrics";
+import { finishRequest, incomingRequestId } from "@platform/shared/http";
+import { setLogContext } from "@platform/shared/logger";
+import { counter, histogram, upDownCounter } from "@platform/shared/metrics";
 import { b64u, bearer, tokenStillValid, utf8, verifyToken } from "./common.js";
 
 setLogContext({ service: "auth" });
