@@ -34,10 +34,46 @@ export const PRINCIPAL_HEADER = "x-gateway-principal";
 /** How long an attached principal is accepted: it only has to cross one service binding. */
 const MAX_AGE_SECONDS = 60;
 
+/**
+ * Per-isolate memos of principal headers, both ways: the gateway signs the same principal for every request a
+ * client makes with one token within a second (its `iat` is in seconds), and a worker receives the same header
+ * as many times. Plain data only (strings and frozen principals), keyed by the exact JSON or header bytes and
+ * honoured for the same key only, so an answer from memory is the answer the HMAC would give; bounded, the
+ * oldest entry leaving first. A stale header is still refused on every request (the age check runs on a hit).
+ */
+export const PRINCIPAL_MEMO_MAX = 1024;
+const signedMemo = new Map<string, { key: string; signed: string }>();
+const verifiedMemo = new Map<string, { key: string; principal: Principal }>();
+
+function remember<V>(memo: Map<string, V>, k: string, v: V): void {
+  if (memo.size >= PRINCIPAL_MEMO_MAX) {
+    const oldest = memo.keys().next();
+    if (!oldest.done) memo.delete(oldest.value);
+  }
+  memo.set(k, v);
+}
+
+/** How many principals this isolate remembers as signed and as verified (tests: bounded, and used). */
+export function principalMemoSizes(): { signed: number; verified: number } {
+  return { signed: signedMemo.size, verified: verifiedMemo.size };
+}
+
 /** `<base64url(json)>.<base64url(hmac)>`, HMAC-SHA256 under the shared gateway key. */
 export async function signPrincipal(key: string, p: Principal): Promise<string> {
-  const payload = toBase64Url(new TextEncoder().encode(JSON.stringify(p)));
-  return `${payload}.${toBase64Url(await hmacSha256(key, payload))}`;
+  const json = JSON.stringify(p);
+  const hit = signedMemo.get(json);
+  if (hit && hit.key === key) return hit.signed;
+  const payload = toBase64Url(new TextEncoder().encode(json));
+  const signed = `${payload}.${toBase64Url(await hmacSha256(key, payload))}`;
+  remember(signedMemo, json, { key, signed });
+  return signed;
+}
+
+/** A principal no request can change: it is shared by every request that presents the same header. */
+function frozen(p: Principal): Principal {
+  Object.freeze(p.roles);
+  Object.freeze(p.scopes);
+  return Object.freeze(p);
 }
 
 export type PrincipalResult = { ok: true; principal: Principal } | { ok: false; reason: string };
@@ -46,6 +82,11 @@ export type PrincipalResult = { ok: true; principal: Principal } | { ok: false; 
 export async function verifyPrincipal(key: string, header: string | undefined, now: number): Promise<PrincipalResult> {
   if (!header) return { ok: false, reason: "missing" };
   if (header.length > 8192) return { ok: false, reason: "oversized" };
+  const known = verifiedMemo.get(header);
+  if (known && known.key === key) {
+    if (Math.abs(now - known.principal.iat) > MAX_AGE_SECONDS) return { ok: false, reason: "stale" };
+    return { ok: true, principal: known.principal };
+  }
   const [payload, mac, extra] = header.split(".");
   if (!payload || !mac || extra !== undefined) return { ok: false, reason: "malformed" };
   let macBytes: Uint8Array;
@@ -64,7 +105,9 @@ export async function verifyPrincipal(key: string, header: string | undefined, n
   const r = PrincipalSchema.safeParse(parsed);
   if (!r.success) return { ok: false, reason: "malformed" };
   if (Math.abs(now - r.data.iat) > MAX_AGE_SECONDS) return { ok: false, reason: "stale" };
-  return { ok: true, principal: r.data };
+  const principal = frozen(r.data);
+  remember(verifiedMemo, header, { key, principal });
+  return { ok: true, principal };
 }
 
 export type PrincipalVariables = { principal: Principal };

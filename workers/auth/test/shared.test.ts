@@ -17,7 +17,7 @@ import {
 import { ApiError } from "../../../shared/errors";
 import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
 import { counter, histogram, snapshot, upDownCounter } from "../../../shared/metrics";
-import { assertScopes, signPrincipal, verifyPrincipal, type Principal } from "../../../shared/principal";
+import { assertScopes, PRINCIPAL_MEMO_MAX, principalMemoSizes, signPrincipal, verifyPrincipal, type Principal } from "../../../shared/principal";
 import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWithin, scopeCovers } from "../../../shared/scopes";
 import { z } from "zod";
 
@@ -114,6 +114,34 @@ describe("principal hand-off", () => {
     expect(await verifyPrincipal(k, `${wrongShape}.${toBase64Url(await hmacSha256(k, wrongShape))}`, 1010)).toEqual({ ok: false, reason: "malformed" });
     expect(() => assertScopes(p, "phi:write")).toThrow(ApiError);
     expect(() => assertScopes(p, "phi:read")).not.toThrow();
+  });
+
+  it("remembers signed and verified principals per key, still checks their age, and stays bounded", async () => {
+    const k = key32();
+    const mine = { ...p, tokenId: `memo-${crypto.randomUUID()}` };
+    const before = principalMemoSizes();
+    const h = await signPrincipal(k, mine);
+    expect(await signPrincipal(k, { ...mine })).toBe(h);
+    expect(principalMemoSizes().signed).toBe(Math.min(before.signed + 1, PRINCIPAL_MEMO_MAX));
+    // Another key never gets this key's signature from memory.
+    const other = key32();
+    const h2 = await signPrincipal(other, mine);
+    expect(h2).not.toBe(h);
+    expect((await verifyPrincipal(other, h2, 1010)).ok).toBe(true);
+    const first = await verifyPrincipal(k, h, 1010);
+    const again = await verifyPrincipal(k, h, 1011);
+    expect(first.ok && again.ok && first.principal === again.principal).toBe(true);
+    // The remembered principal is shared, so nobody may change it.
+    if (again.ok) expect(() => again.principal.scopes.push("admin")).toThrow(TypeError);
+    // A hit is still refused once stale, and a remembered header is no good under another key.
+    expect(await verifyPrincipal(k, h, 1061)).toEqual({ ok: false, reason: "stale" });
+    expect(await verifyPrincipal(other, h, 1010)).toEqual({ ok: false, reason: "bad_signature" });
+    // Bounded: a flood of distinct principals leaves at most PRINCIPAL_MEMO_MAX of each.
+    for (let i = 0; i < PRINCIPAL_MEMO_MAX + 10; i++) {
+      const signed = await signPrincipal(k, { ...mine, tokenId: `flood-${i}` });
+      await verifyPrincipal(k, signed, 1010);
+    }
+    expect(principalMemoSizes()).toEqual({ signed: PRINCIPAL_MEMO_MAX, verified: PRINCIPAL_MEMO_MAX });
   });
 });
 
