@@ -2,9 +2,9 @@ import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { methodNotAllowed } from "hono/method-not-allowed";
 import type { RequestIdVariables } from "hono/request-id";
 import { routePath } from "hono/route";
+import { TrieRouter } from "hono/router/trie-router";
 import { ApiError, createNotFound, createOnError, renderProblem, type ErrorRenderer } from "./errors";
 import { logger, logsAt, setLogContext, setLogLevel, type LogLevel } from "./logger";
 import { histogram } from "./metrics";
@@ -68,13 +68,24 @@ const requestDuration = histogram("http_server_request_duration_seconds", "Reque
  * gateway writes its access lines at `info`; the workers behind it at `debug`, since the gateway's line
  * already names every request (its request id, route, status and duration).
  */
-export function requestEdge(service: string, level: LogLevel = "info"): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> & PageCspVariables }> {
+export function requestEdge(
+  service: string,
+  level: LogLevel = "info",
+  limitBody?: MiddlewareHandler,
+): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> & PageCspVariables }> {
   return async (c, next) => {
     setLogLevel((c.env as { LOG_LEVEL?: string } | undefined)?.LOG_LEVEL);
     const start = performance.now();
     const id = incomingRequestId(c.req.header("x-request-id"));
     c.set("requestId", id);
-    await next();
+    // The body limit runs here, not as a middleware layer of its own (one layer less on every request): only a
+    // request with a body pays for it, and its refusal is an answer like any other (headers, line, metrics).
+    if (limitBody && c.req.raw.body) {
+      const refused = await limitBody(c, next);
+      if (refused instanceof Response) c.res = refused;
+    } else {
+      await next();
+    }
     const headers = c.res.headers;
     applySecurityHeaders(headers, c.get("pageCsp"));
     headers.set("x-request-id", id);
@@ -199,28 +210,44 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
   setLogContext({ service: opts.service });
   const render = opts.render ?? renderProblem;
   const app = new OpenAPIHono<{ Bindings: E; Variables: AppVariables }>({ defaultHook: validationHook });
-  app.use(requestEdge(opts.service, opts.accessLog ?? "debug"));
-  app.use(
-    bodyLimit({
-      maxSize: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-      onError: () => {
-        throw new ApiError(413, "payload_too_large", "The request body is too large.");
-      },
-    }),
-  );
-  app.use(
-    methodNotAllowed({
-      app,
-      onMethodNotAllowed: (c, methods) =>
-        render(
-          new ApiError(405, "method_not_allowed", `Allowed: ${methods.join(", ")}.`, {
-            headers: { allow: methods.join(", ") },
-          }),
-          c,
-        ),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    onError: (c) => render(new ApiError(413, "payload_too_large", "The request body is too large."), c),
+  });
+  app.use(requestEdge(opts.service, opts.accessLog ?? "debug", limitBody));
   app.onError(createOnError(render));
-  app.notFound(createNotFound(render));
+  // 405 for a known path with the wrong method, decided where nothing matched (not a middleware on every request).
+  const notFound = createNotFound(render);
+  const allowedFor = allowedMethods(() => app.routes);
+  app.notFound((c) => {
+    const allowed = allowedFor(c.req.path);
+    if (allowed.length === 0 || allowed.includes(c.req.method)) return notFound(c);
+    return render(new ApiError(405, "method_not_allowed", `Allowed: ${allowed.join(", ")}.`, { headers: { allow: allowed.join(", ") } }), c);
+  });
   return app;
+}
+
+/**
+ * The methods an app serves at a path (GET implies HEAD), from its route table; built on first use (the table is
+ * complete once the module has loaded) and kept as plain data. Middleware (`ALL`) does not make a path known.
+ */
+export function allowedMethods(routes: () => readonly { method: string; path: string }[]): (path: string) => string[] {
+  let router: TrieRouter<string[]> | undefined;
+  return (path) => {
+    if (!router) {
+      const byPath = new Map<string, Set<string>>();
+      for (const r of routes()) {
+        if (r.method === "ALL" || r.method === "HEAD") continue;
+        const methods = byPath.get(r.path) ?? new Set<string>();
+        methods.add(r.method);
+        if (r.method === "GET") methods.add("HEAD");
+        byPath.set(r.path, methods);
+      }
+      router = new TrieRouter<string[]>();
+      for (const [p, methods] of byPath) router.add("ALL", p, [...methods]);
+    }
+    const out = new Set<string>();
+    for (const [methods] of router.match("ALL", path)[0]) for (const m of methods) out.add(m);
+    return [...out];
+  };
 }

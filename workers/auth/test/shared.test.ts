@@ -16,6 +16,7 @@ import {
 } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
 import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
+import { createApp } from "../../../shared/http";
 import { counter, histogram, snapshot, upDownCounter } from "../../../shared/metrics";
 import { assertScopes, PRINCIPAL_MEMO_MAX, principalMemoSizes, signPrincipal, verifyPrincipal, type Principal } from "../../../shared/principal";
 import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWithin, scopeCovers } from "../../../shared/scopes";
@@ -276,5 +277,52 @@ describe("metrics export", () => {
     expect(redactUrl("https://user:secret@gw/v1/phi/Patient/1")).toBe("https://gw/v1/phi/Patient/{id}");
     expect(redactUrl("https://gw\\pat_1/v1/phi")).not.toContain("pat_1");
     expect(redactUrl("https://gw?x=1")).toBe("https://gw/?x=REDACTED");
+  });
+});
+
+describe("the shared app's edge", () => {
+  const app = createApp({ service: "edge-test", maxBodyBytes: 16 });
+  app.get("/things/:id", (c) => c.json({ id: c.req.param("id") }));
+  app.post("/things", async (c) => c.json({ got: (await c.req.text()).length }, 201));
+  const ctx = { waitUntil: () => undefined, passThroughOnException: () => undefined, props: {} } as unknown as ExecutionContext;
+  const edgeHeaders = (res: Response) => {
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("strict-transport-security")).toContain("max-age=");
+    expect(res.headers.get("x-request-id")).toMatch(/^[\w-]+$/);
+  };
+
+  it("answers 405 with Allow for a known path and the wrong method, 404 for an unknown path, as problem+json", async () => {
+    const wrong = await app.request("/things/1", { method: "DELETE" }, {}, ctx);
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")).toBe("GET, HEAD");
+    expect(await wrong.json()).toMatchObject({ status: 405, code: "method_not_allowed" });
+    edgeHeaders(wrong);
+    const unknown = await app.request("/nothing", {}, {}, ctx);
+    expect(unknown.status).toBe(404);
+    edgeHeaders(unknown);
+    const post = await app.request("/things", { method: "GET" }, {}, ctx);
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("POST");
+  });
+
+  it("limits bodies with or without a declared length, and lets a small one through", async () => {
+    const declared = await app.request("/things", { method: "POST", body: "x".repeat(17), headers: { "content-length": "17" } }, {}, ctx);
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ code: "payload_too_large" });
+    edgeHeaders(declared);
+    const chunks = (n: number) =>
+      new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < n; i++) controller.enqueue(new TextEncoder().encode("xxxx"));
+          controller.close();
+        },
+      });
+    const streamed = await app.request("/things", { method: "POST", body: chunks(5) }, {}, ctx);
+    expect(streamed.status).toBe(413);
+    edgeHeaders(streamed);
+    const small = await app.request("/things", { method: "POST", body: chunks(3) }, {}, ctx);
+    expect(small.status).toBe(201);
+    expect(await small.json()).toEqual({ got: 12 });
+    edgeHeaders(small);
   });
 });
