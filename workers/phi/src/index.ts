@@ -1,14 +1,16 @@
+import type { MiddlewareHandler } from "hono";
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
 import { requirePlatformPrincipal, requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import { auditEveryAccess } from "./audit/middleware";
+import type { PhiEnv } from "./env";
 import { exportRoutes } from "./export/routes";
 import { moveRoutes } from "./move/route";
-import { fhirFormat } from "./fhir/format";
+import { answerInFormat, fhirFormat, requestedFormat } from "./fhir/format";
 import { renderPhiError } from "./fhir/outcome";
-import { preferReturn } from "./fhir/prefer";
+import { applyPreference } from "./fhir/prefer";
 import { auditRoutes } from "./routes/audit";
 import { bundleRoutes } from "./routes/bundle";
 import { internalRoutes } from "./routes/internal";
@@ -18,7 +20,7 @@ import { patientRoutes } from "./routes/patient";
 import { patientConditionalRoutes } from "./routes/patient-conditional";
 import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
-import { phiSession, requireValidBookmark } from "./store/scope";
+import { phiSession, refuseInvalidBookmark } from "./store/scope";
 import { shardDatabases } from "./store/shards";
 
 export { PhiAuditSealer } from "./audit/sealer";
@@ -44,9 +46,16 @@ app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 // The tenant's shard, in a D1 session (read replicas, bookmarks), before anything reads or writes.
 app.use("/v1/*", phiSession());
 app.use("/v1/*", auditEveryAccess());
-app.use("/v1/*", requireValidBookmark());
-app.use("/v1/*", fhirFormat());
-app.use("/v1/*", preferReturn());
+// Three per-request FHIR steps in one layer: a malformed bookmark is refused (after the audit middleware, so it is
+// recorded), `_format` is checked and honoured, and `Prefer: return=` applied to a write's answer.
+const fhirExchange: MiddlewareHandler<PhiEnv> = async (c, next) => {
+  refuseInvalidBookmark(c);
+  const format = requestedFormat(c);
+  await next();
+  await applyPreference(c);
+  answerInFormat(c, format);
+};
+app.use("/v1/*", fhirExchange);
 // Before the Patient routes: `Patient/$export` is an operation, not a Patient id.
 app.route("/", exportRoutes);
 app.route("/", searchRoutes);

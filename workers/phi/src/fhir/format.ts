@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { ApiError } from "../../../../shared/errors";
 
 /**
@@ -26,13 +26,24 @@ export function acceptableBodyType(contentType: string | undefined): boolean {
  */
 export function fhirFormat(): MiddlewareHandler {
   return async (c, next) => {
-    const format = new URL(c.req.url).searchParams.get("_format");
-    if (format !== null && !acceptableFormat(format)) {
-      throw new ApiError(406, "unsupported_format", "_format must be json, application/fhir+json or application/json.");
-    }
+    const format = requestedFormat(c);
     await next();
-    if (format?.toLowerCase().startsWith("application/json") && (c.res.headers.get("content-type") ?? "").startsWith("application/fhir+json")) {
-      c.res.headers.set("content-type", "application/json; charset=utf-8");
-    }
+    answerInFormat(c, format);
   };
+}
+
+/** The request's `_format` (null when absent; the URL is parsed only when it names one); 406 when we cannot answer in it. */
+export function requestedFormat(c: Context): string | null {
+  const format = c.req.url.includes("_format") ? new URL(c.req.url).searchParams.get("_format") : null;
+  if (format !== null && !acceptableFormat(format)) {
+    throw new ApiError(406, "unsupported_format", "_format must be json, application/fhir+json or application/json.");
+  }
+  return format;
+}
+
+/** After the handler: `_format=application/json` is answered with that media type. */
+export function answerInFormat(c: Context, format: string | null): void {
+  if (format?.toLowerCase().startsWith("application/json") && (c.res.headers.get("content-type") ?? "").startsWith("application/fhir+json")) {
+    c.res.headers.set("content-type", "application/json; charset=utf-8");
+  }
 }

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { FHIR_JSON } from "./outcome";
 
 /**
@@ -27,32 +27,29 @@ function isResourceWrite(method: string, pathname: string): boolean {
  * Applies the preference to a successful write's answer after the handler built it
  * (the handlers stay typed with their one response shape).
  */
-export function preferReturn(): MiddlewareHandler {
-  return async (c, next) => {
-    await next();
-    const status = c.res.status;
-    if ((status !== 200 && status !== 201) || !isResourceWrite(c.req.method, new URL(c.req.url).pathname)) return;
-    const pref = returnPreference(c.req.header("prefer"));
-    if (pref === undefined) return;
-    const headers = new Headers(c.res.headers);
-    headers.set("preference-applied", `return=${pref}`);
-    if (pref === "representation") {
-      c.res = new Response(c.res.body, { status, headers });
-      return;
-    }
-    if (pref === "minimal") {
-      await c.res.body?.cancel();
-      headers.delete("content-type");
-      c.res = new Response(null, { status, headers });
-      return;
-    }
-    const written = await c.res.json<{ resourceType?: string; id?: string }>();
-    const what = `${written.resourceType ?? ""}/${written.id ?? ""}`;
-    const outcome = {
-      resourceType: "OperationOutcome",
-      issue: [{ severity: "information", code: "informational", details: { text: status === 201 ? `Created ${what}.` : `Done: ${what}.` } }],
-    };
-    headers.set("content-type", FHIR_JSON);
-    c.res = new Response(JSON.stringify(outcome), { status, headers });
+export async function applyPreference(c: Context): Promise<void> {
+  const status = c.res.status;
+  if ((status !== 200 && status !== 201) || (c.req.method !== "POST" && c.req.method !== "PUT") || !isResourceWrite(c.req.method, new URL(c.req.url).pathname)) return;
+  const pref = returnPreference(c.req.header("prefer"));
+  if (pref === undefined) return;
+  const headers = new Headers(c.res.headers);
+  headers.set("preference-applied", `return=${pref}`);
+  if (pref === "representation") {
+    c.res = new Response(c.res.body, { status, headers });
+    return;
+  }
+  if (pref === "minimal") {
+    await c.res.body?.cancel();
+    headers.delete("content-type");
+    c.res = new Response(null, { status, headers });
+    return;
+  }
+  const written = await c.res.json<{ resourceType?: string; id?: string }>();
+  const what = `${written.resourceType ?? ""}/${written.id ?? ""}`;
+  const outcome = {
+    resourceType: "OperationOutcome",
+    issue: [{ severity: "information", code: "informational", details: { text: status === 201 ? `Created ${what}.` : `Done: ${what}.` } }],
   };
+  headers.set("content-type", FHIR_JSON);
+  c.res = new Response(JSON.stringify(outcome), { status, headers });
 }

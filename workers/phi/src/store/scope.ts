@@ -73,9 +73,6 @@ export function phiSession(): MiddlewareHandler<PhiEnv> {
 }
 
 /** After the audit middleware: a malformed bookmark is refused (and recorded as such). */
-export function requireValidBookmark(): MiddlewareHandler<PhiEnv> {
-  return async (c, next) => {
-    if (c.get("phiBookmarkInvalid")) throw new ApiError(400, "invalid_bookmark", `${BOOKMARK_HEADER} must be a bookmark returned by this API.`);
-    await next();
-  };
+export function refuseInvalidBookmark(c: Context<PhiEnv>): void {
+  if (c.get("phiBookmarkInvalid")) throw new ApiError(400, "invalid_bookmark", `${BOOKMARK_HEADER} must be a bookmark returned by this API.`);
 }
