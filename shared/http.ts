@@ -72,17 +72,27 @@ export function requestEdge(
   service: string,
   level: LogLevel = "info",
   limitBody?: MiddlewareHandler,
+  hooks?: RequestHooks,
+  onError?: (err: Error, c: Context) => Response | Promise<Response>,
 ): MiddlewareHandler<{ Variables: RequestIdVariables & Partial<PrincipalVariables> & PageCspVariables }> {
   return async (c, next) => {
     setLogLevel((c.env as { LOG_LEVEL?: string } | undefined)?.LOG_LEVEL);
     const start = performance.now();
     const id = incomingRequestId(c.req.header("x-request-id"));
     c.set("requestId", id);
+    hooks?.start();
     // The body limit runs here, not as a middleware layer of its own (one layer less on every request): only a
     // request with a body pays for it, and its refusal is an answer like any other (headers, line, metrics).
     if (limitBody && c.req.raw.body) {
-      const refused = await limitBody(c, next);
-      if (refused instanceof Response) c.res = refused;
+      try {
+        const refused = await limitBody(c, next);
+        if (refused instanceof Response) c.res = refused;
+      } catch (err) {
+        // Reading the body failed (the client went away mid-stream): answered here like any error of a layer.
+        if (!(err instanceof Error) || !onError) throw err;
+        c.error = err;
+        c.res = await onError(err, c);
+      }
     } else {
       await next();
     }
@@ -95,7 +105,7 @@ export function requestEdge(
     } catch {
       ctx = undefined; // app.request() in unit tests has no execution context
     }
-    finishRequest(service, level, c.env as TelemetryEnv, ctx, {
+    const finished: FinishedRequest = {
       requestId: id,
       headers: c.req.raw.headers,
       method: c.req.method,
@@ -103,8 +113,16 @@ export function requestEdge(
       status: c.res.status,
       seconds: (performance.now() - start) / 1000,
       sub: c.get("principal")?.sub,
-    });
+    };
+    hooks?.done(finished);
+    finishRequest(service, level, c.env as TelemetryEnv, ctx, finished);
   };
+}
+
+/** A worker's own bookkeeping at the start and the end of every request (its metrics), run by the edge middleware. */
+export interface RequestHooks {
+  start(): void;
+  done(r: FinishedRequest): void;
 }
 
 /** What the access line and the request-duration histogram say about one finished request. */
@@ -199,6 +217,8 @@ export interface CreateAppOptions {
   accessLog?: LogLevel;
   render?: ErrorRenderer;
   maxBodyBytes?: number;
+  /** The worker's own per-request bookkeeping, in the edge middleware rather than a layer of its own. */
+  hooks?: RequestHooks;
 }
 
 /**
@@ -214,8 +234,9 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
     maxSize: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     onError: (c) => render(new ApiError(413, "payload_too_large", "The request body is too large."), c),
   });
-  app.use(requestEdge(opts.service, opts.accessLog ?? "debug", limitBody));
-  app.onError(createOnError(render));
+  const onError = createOnError(render);
+  app.use(requestEdge(opts.service, opts.accessLog ?? "debug", limitBody, opts.hooks, onError));
+  app.onError(onError);
   // 405 for a known path with the wrong method, decided where nothing matched (not a middleware on every request).
   const notFound = createNotFound(render);
   const allowedFor = allowedMethods(() => app.routes);

@@ -1,5 +1,5 @@
 import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
-import { createApp, routeTemplate } from "../../../shared/http";
+import { createApp } from "../../../shared/http";
 import { activeRequests, gatewayRequestDone } from "./metrics";
 import docsRoutes from "./docs";
 import { gatewayRoutes } from "./gateway/gateway";
@@ -14,16 +14,11 @@ import wellKnownRoutes from "./routes/well-known";
 export const GATEWAY_MAX_BODY_BYTES = 1024 * 1024;
 
 export function buildApp() {
-  const app = createApp<Env>({ service: "auth", maxBodyBytes: GATEWAY_MAX_BODY_BYTES, accessLog: "info" });
-
-  app.use(async (c, next) => {
-    const start = performance.now();
-    activeRequests.add(1);
-    try {
-      await next();
-    } finally {
-      gatewayRequestDone((performance.now() - start) / 1000, routeTemplate(c), c.req.method, c.res.status);
-    }
+  const app = createApp<Env>({
+    service: "auth",
+    maxBodyBytes: GATEWAY_MAX_BODY_BYTES,
+    accessLog: "info",
+    hooks: { start: () => activeRequests.add(1), done: (r) => gatewayRequestDone(r.seconds, r.route, r.method, r.status) },
   });
 
   app.route(

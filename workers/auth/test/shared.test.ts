@@ -324,5 +324,29 @@ describe("the shared app's edge", () => {
     expect(small.status).toBe(201);
     expect(await small.json()).toEqual({ got: 12 });
     edgeHeaders(small);
+    // A body that fails mid-stream is an error answered like any other: generic, with the edge's headers.
+    const broken = new ReadableStream({
+      pull(controller) {
+        controller.error(new TypeError("stream broke"));
+      },
+    });
+    const failed = await app.request("/things", { method: "POST", body: broken }, {}, ctx);
+    expect(failed.status).toBe(500);
+    expect(await failed.json()).toMatchObject({ code: "internal_error" });
+    edgeHeaders(failed);
+  });
+
+  it("runs a worker's own per-request hooks once per request, with the finished request", async () => {
+    const seen: { route: string; status: number }[] = [];
+    let started = 0;
+    const hooked = createApp({ service: "edge-hooks", hooks: { start: () => started++, done: (r) => seen.push({ route: r.route, status: r.status }) } });
+    hooked.get("/things/:id", (c) => c.json({ id: c.req.param("id") }));
+    expect((await hooked.request("/things/7", {}, {}, ctx)).status).toBe(200);
+    expect((await hooked.request("/things/7", { method: "POST" }, {}, ctx)).status).toBe(405);
+    expect(started).toBe(2);
+    expect(seen).toEqual([
+      { route: "/things/:id", status: 200 },
+      { route: "unmatched", status: 405 },
+    ]);
   });
 });
