@@ -184,6 +184,43 @@ export async function bundleTwin(entry, source) {
   return outfile;
 }
 
+/**
+ * One worker per mode from one bundle in one runtime (its MODE binding picks the behaviour, the mode's own
+ * bindings added), each serving `GET /<mode>/ok`, measured in turns (2 rounds, 1 s warm-up, `seconds` measured):
+ * prints each mode's best CPU per request and its excess over the first mode (the baseline).
+ */
+export async function compareModes(outfile, modes, { name, seconds = Number(process.env.BENCH_SECONDS ?? 4) }) {
+  const { mf, url } = await startMiniflare(
+    modes.map(([key, , vars]) => ({
+      name: `${name}-${key}`,
+      compatibilityDate: "2026-08-15",
+      compatibilityFlags: ["nodejs_compat"],
+      modules: true,
+      scriptPath: outfile,
+      bindings: { MODE: key, ...vars },
+      routes: [`*/${key}/*`],
+    })),
+  );
+  try {
+    const sums = Object.fromEntries(modes.map(([key]) => [key, []]));
+    for (let round = 0; round < 2; round++) {
+      for (const [key] of modes) {
+        await measure({ url: `${url}/${key}/ok`, duration: 1, connections: 32 });
+        sums[key].push((await measure({ url: `${url}/${key}/ok`, duration: seconds, connections: 32 })).cpuMsPerReq);
+      }
+    }
+    const [baseKey, baseLabel] = modes[0];
+    const base = Math.min(...sums[baseKey]);
+    const width = Math.max(...modes.map(([, label]) => label.length)) + 2;
+    for (const [key, label] of modes) {
+      const best = Math.min(...sums[key]);
+      console.log(`${label.padEnd(width)} ${best.toFixed(3)} ms CPU/req (best of 2), +${(best - base).toFixed(3)} over the ${baseLabel}`);
+    }
+  } finally {
+    await mf.dispose();
+  }
+}
+
 /** Runs autocannon and the CPU meter around it. `cpu` measures another process (a Node baseline). */
 export async function measure({ cpu = runtimeCpuSeconds, ...opts }) {
   const cpu0 = cpu();

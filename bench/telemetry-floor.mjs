@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { once } from "node:events";
 import { ROOT } from "../scripts/workers.mjs";
-import { bundleTwin, measure, startMiniflare } from "./lib.mjs";
+import { bundleTwin, compareModes } from "./lib.mjs";
 
 const SOURCE = `
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -68,34 +68,9 @@ const MODES = [
   ["off", "traced, off (no endpoint)", {}],
   ["on", "traced, on (otel-cf-workers)", { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl }],
   ["minimal", "minimal tracer, on", { SINK: sinkUrl }],
-
 ];
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const { mf, url } = await startMiniflare(
-  MODES.map(([key, , vars]) => ({
-    name: `floor-${key}`,
-    compatibilityDate: "2026-08-15",
-    compatibilityFlags: ["nodejs_compat"],
-    modules: true,
-    scriptPath: outfile,
-    bindings: { MODE: key, ...vars },
-    routes: [`*/${key}/*`],
-  })),
-);
 try {
-  const sums = Object.fromEntries(MODES.map(([key]) => [key, []]));
-  for (let round = 0; round < 2; round++) {
-    for (const [key] of MODES) {
-      await measure({ url: `${url}/${key}/ok`, duration: 1, connections: 32 });
-      sums[key].push((await measure({ url: `${url}/${key}/ok`, duration: SECONDS, connections: 32 })).cpuMsPerReq);
-    }
-  }
-  const base = Math.min(...sums.raw);
-  for (const [key, label] of MODES) {
-    const best = Math.min(...sums[key]);
-    console.log(`${label.padEnd(30)} ${best.toFixed(3)} ms CPU/req (best of 2), +${(best - base).toFixed(3)} over the raw handler`);
-  }
+  await compareModes(outfile, MODES, { name: "floor" });
 } finally {
-  await mf.dispose();
   sink.kill("SIGTERM");
 }

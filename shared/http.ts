@@ -252,7 +252,7 @@ export function createApp<E extends object>(opts: CreateAppOptions) {
  * The methods an app serves at a path (GET implies HEAD), from its route table; built on first use (the table is
  * complete once the module has loaded) and kept as plain data. Middleware (`ALL`) does not make a path known.
  */
-export function allowedMethods(routes: () => readonly { method: string; path: string }[]): (path: string) => string[] {
+function allowedMethods(routes: () => readonly { method: string; path: string }[]): (path: string) => string[] {
   let router: TrieRouter<string[]> | undefined;
   return (path) => {
     if (!router) {

@@ -19,8 +19,10 @@ export function returnPreference(header: string | undefined): ReturnPreference |
 }
 
 /** A create, update or conditional create/update of a resource (not a `_search`). */
-function isResourceWrite(method: string, pathname: string): boolean {
-  return (method === "POST" || method === "PUT") && /^\/v1\/phi\/(Patient|Observation)(\/[A-Za-z0-9\-.]+)?$/.test(pathname) && !pathname.endsWith("/_search");
+function isResourceWrite(method: string, url: string): boolean {
+  if (method !== "POST" && method !== "PUT") return false;
+  const pathname = new URL(url).pathname;
+  return /^\/v1\/phi\/(Patient|Observation)(\/[A-Za-z0-9\-.]+)?$/.test(pathname) && !pathname.endsWith("/_search");
 }
 
 /**
@@ -29,7 +31,7 @@ function isResourceWrite(method: string, pathname: string): boolean {
  */
 export async function applyPreference(c: Context): Promise<void> {
   const status = c.res.status;
-  if ((status !== 200 && status !== 201) || (c.req.method !== "POST" && c.req.method !== "PUT") || !isResourceWrite(c.req.method, new URL(c.req.url).pathname)) return;
+  if ((status !== 200 && status !== 201) || !isResourceWrite(c.req.method, c.req.url)) return;
   const pref = returnPreference(c.req.header("prefer"));
   if (pref === undefined) return;
   const headers = new Headers(c.res.headers);
