@@ -120,6 +120,7 @@ async function twinWorkers(secrets) {
   const phi = d1Of("phi");
   const workers = [
     { name: "twin-token", ...COMPAT, scriptPath: files["token.js"], routes: ["*/twin/token"], d1Databases: auth, bindings: keys },
+    { name: "twin-token-edge", ...COMPAT, scriptPath: files["token.js"], routes: ["*/twin/token-edge"], d1Databases: auth, bindings: { ...keys, TWIN_EDGE: "1" } },
     { name: "twin-introspect", ...COMPAT, scriptPath: files["introspect.js"], routes: ["*/twin/introspect"], d1Databases: auth, bindings: keys },
     {
       name: "twin-payment", ...COMPAT, scriptPath: files["payment.js"], routes: ["*/twin/payment"], d1Databases: d1Of("payments"),
@@ -211,11 +212,14 @@ async function seedBaseline(p, s) {
 
 const form = (o) => new URLSearchParams(o).toString();
 
+const TOKEN_EDGE = "twin + the platform's edge (request id, security headers, access line, metrics)";
+
 async function tokenScenario(p, s, node) {
   const req = { method: "POST", headers: { authorization: s.basic, "content-type": "application/x-www-form-urlencoded" }, body: form({ grant_type: "client_credentials", scope: "phi:read" }) };
   await benchGroup("token issuance (client_credentials)", [
     { impl: "ours (POST /oauth/token)", opts: { url: `${p.url}/oauth/token`, ...req }, note: "1 D1 round trip: lockout windows + client row in one statement (failures cleared only when there were some)" },
     { impl: "twin", opts: { url: `${p.url}/twin/token`, ...req }, note: "1 D1 select, SHA-256 check, jose ES256 sign" },
+    { impl: TOKEN_EDGE, opts: { url: `${p.url}/twin/token-edge`, ...req }, note: "the floor under ours: what any implementation of the gateway's contract pays beyond the twin" },
     { impl: "Node baseline", opts: { url: `${node.url}/oauth/token`, cpu: node.cpu, ...req }, note: "node:http + jose + node:sqlite in-process" },
   ]);
 }

@@ -1,5 +1,5 @@
 import { and, asc, eq, getTableColumns, gt, type SQL } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { digestsEqual, randomToken, sha256Hex, timingSafeEqualStr } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
 import { allowedScopes } from "../../../shared/scopes";
@@ -124,12 +124,15 @@ function bootstrapClient(cfg: AuthConfig): Client | undefined {
 }
 
 export class ClientStore {
-  private readonly orm;
+  private ormInstance: DrizzleD1Database | undefined;
   constructor(
     private readonly db: D1Database,
     private readonly cfg: AuthConfig,
-  ) {
-    this.orm = drizzle(db);
+  ) {}
+
+  /** Built on first use: token issuance with a client secret runs one prepared statement and never needs it. */
+  private get orm(): DrizzleD1Database {
+    return (this.ormInstance ??= drizzle(this.db));
   }
 
   /** The client, when the caller may see it (`visibleTo`); the bootstrap client is a platform client. */
