@@ -1,3 +1,4 @@
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { auditRows, call, createPatient, expectValidFhir, json, patient } from "./helpers";
 
@@ -82,6 +83,23 @@ describe("writes as generic clients send them", () => {
 });
 
 describe("conditional update: PUT /Patient?identifier=system|value", () => {
+  it("of concurrent conditional updates that all found nothing, one creates and the others get 409, nothing duplicated", async () => {
+    const criteria = `identifier=${encodeURIComponent(`${SSN}|999-41-0077`)}`;
+    const instances = [SELF, env.ISO_1, env.ISO_2, env.ISO_3];
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => call(`/Patient?${criteria}`, { method: "PUT", body: withId(SSN, "999-41-0077"), via: instances[i % instances.length] })),
+    );
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    // The others updated the one Patient (they found it) or lost the race to create it (409: send again).
+    expect(statuses.every((s) => s === 201 || s === 200 || s === 409)).toBe(true);
+    const found = await json<{ entry?: unknown[] }>(await call(`/Patient?${criteria}`));
+    expect(found.entry).toHaveLength(1);
+    // Sent again, a lost one updates the one Patient.
+    const again = await call(`/Patient?${criteria}`, { method: "PUT", body: withId(SSN, "999-41-0077") });
+    expect(again.status).toBe(200);
+  });
+
   it("0 matches creates, 1 match updates that Patient, several are 412", async () => {
     const criteria = `identifier=${encodeURIComponent(`${SSN}|999-41-0001`)}`;
     const first = await call(`/Patient?${criteria}`, { method: "PUT", body: withId(SSN, "999-41-0001") });

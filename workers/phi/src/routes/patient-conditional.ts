@@ -5,9 +5,10 @@ import { decideResource, decideVersionMatch, enforce } from "../access";
 import { phiSettings } from "../config";
 import { patientValues } from "../fhir/index-tokens";
 import { PatientSchema } from "../fhir/patient";
-import { conditionalMatches } from "../service/conditional";
+import { conditionalCriteria, conditionalMatches } from "../service/conditional";
 import { resourceHeaders } from "../service/present";
-import { writeVersion } from "../service/write";
+import { createGuarded, writeVersion } from "../service/write";
+import { noLiveMatch } from "../store/search-query";
 import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson, ResourceOut } from "./openapi";
 
 /**
@@ -30,7 +31,7 @@ patientConditionalRoutes.openapi(
     responses: {
       200: { description: "Updated the one match: a new version", content: fhirJson(ResourceOut) },
       201: { description: "Nothing matched: created", content: fhirJson(ResourceOut) },
-      ...fhirErrors(412, 413, 415),
+      ...fhirErrors(409, 412, 413, 415),
     },
   }),
   async (c) => {
@@ -41,7 +42,9 @@ patientConditionalRoutes.openapi(
     const url = new URL(c.req.url);
     url.searchParams.delete("_format");
     const cfg = await phiSettings(c);
-    const matches = await conditionalMatches(scopeOf(c), cfg, url.searchParams.toString());
+    const scope = scopeOf(c);
+    const conds = await conditionalCriteria(cfg, url.searchParams.toString());
+    const matches = await conditionalMatches(scope, cfg, url.searchParams.toString(), conds);
     if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The criteria match more than one Patient.");
     const head = matches[0];
     const now = new Date();
@@ -49,7 +52,10 @@ patientConditionalRoutes.openapi(
       // Ids are server-assigned: a client id for a new resource would be update-as-create.
       if (input.id !== undefined) throw new ApiError(400, "id_not_allowed", "Nothing matched: leave out id, the server assigns it.");
       const id = crypto.randomUUID();
-      const { row, resource } = await writeVersion(c, cfg, "create", { type: "Patient", id, versionId: 1, patientId: id, body: input, values: patientValues(input, id) }, now);
+      // Created only while still nothing matches, inside the write's own transaction (as a conditional create).
+      const version = { type: "Patient" as const, id, versionId: 1, patientId: id, body: input, values: patientValues(input, id) };
+      const { row, resource, written } = await createGuarded(c, cfg, version, noLiveMatch(scope.tenant, "Patient", conds), now);
+      if (!written) throw new ApiError(409, "conditional_update_conflict", "A Patient matching the criteria was created at the same time; send the update again.");
       return c.json(resource ?? { resourceType: "Patient", id }, 201, resourceHeaders(row, true));
     }
     if (input.id !== undefined && input.id !== head.id) throw new ApiError(400, "id_mismatch", "The resource id is not the id of the Patient the criteria match.");

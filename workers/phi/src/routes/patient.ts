@@ -8,9 +8,10 @@ import { patientValues } from "../fhir/index-tokens";
 import { PatientSchema } from "../fhir/patient";
 import { presentVersion, resourceHeaders } from "../service/present";
 import { readAudited } from "../service/read";
-import { writeVersion } from "../service/write";
+import { createGuarded, writeVersion } from "../service/write";
 import { readHead } from "../store/resources";
-import { conditionalMatches } from "../service/conditional";
+import { noLiveMatch } from "../store/search-query";
+import { conditionalCriteria, conditionalMatches } from "../service/conditional";
 import { FHIR_REQUEST, fhirErrors, fhirJson, phiRouter, requireFhirJson, ResourceId, ResourceOut } from "./openapi";
 
 /** FHIR R4 Patient: create, read, update (new version), delete (tombstone version). */
@@ -36,7 +37,7 @@ patientRoutes.openapi(
     responses: {
       201: { description: "Created", content: fhirJson(ResourceOut) },
       200: { description: "Conditional create: the one existing match, nothing created", content: fhirJson(ResourceOut) },
-      ...fhirErrors(412, 413, 415),
+      ...fhirErrors(409, 412, 413, 415),
     },
   }),
   async (c) => {
@@ -46,27 +47,36 @@ patientRoutes.openapi(
     enforce(decideResource(c.get("principal").scopes, "Patient", ...(criteria === undefined ? ["c" as const] : (["c", "r", "s"] as const))));
     const input = c.req.valid("json");
     const cfg = await phiSettings(c);
-    if (criteria !== undefined) {
-      // FHIR R4 http.html#ccreate: one match -> 200 with it, several -> 412, none -> create.
-      const matches = await conditionalMatches(scopeOf(c), cfg, criteria);
-      if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The If-None-Exist criteria match more than one Patient.");
-      const head = matches[0];
-      if (head) {
-        const resource = await presentVersion(cfg.bodies, head);
-        await recordSuccess(c, { action: "read", resourceType: "Patient", resourceId: head.id, patientIds: [head.id] }, new Date());
-        return c.json(resource, 200, resourceHeaders(head, true));
-      }
-    }
     // The server assigns ids (FHIR create ignores a client id).
     const id = crypto.randomUUID();
-    const { row, resource } = await writeVersion(
-      c,
-      cfg,
-      "create",
-      { type: "Patient", id, versionId: 1, patientId: id, body: input, values: patientValues(input, id) },
-      new Date(),
-    );
-    return c.json(resource ?? { resourceType: "Patient", id }, 201, resourceHeaders(row, true));
+    const version = { type: "Patient" as const, id, versionId: 1, patientId: id, body: input, values: patientValues(input, id) };
+    if (criteria === undefined) {
+      const { row, resource } = await writeVersion(c, cfg, "create", version, new Date());
+      return c.json(resource ?? { resourceType: "Patient", id }, 201, resourceHeaders(row, true));
+    }
+    // FHIR R4 http.html#ccreate: one match -> 200 with it, several -> 412, none -> create. The create is guarded by
+    // the same criteria inside its own transaction, so of concurrent conditional creates that all found none, one
+    // creates and the others answer with its Patient (their records: a failed create, reason conditional_match).
+    const scope = scopeOf(c);
+    const conds = await conditionalCriteria(cfg, criteria);
+    /** The one live match, read and recorded; undefined when there is none (412 when there are several). */
+    const theMatch = async () => {
+      const matches = await conditionalMatches(scope, cfg, criteria, conds);
+      if (matches.length > 1) throw new ApiError(412, "multiple_matches", "The If-None-Exist criteria match more than one Patient.");
+      const head = matches[0];
+      if (!head) return undefined;
+      const resource = await presentVersion(cfg.bodies, head);
+      await recordSuccess(c, { action: "read", resourceType: "Patient", resourceId: head.id, patientIds: [head.id] }, new Date());
+      return { head, resource };
+    };
+    const existing = await theMatch();
+    if (existing) return c.json(existing.resource, 200, resourceHeaders(existing.head, true));
+    const { row, resource, written } = await createGuarded(c, cfg, version, noLiveMatch(scope.tenant, "Patient", conds), new Date());
+    if (written) return c.json(resource ?? { resourceType: "Patient", id }, 201, resourceHeaders(row, true));
+    // A concurrent create matching the criteria committed first: its Patient is the answer.
+    const winner = await theMatch();
+    if (winner) return c.json(winner.resource, 200, resourceHeaders(winner.head, true));
+    throw new ApiError(409, "conditional_create_conflict", "A Patient matching If-None-Exist was created and removed while this request ran; send it again.");
   },
 );
 

@@ -4,9 +4,12 @@ import { ApiError } from "../../../../shared/errors";
 import type { PhiSettings } from "../config";
 import { indexEntries } from "../fhir/index-tokens";
 import type { ResourceType } from "../fhir/search-params";
-import { recordSuccess } from "../audit/middleware";
+import { sqlValue } from "../../../../shared/audit/append";
+import { recordAccess, recordSuccess } from "../audit/middleware";
+import { countRecord } from "../audit/trail";
 import type { AuditAction } from "../audit/describe";
-import { readHead, writeVersionStatements, type VersionRow } from "../store/resources";
+import { readHead, versionWritten, writeVersionStatements, type VersionRow } from "../store/resources";
+import type { Sql } from "../store/search-query";
 import { scopeOf } from "../store/scope";
 import { seal } from "../store/seal";
 import { versionMeta, type FhirResource } from "./present";
@@ -62,13 +65,55 @@ export async function writeVersion(
       writeVersionStatements(scopeOf(c), row, index),
     );
   } catch (err) {
-    // The batch failed as a whole (nothing written). If another writer took this
-    // version number meanwhile, say so (FHIR: 409 for a concurrent update) rather than 503.
-    const head = await readHead(scopeOf(c), v.type, v.id).catch(() => null);
-    if (v.versionId > 1 && head && head.version_id >= v.versionId) {
-      throw new ApiError(409, "version_conflict", "Another update of this resource happened at the same time; read it again.");
-    }
+    await explainFailedWrite(c, v);
     throw err;
   }
   return { row, resource };
+}
+
+/**
+ * A create written only while `guard` holds, checked inside the write's own transaction (a conditional create:
+ * no live resource matching its criteria). The audit record is in the same batch, its outcome decided by SQL:
+ * `success`, or `failed` with reason `conditional_match` when a concurrent create that matches committed first and
+ * nothing was written. `written` says which; when false the caller answers with the match.
+ */
+export async function createGuarded(
+  c: Context<PhiEnv>,
+  cfg: PhiSettings,
+  v: NewVersion,
+  guard: Sql,
+  now: Date,
+): Promise<{ row: VersionRow; resource: FhirResource | null; written: boolean }> {
+  const { row, resource } = await sealedVersion(cfg, v, now);
+  const index = await indexEntries(cfg.indexKey, v.type, v.values);
+  const scope = scopeOf(c);
+  const written = versionWritten(scope, row);
+  try {
+    const [insert] = await recordAccess(
+      c,
+      { action: "create", resourceType: v.type, resourceId: v.id, patientIds: [v.patientId] },
+      now,
+      writeVersionStatements(scope, row, index, guard),
+      {
+        outcome: sqlValue(`SELECT CASE WHEN ${written.sql} THEN 'success' ELSE 'failed' END`, ...written.binds),
+        reason: sqlValue(`SELECT CASE WHEN ${written.sql} THEN '' ELSE 'conditional_match' END`, ...written.binds),
+        // A create that wrote nothing concerns no patient (the id it would have had never existed).
+        patient_ids: sqlValue(`SELECT CASE WHEN ${written.sql} THEN ? ELSE '' END`, ...written.binds, v.patientId),
+      },
+    );
+    const ok = (insert?.meta.changes ?? 0) > 0;
+    countRecord("create", ok ? "success" : "failed");
+    return { row, resource, written: ok };
+  } catch (err) {
+    await explainFailedWrite(c, v);
+    throw err;
+  }
+}
+
+/** A failed write batch (nothing written): a concurrent update that took this version number is a 409, not a 503. */
+async function explainFailedWrite(c: Context<PhiEnv>, v: NewVersion): Promise<void> {
+  const head = await readHead(scopeOf(c), v.type, v.id).catch(() => null);
+  if (v.versionId > 1 && head && head.version_id >= v.versionId) {
+    throw new ApiError(409, "version_conflict", "Another update of this resource happened at the same time; read it again.");
+  }
 }

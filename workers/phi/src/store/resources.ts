@@ -1,6 +1,7 @@
 import type { IndexEntry } from "../fhir/index-tokens";
 import type { ResourceType } from "../fhir/search-params";
 import type { Scope } from "./scope";
+import type { Sql } from "./search-query";
 
 /** One row of resource_versions (insert-only), as the store reads it (its tenant is the scope's). */
 export interface VersionRow {
@@ -52,11 +53,26 @@ export async function readHistory(s: Scope, type: ResourceType, id: string, limi
  * concurrent writer of the same version fail, so versions never fork) and the
  * replacement of the resource's index rows, all stamped with the scope's tenant.
  */
-export function writeVersionStatements(s: Scope, row: VersionRow, index: IndexEntry[]): D1PreparedStatement[] {
+export function writeVersionStatements(s: Scope, row: VersionRow, index: IndexEntry[], guard?: Sql): D1PreparedStatement[] {
+  const values = [s.tenant, row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.sealed, row.patient_id];
+  if (guard) {
+    // A guarded version (a conditional create): written only while `guard` holds inside this batch's transaction,
+    // and its index rows only when it was (`versionWritten`); the batch's first result tells (meta.changes).
+    const written = versionWritten(s, row);
+    const stmts = [
+      s.db.prepare(`INSERT INTO resource_versions (tenant_id, ${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ${guard.sql}`).bind(...values, ...guard.binds),
+    ];
+    for (const e of index) {
+      stmts.push(
+        s.db
+          .prepare(`INSERT INTO search_index (tenant_id, resource_type, resource_id, param, token) SELECT ?, ?, ?, ?, ? WHERE ${written.sql}`)
+          .bind(s.tenant, row.resource_type, row.id, e.param, e.token, ...written.binds),
+      );
+    }
+    return stmts;
+  }
   const stmts = [
-    s.db
-      .prepare(`INSERT INTO resource_versions (tenant_id, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-      .bind(s.tenant, row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.sealed, row.patient_id),
+    s.db.prepare(`INSERT INTO resource_versions (tenant_id, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).bind(...values),
     s.db.prepare("DELETE FROM search_index WHERE tenant_id = ? AND resource_type = ? AND resource_id = ?").bind(s.tenant, row.resource_type, row.id),
   ];
   for (const e of index) {
@@ -67,4 +83,12 @@ export function writeVersionStatements(s: Scope, row: VersionRow, index: IndexEn
     );
   }
   return stmts;
+}
+
+/** `EXISTS` this exact version of `row` (SQL condition, for statements of the same batch after its guarded insert). */
+export function versionWritten(s: Scope, row: Pick<VersionRow, "resource_type" | "id" | "version_id">): Sql {
+  return {
+    sql: "EXISTS (SELECT 1 FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? AND version_id = ?)",
+    binds: [s.tenant, row.resource_type, row.id, row.version_id],
+  };
 }

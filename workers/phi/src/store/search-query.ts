@@ -49,7 +49,7 @@ const OPS = { ge: ">=", gt: ">", le: "<=", lt: "<" } as const;
 const HEAD =
   "h.version_id = (SELECT MAX(x.version_id) FROM resource_versions x WHERE x.tenant_id = h.tenant_id AND x.resource_type = h.resource_type AND x.id = h.id)";
 
-interface Sql {
+export interface Sql {
   sql: string;
   binds: (string | number)[];
 }
@@ -72,6 +72,19 @@ function matches(plan: SearchPlan): Sql {
     binds.push(plan.tenant, plan.type, c.param, c.kind === "exact" ? c.token : c.instant);
   }
   return { sql, binds };
+}
+
+/** Far enough ahead that every stored version is "as of" it: the current heads. */
+const NOW_AND_EVER = "9999-12-31T23:59:59.999Z";
+
+/**
+ * `NOT EXISTS` a live resource of `type` matching `conds`, as a SQL condition to guard a write with: evaluated
+ * inside the write's own transaction, so a conditional create that another request's committed create would now
+ * match inserts nothing (FHIR http.html#ccreate under concurrency: one resource, not two).
+ */
+export function noLiveMatch(tenant: string, type: ResourceType, conds: TokenCondition[]): Sql {
+  const m = matches({ tenant, type, conds, asOf: NOW_AND_EVER, sort: "_id", after: null, limit: 1, total: false, include: false, revinclude: false, revincludeMax: 0 });
+  return { sql: `NOT EXISTS (SELECT 1 ${m.sql})`, binds: m.binds };
 }
 
 function orderBy(sort: SortOrder, key: string, id: string): string {
