@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { auditRows, call, createPatient, expectValidFhir, json, patient } from "./helpers";
 import { observation, outcomeCode, postBundle, postCounted, tableCounts, txn, urn, type BundleOut } from "./bundle-helpers";
@@ -86,6 +86,33 @@ describe("transaction Bundles (POST /v1/phi)", () => {
     expect(entries[0]?.response.status).toBe("200 OK");
     expect(entries[0]?.resource?.id).toBe(existing.id);
     expect(entries[1]?.resource?.subject).toEqual({ reference: `Patient/${existing.id}` });
+  });
+
+  it("concurrent transactions with the same conditional create make one Patient; a loser is a 409 that changed nothing", async () => {
+    const value = `txn-race-${crypto.randomUUID()}`;
+    const instances = [SELF, env.ISO_1, env.ISO_2, env.ISO_3];
+    const bundle = () => {
+      const p = urn();
+      return txn("transaction", [
+        { fullUrl: p, resource: patient("Txnrace", "Ann", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist: `identifier=${SSN}|${value}` } },
+        { resource: observation(p), request: { method: "POST", url: "Observation" } },
+      ]);
+    };
+    const answers = await Promise.all(Array.from({ length: 16 }, (_, i) => call("", { method: "POST", body: bundle(), via: instances[i % instances.length] })));
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
+    const ok = await Promise.all(answers.filter((r) => r.status === 200).map((r) => json<BundleOut>(r)));
+    const patients = new Set(ok.map((b) => b.entry?.[0]?.resource?.id));
+    // Every transaction that committed names the one Patient, created by exactly one of them.
+    expect(patients.size).toBe(1);
+    expect(ok.filter((b) => b.entry?.[0]?.response.status === "201 Created")).toHaveLength(1);
+    const found = await json<{ entry?: unknown[] }>(await call(`/Patient?identifier=${encodeURIComponent(`${SSN}|${value}`)}`));
+    expect(found.entry).toHaveLength(1);
+    // Each committed transaction wrote its one Observation; a 409 wrote none.
+    const [id] = [...patients];
+    const observations = await env.DB.prepare("SELECT COUNT(*) AS n FROM resource_versions WHERE resource_type = 'Observation' AND patient_id = ?").bind(id ?? "").first<{ n: number }>();
+    expect(observations?.n).toBe(ok.length);
+    for (const r of answers.filter((x) => x.status === 409)) expect(await outcomeCode(r)).toBe("conditional_create_conflict");
   });
 
   it("Prefer: return=minimal leaves resources out, return=OperationOutcome puts an outcome in each response", async () => {

@@ -1,3 +1,4 @@
+import { isConditionalConflict } from "../store/bundle-statements";
 import { scopeOf } from "../store/scope";
 import type { PhiEnv } from "../env";
 import type { Context } from "hono";
@@ -128,6 +129,9 @@ export async function runBatch(
 }
 
 async function entryFailure(c: Context<PhiEnv>, r: EntryResult, reason: unknown): Promise<ApiError> {
+  if (isConditionalConflict(reason)) {
+    return entryError(r.index, 409, "conditional_create_conflict", "A Patient matching ifNoneExist was created at the same time; send the entry again (it will match).");
+  }
   const head = r.row.version_id > 1 ? await readHead(scopeOf(c), r.row.resource_type, r.row.id).catch(() => null) : null;
   if (head && head.version_id >= r.row.version_id) {
     return entryError(r.index, 409, "version_conflict", "Another update of this resource happened at the same time; read it again.");

@@ -11,7 +11,9 @@ import type { ResourceType } from "../fhir/search-params";
 import { compactVersionStatements } from "../store/bundle-statements";
 import { headStatement, type VersionRow } from "../store/resources";
 import { entryError, targetKey, type PlannedEntry, type ValidResource } from "./bundle-plan";
-import { conditionalMatches } from "./conditional";
+import { conditionalCriteria, conditionalMatches } from "./conditional";
+import { noLiveMatch, type Sql } from "../store/search-query";
+import type { TokenCondition } from "../fhir/index-tokens";
 import { presentVersion, type FhirResource } from "./present";
 import { sealedVersion, type NewVersion } from "./write";
 
@@ -28,6 +30,8 @@ export interface BundleState {
   written: Map<string, FhirResource | null>;
   /** Conditional create matches by entry index. */
   matches: Map<number, VersionRow[]>;
+  /** Conditional creates' criteria (blind-index conditions) by entry index: the guard of the create when none matched. */
+  criteria: Map<number, TokenCondition[]>;
 }
 
 export interface EntryResult {
@@ -61,10 +65,14 @@ export async function readState(
   }
   const list = [...keys].map((k) => k.split("/") as [ResourceType, string]);
   const conditional = entries.filter((e) => e.p.ifNoneExist !== undefined);
+  const criteria = new Map<number, TokenCondition[]>();
   const [heads, ...matched] = await Promise.all([
     list.length > 0 ? scope.db.batch(list.map(([type, id]) => headStatement(scope, type, id))) : Promise.resolve([]),
     ...conditional.map(({ p }) =>
-      conditionalMatches(scope, cfg, p.ifNoneExist ?? "").then(
+      conditionalCriteria(cfg, p.ifNoneExist ?? "").then(async (conds) => {
+        criteria.set(p.index, conds);
+        return conditionalMatches(scope, cfg, p.ifNoneExist ?? "", conds);
+      }).then(
         (rows) => rows,
         (err: unknown) => {
           if (!(err instanceof ApiError)) throw err;
@@ -82,16 +90,16 @@ export async function readState(
     matches.set(p.index, found);
     for (const r of found) rows.set(targetKey({ type: r.resource_type, id: r.id }), r);
   });
-  return { rows, written: new Map(), matches };
+  return { rows, written: new Map(), matches, criteria };
 }
 
 function refuse(p: PlannedEntry, d: Decision): void {
   if (!d.ok) throw entryError(p.index, d.status, d.code, d.detail);
 }
 
-async function buildVersion(scope: Scope, cfg: PhiSettings, v: NewVersion, now: Date) {
+async function buildVersion(scope: Scope, cfg: PhiSettings, v: NewVersion, now: Date, guard?: Sql) {
   const { row, resource } = await sealedVersion(cfg, v, now);
-  return { row, resource, statements: compactVersionStatements(scope, row, await indexEntries(cfg.indexKey, v.type, v.values)) };
+  return { row, resource, statements: compactVersionStatements(scope, row, await indexEntries(cfg.indexKey, v.type, v.values), guard) };
 }
 
 /**
@@ -110,8 +118,8 @@ export async function decideEntry(
 ): Promise<EntryResult> {
   const key = targetKey(p);
   const head = state.rows.get(key) ?? null;
-  const result = async (status: number, action: AuditAction, v: NewVersion): Promise<EntryResult> => {
-    const built = await buildVersion(scopeOf(c), cfg, v, now);
+  const result = async (status: number, action: AuditAction, v: NewVersion, guard?: Sql): Promise<EntryResult> => {
+    const built = await buildVersion(scopeOf(c), cfg, v, now, guard);
     if (apply) {
       state.rows.set(key, built.row);
       state.written.set(key, built.resource);
@@ -131,7 +139,12 @@ export async function decideEntry(
       const match = found[0];
       // FHIR R4 http.html#ccreate: the one existing match is the answer, nothing is created.
       if (match) return read(200, match, true);
-      if (resource?.type === "Patient") return result(201, "create", { type: "Patient", id: p.id, versionId: 1, patientId: p.id, body: resource.body, values: patientValues(resource.body, p.id) });
+      if (resource?.type === "Patient") {
+        // A conditional create that found none is written only while none matches at commit (concurrent creates).
+        const conds = state.criteria.get(p.index);
+        const guard = conds ? noLiveMatch(scopeOf(c).tenant, "Patient", conds) : undefined;
+        return result(201, "create", { type: "Patient", id: p.id, versionId: 1, patientId: p.id, body: resource.body, values: patientValues(resource.body, p.id) }, guard);
+      }
       if (resource?.type !== "Observation") throw new ApiError(500, "internal_error");
       const subject = state.rows.get(`Patient/${resource.subject}`);
       if (!subject || subject.deleted) throw entryError(p.index, 422, "unknown_subject", "The subject is not a Patient of this server.");

@@ -1,3 +1,4 @@
+import { isConditionalConflict } from "../store/bundle-statements";
 import { scopeOf } from "../store/scope";
 import type { PhiEnv } from "../env";
 import type { Context } from "hono";
@@ -84,10 +85,14 @@ export async function runTransaction(
 
 /**
  * The batch failed as a whole (nothing was written). When another writer took a version
- * this transaction meant to write, say so (409, as for a single update); otherwise the
- * store's error goes to the one error path (503).
+ * this transaction meant to write, or created a Patient a conditional create of it now
+ * matches, say so (409, as for a single update); otherwise the store's error goes to the
+ * one error path (503).
  */
 async function explainFailure(c: Context<PhiEnv>, results: readonly EntryResult[], err: unknown): Promise<unknown> {
+  if (isConditionalConflict(err)) {
+    return new ApiError(409, "conditional_create_conflict", "A Patient matching an entry's ifNoneExist was created at the same time; send the Bundle again (it will match).");
+  }
   const updates = results.filter((r) => r.statements.length > 0 && r.row.version_id > 1);
   const heads = await Promise.all(updates.map((r) => readHead(scopeOf(c), r.row.resource_type, r.row.id).catch(() => null)));
   const lost = updates.findIndex((r, i) => (heads[i]?.version_id ?? 0) >= r.row.version_id);

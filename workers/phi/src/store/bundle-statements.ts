@@ -1,6 +1,7 @@
 import type { IndexEntry } from "../fhir/index-tokens";
 import type { VersionRow } from "./resources";
 import type { Scope } from "./scope";
+import type { Sql } from "./search-query";
 
 /**
  * The statements of one version for a Bundle's batch: the same rows as
@@ -10,14 +11,23 @@ import type { Scope } from "./scope";
  */
 const INDEX_ROWS_PER_STATEMENT = 20;
 
-export function compactVersionStatements(s: Scope, row: VersionRow, index: IndexEntry[]): D1PreparedStatement[] {
+export function compactVersionStatements(s: Scope, row: VersionRow, index: IndexEntry[], guard?: Sql): D1PreparedStatement[] {
   const { db, tenant } = s;
+  const version = guard
+    ? // A conditional create's version: written only while `guard` holds inside the Bundle's batch; otherwise its
+      // `last_updated` is NULL, the NOT NULL constraint fails and the batch writes nothing (`isConditionalConflict`).
+      db
+        .prepare(
+          `INSERT INTO resource_versions (tenant_id, resource_type, id, version_id, last_updated, deleted, sealed, patient_id) SELECT ?, ?, ?, ?, CASE WHEN ${guard.sql} THEN ? END, ?, ?, ?`,
+        )
+        .bind(tenant, row.resource_type, row.id, row.version_id, ...guard.binds, row.last_updated, row.deleted, row.sealed, row.patient_id)
+    : db
+        .prepare(
+          "INSERT INTO resource_versions (tenant_id, resource_type, id, version_id, last_updated, deleted, sealed, patient_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant, row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.sealed, row.patient_id);
   const stmts = [
-    db
-      .prepare(
-        "INSERT INTO resource_versions (tenant_id, resource_type, id, version_id, last_updated, deleted, sealed, patient_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      )
-      .bind(tenant, row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.sealed, row.patient_id),
+    version,
     db.prepare("DELETE FROM search_index WHERE tenant_id = ? AND resource_type = ? AND resource_id = ?").bind(tenant, row.resource_type, row.id),
   ];
   for (let i = 0; i < index.length; i += INDEX_ROWS_PER_STATEMENT) {
@@ -29,4 +39,9 @@ export function compactVersionStatements(s: Scope, row: VersionRow, index: Index
     );
   }
   return stmts;
+}
+
+/** A Bundle batch refused by a conditional create's guard: a matching Patient was created meanwhile. */
+export function isConditionalConflict(err: unknown): boolean {
+  return /NOT NULL constraint failed: resource_versions\.last_updated/.test(err instanceof Error ? err.message : String(err));
 }
