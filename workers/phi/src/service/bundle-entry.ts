@@ -69,17 +69,16 @@ export async function readState(
   const [heads, ...matched] = await Promise.all([
     list.length > 0 ? scope.db.batch(list.map(([type, id]) => headStatement(scope, type, id))) : Promise.resolve([]),
     ...conditional.map(({ p }) =>
-      conditionalCriteria(cfg, p.ifNoneExist ?? "").then(async (conds) => {
-        criteria.set(p.index, conds);
-        return conditionalMatches(scope, cfg, p.ifNoneExist ?? "", conds);
-      }).then(
-        (rows) => rows,
-        (err: unknown) => {
+      conditionalCriteria(cfg, p.ifNoneExist ?? "")
+        .then((conds) => {
+          criteria.set(p.index, conds);
+          return conditionalMatches(scope, cfg, p.ifNoneExist ?? "", conds);
+        })
+        .catch((err: unknown) => {
           if (!(err instanceof ApiError)) throw err;
           failed.set(p.index, entryError(p.index, err.status, err.code, err.detail ?? err.code));
           return [];
-        },
-      ),
+        }),
     ),
   ]);
   const rows = new Map<string, VersionRow | null>();

@@ -88,32 +88,29 @@ export async function createGuarded(
   const index = await indexEntries(cfg.indexKey, v.type, v.values);
   const scope = scopeOf(c);
   const written = versionWritten(scope, row);
-  try {
-    const [insert] = await recordAccess(
-      c,
-      { action: "create", resourceType: v.type, resourceId: v.id, patientIds: [v.patientId] },
-      now,
-      writeVersionStatements(scope, row, index, guard),
-      {
-        outcome: sqlValue(`SELECT CASE WHEN ${written.sql} THEN 'success' ELSE 'failed' END`, ...written.binds),
-        reason: sqlValue(`SELECT CASE WHEN ${written.sql} THEN '' ELSE 'conditional_match' END`, ...written.binds),
-        // A create that wrote nothing concerns no patient (the id it would have had never existed).
-        patient_ids: sqlValue(`SELECT CASE WHEN ${written.sql} THEN ? ELSE '' END`, ...written.binds, v.patientId),
-      },
-    );
-    const ok = (insert?.meta.changes ?? 0) > 0;
-    countRecord("create", ok ? "success" : "failed");
-    return { row, resource, written: ok };
-  } catch (err) {
-    await explainFailedWrite(c, v);
-    throw err;
-  }
+  // A failed batch wrote nothing and is the store's error as it is (a create takes no version another writer could take).
+  const [insert] = await recordAccess(
+    c,
+    { action: "create", resourceType: v.type, resourceId: v.id, patientIds: [v.patientId] },
+    now,
+    writeVersionStatements(scope, row, index, guard),
+    {
+      outcome: sqlValue(`SELECT CASE WHEN ${written.sql} THEN 'success' ELSE 'failed' END`, ...written.binds),
+      reason: sqlValue(`SELECT CASE WHEN ${written.sql} THEN '' ELSE 'conditional_match' END`, ...written.binds),
+      // A create that wrote nothing concerns no patient (the id it would have had never existed).
+      patient_ids: sqlValue(`SELECT CASE WHEN ${written.sql} THEN ? ELSE '' END`, ...written.binds, v.patientId),
+    },
+  );
+  const ok = (insert?.meta.changes ?? 0) > 0;
+  countRecord("create", ok ? "success" : "failed");
+  return { row, resource, written: ok };
 }
 
 /** A failed write batch (nothing written): a concurrent update that took this version number is a 409, not a 503. */
 async function explainFailedWrite(c: Context<PhiEnv>, v: NewVersion): Promise<void> {
+  if (v.versionId === 1) return;
   const head = await readHead(scopeOf(c), v.type, v.id).catch(() => null);
-  if (v.versionId > 1 && head && head.version_id >= v.versionId) {
+  if (head && head.version_id >= v.versionId) {
     throw new ApiError(409, "version_conflict", "Another update of this resource happened at the same time; read it again.");
   }
 }

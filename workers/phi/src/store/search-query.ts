@@ -55,7 +55,7 @@ export interface Sql {
 }
 
 /** Matches as of the snapshot, before keyset and order: `v` is each one's version at `asOf`. */
-function matches(plan: SearchPlan): Sql {
+function matches(plan: Pick<SearchPlan, "tenant" | "type" | "conds" | "asOf">): Sql {
   let sql =
     "FROM resource_versions v WHERE v.tenant_id = ? AND v.resource_type = ? AND v.last_updated <= ? AND v.deleted = 0 AND v.version_id = " +
     "(SELECT MAX(w.version_id) FROM resource_versions w WHERE w.tenant_id = v.tenant_id AND w.resource_type = v.resource_type AND w.id = v.id AND w.last_updated <= ?)";
@@ -83,7 +83,7 @@ const NOW_AND_EVER = "9999-12-31T23:59:59.999Z";
  * match inserts nothing (FHIR http.html#ccreate under concurrency: one resource, not two).
  */
 export function noLiveMatch(tenant: string, type: ResourceType, conds: TokenCondition[]): Sql {
-  const m = matches({ tenant, type, conds, asOf: NOW_AND_EVER, sort: "_id", after: null, limit: 1, total: false, include: false, revinclude: false, revincludeMax: 0 });
+  const m = matches({ tenant, type, conds, asOf: NOW_AND_EVER });
   return { sql: `NOT EXISTS (SELECT 1 ${m.sql})`, binds: m.binds };
 }
 
