@@ -45,6 +45,7 @@ export default async function (ctx) {
   assert.equal(off.status, 200, JSON.stringify(off.body));
   assert.equal(off.body.tenant.status, "offboarded");
   assert.equal(off.body.clients_disabled, 1);
+  assert.deepEqual([...off.body.data_services].sort(), ["devices", "payments", "phi"]);
   // Refused by the isolate that answered at once, by every other within the revocation bound: poll, never time.
   let status = 0;
   for (let i = 0; i < 100 && status !== 401; i++) {

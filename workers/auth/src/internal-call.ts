@@ -4,7 +4,7 @@ import { authConfig } from "./config";
 import type { AdminCaller } from "./tenant-access";
 
 /** The data services auth calls on `/internal` routes (never forwarded by the gateway). */
-const BINDINGS = { phi: "PHI", payments: "PAYMENTS" } as const;
+const BINDINGS = { phi: "PHI", payments: "PAYMENTS", devices: "DEVICES" } as const;
 export type DataService = keyof typeof BINDINGS;
 
 /**

@@ -24,7 +24,10 @@ export const OffboardTenant = z
 
 /** What offboarding did to the tenant's data in the data services. */
 export interface DataOffboarding {
-  /** True once every data service confirmed destroying the tenant's wrapped data keys (crypto-shredding). */
+  /**
+   * True once every data service confirmed: phi and payments destroyed the tenant's wrapped data keys
+   * (crypto-shredding), devices erased what its device sessions stored.
+   */
   keysDestroyed: boolean;
   /** The services that confirmed. */
   services: string[];
@@ -32,15 +35,22 @@ export interface DataOffboarding {
   failed: string[];
 }
 
-/** The data services that hold tenant data sealed under per-tenant keys (devices stores no PHI or card data in D1). */
-const DATA_SERVICES: DataService[] = ["phi", "payments"];
+/**
+ * The data services that hold tenant data: phi and payments seal it under per-tenant keys; devices keeps
+ * readings in one Durable Object per device (no PHI or card data in its D1), which it erases.
+ */
+const DATA_SERVICES: DataService[] = ["phi", "payments", "devices"];
+
+/** Calls of one service's shred route per offboarding: a service that answers `complete: false` (devices, a page of devices at a time) is called again. */
+const SHRED_CALLS_MAX = 20;
 
 /**
- * Crypto-shredding: each data service destroys the tenant's wrapped data keys over its service binding
+ * Crypto-shredding: each data service destroys the tenant's data over its service binding
  * (`POST /internal/tenants/{id}/shred`, a path the gateway never forwards), with a principal auth signs
- * for the platform admin who offboards, and records that in its own audit trail. phi does it on every
- * shard. Each service answers only after its destruction committed; both are idempotent, so a retry
- * after a failure is safe. When all confirmed, the tenant records when.
+ * for the platform admin who offboards, and records that in its own audit trail. phi destroys the data
+ * key on every shard, payments its key, devices erases the tenant's device sessions (in pages: it answers
+ * `complete: false` until the last). Each service answers only after its work committed; all are
+ * idempotent, so a retry after a failure is safe. When all confirmed, the tenant records when.
  */
 export async function destroyTenantDataKeys(
   env: Env,
@@ -49,17 +59,28 @@ export async function destroyTenantDataKeys(
   request: { id: string; ip: string; now: Date },
 ): Promise<DataOffboarding> {
   const body = { reason: tenant.offboardReason ?? "offboarded" };
+  const shred = async (service: DataService): Promise<boolean> => {
+    for (let call = 0; call < SHRED_CALLS_MAX; call++) {
+      const res = await callInternal(env, caller, { service, path: `/internal/tenants/${tenant.id}/shred`, body, requestId: request.id, ip: request.ip });
+      if (!res.ok) {
+        await res.body?.cancel();
+        logger.error("tenant_shred_failed", { request_id: request.id, service, status: res.status });
+        return false;
+      }
+      const answer = await res.json<{ complete?: boolean }>();
+      if (answer.complete !== false) return true;
+    }
+    logger.error("tenant_shred_failed", { request_id: request.id, service, reason: "incomplete" });
+    return false;
+  };
   const outcomes = await Promise.all(
     DATA_SERVICES.map(async (service) => {
       try {
-        const res = await callInternal(env, caller, { service, path: `/internal/tenants/${tenant.id}/shred`, body, requestId: request.id, ip: request.ip });
-        await res.body?.cancel();
-        if (res.ok) return { name: service, ok: true };
-        logger.error("tenant_shred_failed", { request_id: request.id, service, status: res.status });
+        return { name: service, ok: await shred(service) };
       } catch (err) {
         logger.error("tenant_shred_failed", { request_id: request.id, service, error_class: err instanceof Error ? err.name : typeof err });
+        return { name: service, ok: false };
       }
-      return { name: service, ok: false };
     }),
   );
   const services = outcomes.filter((o) => o.ok).map((o) => o.name);

@@ -74,9 +74,9 @@ async function cardsSealed(tenant: string) {
   return results.map((r) => ({ value: r.number_enc, aad: `payment_methods.number_enc:${r.id}` }));
 }
 
-async function seed(tenant: Tenant): Promise<{ patients: string[]; clinician: string; billing: string }> {
-  const make = async (roles: string[]): Promise<CreatedClient> => {
-    const res = await gw("/admin/clients", { method: "POST", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ name: "shred", roles, tenant_id: tenant.id }) });
+async function seed(tenant: Tenant): Promise<{ patients: string[]; clinician: string; billing: string; device: string }> {
+  const make = async (roles: string[], scopes: string[] = []): Promise<CreatedClient> => {
+    const res = await gw("/admin/clients", { method: "POST", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ name: "shred", roles, scopes, tenant_id: tenant.id }) });
     expect(res.status).toBe(201);
     return res.json<CreatedClient>();
   };
@@ -97,7 +97,37 @@ async function seed(tenant: Tenant): Promise<{ patients: string[]; clinician: st
     body: JSON.stringify({ amount: 500, currency: "usd", card: { number: "4242424242424242", exp_month: 12, exp_year: new Date().getUTCFullYear() + 2, cvc: "123" } }),
   });
   expect(pay.status).toBe(201);
-  return { patients, clinician, billing };
+  // A bedside monitor of the tenant, with two readings in its session object.
+  const registrar = await clientToken(await make([], ["device:write"]));
+  const reg = await gw("/v1/devices", {
+    method: "POST",
+    headers: { ...bearer(registrar), ...JSON_CT },
+    body: JSON.stringify({ udi: `(01)0000shred${crypto.randomUUID().slice(0, 8)}`, model: "M1", manufacturer: "Acme", serial: `SN-${crypto.randomUUID()}`, type: "pulse_oximeter" }),
+  });
+  expect(reg.status).toBe(201);
+  const dev = await reg.json<{ id: string; credentials: { client_id: string; client_secret: string } }>();
+  const readings = [1, 2].map((seq) => ({ seq, code: "150456", value: 97, unit: "%", device_time: new Date(Date.UTC(2026, 10, 25, 12, 0, seq)).toISOString() }));
+  const sent = await gw(`/v1/devices/${dev.id}/readings`, { method: "POST", headers: { ...bearer(await clientToken(dev.credentials)), ...JSON_CT }, body: JSON.stringify({ readings }) });
+  expect(sent.status).toBe(200);
+  return { patients, clinician, billing, device: dev.id };
+}
+
+/** The readings the tenant's device object holds, asked of the devices worker itself with a principal of the tenant. */
+async function deviceReadings(tenant: string, device: string): Promise<number> {
+  const principal: Principal = {
+    sub: "shred-check",
+    clientId: "shred-check",
+    roles: [],
+    scopes: ["device:read"],
+    tokenId: "t",
+    tenantId: tenant,
+    shard: 0,
+    ip: "127.0.0.1",
+    iat: Math.floor(Date.now() / 1000),
+  };
+  const res = await env.DEVICES.fetch(`https://devices.internal/v1/devices/${device}/readings`, { headers: { [PRINCIPAL_HEADER]: await signPrincipal(env.GATEWAY_HMAC_KEY, principal) } });
+  expect(res.status).toBe(200);
+  return (await res.json<{ data: unknown[] }>()).data.length;
 }
 
 async function auditCount(db: D1Database, table: string, tenant: string): Promise<number> {
@@ -112,13 +142,13 @@ describe("offboarding crypto-shreds the tenant's data", () => {
     rings.payments = await parseKeyring(keyrings.payments);
   });
 
-  it("destroys the data keys in phi (every shard) and payments: a raw scan with the platform keyrings decrypts nothing after, and the audit trail stays", async () => {
+  it("destroys the data keys in phi (every shard) and payments and erases the device sessions: a raw scan with the platform keyrings decrypts nothing after, no reading is left, and the audit trails stay", async () => {
     const phiRing = rings.phi;
     const cardRing = rings.payments;
     if (!phiRing || !cardRing) throw new Error("keyrings not loaded");
     const created = await gw("/admin/tenants", { method: "POST", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ name: `Shredded Clinic ${crypto.randomUUID().slice(0, 8)}` }) });
     const tenant = await created.json<Tenant>();
-    const { patients, clinician } = await seed(tenant);
+    const { patients, clinician, device } = await seed(tenant);
     const db = phiShard(tenant.shard);
 
     // Before: sealed under the tenant's own data key (never a platform key directly), and the scan opens all of it.
@@ -135,12 +165,13 @@ describe("offboarding crypto-shreds the tenant's data", () => {
     const phiAuditBefore = await auditCount(db, "phi_audit", tenant.id);
     const payAuditBefore = await auditCount(env.PAYMENTS_DB, "audit_events", tenant.id);
     expect(phiAuditBefore).toBeGreaterThanOrEqual(4);
+    expect(await deviceReadings(tenant.id, device)).toBe(2);
 
     const res = await gw(`/admin/tenants/${tenant.id}`, { method: "DELETE", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ reason: "Contract ended; data to be destroyed" }) });
     expect(res.status).toBe(200);
     const out = await res.json<{ tenant: Tenant; data_keys_destroyed: boolean; data_services: string[] }>();
     expect(out.data_keys_destroyed).toBe(true);
-    expect(out.data_services.sort()).toEqual(["payments", "phi"]);
+    expect(out.data_services.sort()).toEqual(["devices", "payments", "phi"]);
     expect(Date.parse(out.tenant.data_keys_destroyed_at ?? "")).not.toBeNaN();
     const stored = await env.DB.prepare("SELECT data_keys_destroyed_at FROM tenants WHERE id = ?").bind(tenant.id).first<{ data_keys_destroyed_at: string | null }>();
     expect(stored?.data_keys_destroyed_at).toBe(out.tenant.data_keys_destroyed_at);
@@ -163,6 +194,17 @@ describe("offboarding crypto-shreds the tenant's data", () => {
     const shredRecord = await db.prepare("SELECT actor_sub, action, resource_id FROM phi_audit WHERE tenant_id = ? AND action = 'tenant-shred'").bind(tenant.id).first();
     expect(shredRecord).toEqual({ actor_sub: env.BOOTSTRAP_CLIENT_ID, action: "tenant-shred", resource_id: tenant.id });
     expect(await auditCount(env.PAYMENTS_DB, "audit_events", tenant.id)).toBe(payAuditBefore + 1);
+    // devices: the session object holds no reading any more; the device is decommissioned, marked erased, and its record says what went.
+    expect(await deviceReadings(tenant.id, device)).toBe(0);
+    const devRow = await env.DEVICES_DB.prepare("SELECT status, erased_at FROM devices WHERE id = ?").bind(device).first<{ status: string; erased_at: string | null }>();
+    expect(devRow?.status).toBe("decommissioned");
+    expect(Date.parse(devRow?.erased_at ?? "")).not.toBeNaN();
+    const erasure = await env.DEVICES_DB.prepare("SELECT actor_sub, new_value FROM device_audit WHERE tenant_id = ? AND device_id = ? AND action = 'device.erase'")
+      .bind(tenant.id, device)
+      .all<{ actor_sub: string; new_value: string }>();
+    expect(erasure.results).toHaveLength(1);
+    expect(erasure.results[0]?.actor_sub).toBe(env.BOOTSTRAP_CLIENT_ID);
+    expect(JSON.parse(erasure.results[0]?.new_value ?? "{}")).toEqual({ status: "decommissioned", session_data: "erased", readings_erased: 2, alarms_erased: 0 });
     // No API returns the data: the tenant's token is refused at the gateway.
     expect((await gw(`/v1/phi/Patient/${patients[0] ?? ""}`, { headers: bearer(clinician) })).status).toBe(401);
     // Done once: a second DELETE changes nothing.
@@ -190,6 +232,7 @@ describe("offboarding crypto-shreds the tenant's data", () => {
     for (const [binding, name] of [
       [env.PHI, "phi"],
       [env.PAYMENTS, "payments"],
+      [env.DEVICES, "devices"],
     ] as const) {
       const call = async (headers: Record<string, string>, body: unknown = { reason: "test" }, p = path) =>
         binding.fetch(new Request(`https://${name}.internal${p}`, { method: "POST", headers: { ...JSON_CT, ...headers }, body: JSON.stringify(body) }));

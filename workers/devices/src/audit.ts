@@ -8,7 +8,7 @@ import type { Principal } from "../../../shared/principal";
 /** The devices chain (21 CFR Part 11 trail): its records and its checkpoints (shared/audit). */
 export const DEVICE_CHAIN: ChainSpec = { table: "device_audit", checkpoints: "device_audit_checkpoints" };
 
-export type AuditAction = "device.register" | "device.decommission" | "thresholds.update";
+export type AuditAction = "device.register" | "device.decommission" | "device.erase" | "thresholds.update";
 
 export interface AuditEntry {
   deviceId: string;

@@ -1,9 +1,10 @@
 import { d1Check, healthRoutes } from "../../../shared/health";
 import { createApp } from "../../../shared/http";
 import { serveOpenApi } from "../../../shared/openapi";
-import { requirePrincipal } from "../../../shared/principal";
+import { requirePlatformPrincipal, requirePrincipal } from "../../../shared/principal";
 import { traced } from "../../../shared/telemetry";
 import audit from "./routes/audit";
+import { internalRoutes } from "./routes/internal";
 import registry from "./routes/registry";
 import sessions from "./routes/sessions";
 import thresholds from "./routes/thresholds";
@@ -26,6 +27,10 @@ app.route(
     }),
   }),
 );
+// Offboarding's erasure of a tenant's session data: only from auth, with a platform admin's principal it signs
+// (no route of the gateway's table leads to /internal).
+app.use("/internal/*", requirePlatformPrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
+app.route("/", internalRoutes);
 // Everything under /v1 comes only through the gateway, with its signed principal.
 app.use("/v1/*", requirePrincipal((env) => (env as Env).GATEWAY_HMAC_KEY));
 app.route("/", registry);

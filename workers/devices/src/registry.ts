@@ -13,9 +13,10 @@ interface DeviceRow {
   created_at: string;
   created_by: string;
   decommissioned_at: string | null;
+  erased_at: string | null;
 }
 
-export function deviceView({ tenant_id: _tenant, ...r }: DeviceRow): Device {
+export function deviceView({ tenant_id: _tenant, erased_at: _erased, ...r }: DeviceRow): Device {
   return { ...r, status: r.status === "decommissioned" ? "decommissioned" : "active" };
 }
 

@@ -25,8 +25,8 @@ const Offboarded = z
     tenant: Tenant,
     clients_disabled: z.number().int().openapi({ description: "Clients of the tenant this call disabled" }),
     tokens_refused_within_ms: z.number().int().openapi({ description: "Their outstanding tokens are refused by every gateway isolate within this bound" }),
-    data_keys_destroyed: z.boolean().openapi({ description: "True: every data service destroyed the tenant's data keys (crypto-shredding); otherwise the answer is a 502" }),
-    data_services: z.array(z.string()).openapi({ description: "The data services that destroyed the tenant's keys (phi on every shard, payments)" }),
+    data_keys_destroyed: z.boolean().openapi({ description: "True: every data service confirmed: phi and payments destroyed the tenant's data keys (crypto-shredding), devices erased its device sessions' readings; otherwise the answer is a 502" }),
+    data_services: z.array(z.string()).openapi({ description: "The data services that confirmed (phi on every shard, payments, devices)" }),
   })
   .openapi("TenantOffboarded");
 
@@ -85,7 +85,7 @@ export function registerTenantPaths(r: OpenAPIHono["openAPIRegistry"]): void {
     createRoute({
       method: "delete",
       path: "/admin/tenants/{id}",
-      summary: "Offboard a tenant: disable its clients, refuse their tokens, destroy its data keys in phi and payments (crypto-shredding), record who, when and why (it stays listed as offboarded)",
+      summary: "Offboard a tenant: disable its clients, refuse their tokens, destroy its data keys in phi and payments (crypto-shredding) and erase its device sessions' readings, record who, when and why (it stays listed as offboarded)",
       security,
       request: { params: TenantIdParam, body: { content: { "application/json": { schema: OffboardTenant } }, required: true } },
       responses: {
@@ -94,7 +94,7 @@ export function registerTenantPaths(r: OpenAPIHono["openAPIRegistry"]): void {
         ...platformOnly,
         404: problem("No such tenant"),
         409: problem("The default tenant, or already offboarded with its data keys destroyed"),
-        502: problem("Offboarded (no access), but a data service did not confirm destroying the keys: send the DELETE again"),
+        502: problem("Offboarded (no access), but a data service did not confirm destroying the keys or erasing the readings: send the DELETE again"),
         415: problem("Not JSON"),
       },
     }),

@@ -89,7 +89,7 @@ app.delete("/admin/tenants/:id", async (c) => {
     throw new ApiError(
       502,
       "data_keys_not_destroyed",
-      `The tenant is offboarded (no client of it gets a token or reaches its data), but ${data.failed.join(" and ")} did not confirm destroying its data keys; send this DELETE again.`,
+      `The tenant is offboarded (no client of it gets a token or reaches its data), but ${data.failed.join(" and ")} did not confirm destroying its data; send this DELETE again.`,
     );
   }
   securityEvent(c, "tenant_data_keys_destroyed", { clientId: caller.clientId, reason: `tenant ${done.tenant.id}: ${data.services.join(", ")}` });

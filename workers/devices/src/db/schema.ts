@@ -33,6 +33,8 @@ export const devices = sqliteTable(
     createdAt: text("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     decommissionedAt: text("decommissioned_at"),
+    /** When offboarding its tenant erased the device's session data (readings, alarms, presence): see src/routes/internal.ts. */
+    erasedAt: text("erased_at"),
   },
   (t) => [
     uniqueIndex("devices_udi").on(t.tenantId, t.udi),

@@ -196,6 +196,22 @@ export class DeviceSession extends DurableObject<Env> {
     if (this.store.getMeta("online") === "1") this.setPresence(false, "decommissioned");
   }
 
+  /**
+   * Offboarding of the device's tenant: closes every socket, then deletes everything the object stored
+   * (readings, alarms, presence, thresholds, its alarm), so no copy of the tenant's vitals stays here.
+   * What remains is the mark that refuses anything sent later (decommissioned). Returns what was erased; calling it
+   * again erases nothing more and answers zeros.
+   */
+  async erase(): Promise<{ readings: number; alarms: number }> {
+    const erased = this.store.counts();
+    for (const ws of this.ctx.getWebSockets()) this.closeQuietly(ws, CLOSE_DECOMMISSIONED, "device data erased");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.store.reset();
+    this.store.setMeta("decommissioned", "1");
+    return erased;
+  }
+
   private ingest(readings: ReadingInput[]): IngestOutcome {
     if (this.store.getMeta("decommissioned") === "1") return { ok: false, code: "device_decommissioned" };
     const now = Date.now();

@@ -69,6 +69,21 @@ export class SessionStore {
     this.sql.exec(SCHEMA);
   }
 
+  /** How many readings and alarms the object holds (what an erasure reports). */
+  counts(): { readings: number; alarms: number } {
+    const row = this.sql
+      .exec<{ readings: number; alarms: number }>("SELECT (SELECT COUNT(*) FROM readings) AS readings, (SELECT COUNT(*) FROM alarms) AS alarms")
+      .one();
+    return { readings: row.readings, alarms: row.alarms };
+  }
+
+  /** After the object's storage was deleted: no cached value may outlive it, and the tables are made anew. */
+  reset(): void {
+    this.meta.clear();
+    this.parsedThresholds = undefined;
+    this.migrate();
+  }
+
   getMeta(key: string): string | null {
     if (this.meta.has(key)) return this.meta.get(key) ?? null;
     const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
