@@ -29,6 +29,8 @@ export default defineConfig(async () => ({
           ...secretsFor("phi"),
           // Bulk export: a few patients per chunk, so a small test data set runs across several alarms.
           EXPORT_CHUNK_SIZE: "3",
+          // ...and a few resources of each type per run, so a chunk's patients also take several runs.
+          EXPORT_CHUNK_ROWS: "4",
           TEST_MIGRATIONS: existsSync(migrations) ? await readD1Migrations(migrations) : [],
           // The gateway tests obtain real tokens as the bootstrap client.
           TEST_AUTH_MIGRATIONS: await readD1Migrations(path.resolve(here, "../../migrations/auth")),

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tenantSettings } from "../src/config";
-import { readChunk } from "../src/export/chunk";
+import { readChunk, type ChunkProgress, type ChunkRead } from "../src/export/chunk";
 import { auditRows, call, expectValidFhir, json, patient } from "./helpers";
 import { byId, downloadAll, jobIdOf, kickOff, seedPatient, waitForManifest, type Manifest } from "./export-helpers";
 
@@ -64,18 +64,22 @@ describe("$export: kick-off, poll, manifest, download", () => {
     await expectValidFhir(observations[0]);
   });
 
-  it("audits the request, every chunk's patients (each exactly once) and each download", async () => {
+  it("audits the request, every run's patients (each patient in the runs that exported its resources) and each download", async () => {
     const job = jobIdOf(statusUrl);
     const rows = (await auditRows()).filter((r) => r.resource_id === job);
     const kick = rows.filter((r) => r.action === "export");
     expect(kick.map((r) => [r.resource_type, r.outcome, r.actor_sub])).toEqual([["System", "success", "clinician-1"]]);
     const chunks = rows.filter((r) => r.action === "export-disclose");
-    // ceil(8 / 3) chunks with patients, then the run that found none left.
-    expect(chunks).toHaveLength(4);
+    // ceil(8 / 3) chunks with patients, then the run that found none left. EXPORT_CHUNK_ROWS is 4: the first two
+    // chunks (3 Patients, 6 Observations) take two runs each, the first with all three Patients and the first two
+    // patients' Observations, the second with the third patient's; the last chunk (2 and 4) takes one.
+    expect(chunks).toHaveLength(6);
     for (const c of chunks) expect(c).toMatchObject({ outcome: "success", actor_sub: "clinician-1", resource_type: "Patient,Observation", request_id: kick[0]?.request_id });
     const disclosed = chunks.flatMap((c) => (c.patient_ids === "" ? [] : c.patient_ids.split(",")));
-    expect(disclosed.sort()).toEqual(seeded.map((s) => s.id).sort());
-    expect(chunks.map((c) => (c.patient_ids === "" ? 0 : c.patient_ids.split(",").length))).toEqual([3, 3, 2, 0]);
+    expect([...new Set(disclosed)].sort()).toEqual(seeded.map((s) => s.id).sort());
+    expect(chunks.map((c) => (c.patient_ids === "" ? 0 : c.patient_ids.split(",").length))).toEqual([3, 1, 3, 1, 2, 0]);
+    // The second run of a chunk names the one patient whose Observations it exported, named by the first run too.
+    expect(chunks[1]?.patient_ids).toBe(seeded.map((s) => s.id).sort()[2]);
     expect(rows.filter((r) => r.action === "export-download").map((r) => [r.resource_type, r.outcome])).toEqual([
       ["Patient", "success"],
       ["Observation", "success"],
@@ -146,7 +150,7 @@ describe("the snapshot", () => {
     expect((await call(`/Patient/${updated.id}`, { method: "PUT", body: { ...patient("ExportUpdatedLater"), id: updated.id } })).status).toBe(200);
     const actor = { tenantId: "ten_default", sub: "snapshot-test", clientId: "snapshot-test", roles: [], tokenId: "t", clientIp: "127.0.0.1", purposeOfUse: "TREAT", requestId: "r", traceId: "" };
     const { bodies } = await tenantSettings(env, env.DB, 0, "ten_default");
-    const spec = { jobId: crypto.randomUUID(), types: ["Patient", "Observation"] as const, since: null, transactionTime, after: "", size: 1000 };
+    const spec = { jobId: crypto.randomUUID(), types: ["Patient", "Observation"] as const, since: null, transactionTime, after: "", size: 1000, rows: 1000 };
     const read = await readChunk(env.DB, bodies, actor, { ...spec, types: [...spec.types] }, new Date());
     const patients = (read.lines.get("Patient") ?? []).map((l) => JSON.parse(l) as { id: string; meta: { versionId: string }; name: { family: string }[] });
     expect(patients.map((p) => p.id)).not.toContain(later.id);
@@ -157,5 +161,51 @@ describe("the snapshot", () => {
     // Its disclosure record names exactly the patients read.
     const record = (await auditRows()).find((r) => r.resource_id === spec.jobId);
     expect(record?.patient_ids.split(",").sort()).toEqual([...read.patients].sort());
+  });
+});
+
+describe("a chunk whose patients hold more than one run's resources", () => {
+  it("is read in parts that resume inside one patient's history: together exactly the lines of one unbounded read, each part at most `rows` per type and recorded with its own patients", async () => {
+    const long = await seedPatient("ExportLongHistory", 11);
+    const transactionTime = new Date().toISOString();
+    const actor = { tenantId: "ten_default", sub: "parts-test", clientId: "parts-test", roles: [], tokenId: "t", clientIp: "127.0.0.1", purposeOfUse: "TREAT", requestId: "r", traceId: "" };
+    const { bodies } = await tenantSettings(env, env.DB, 0, "ten_default");
+    const base = { jobId: crypto.randomUUID(), types: ["Patient", "Observation"] as ("Patient" | "Observation")[], since: null, transactionTime, after: "", size: 1000 };
+    const whole = await readChunk(env.DB, bodies, actor, { ...base, rows: 100_000 }, new Date());
+    expect(whole.progress).toBeNull();
+    const wholePatients = whole.lines.get("Patient") ?? [];
+    const wholeObservations = whole.lines.get("Observation") ?? [];
+    expect(wholeObservations.map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(expect.arrayContaining(long.observations));
+
+    const rows = 4;
+    const parts: ChunkRead[] = [];
+    let progress: ChunkProgress | undefined;
+    for (let i = 0; i < 100; i++) {
+      const read = await readChunk(env.DB, bodies, actor, { ...base, jobId: `${base.jobId}-${i}`, rows, ...(progress ? { progress } : {}) }, new Date());
+      parts.push(read);
+      if (!read.progress) break;
+      progress = read.progress;
+    }
+    // Each type advances `rows` at a time and is done at its end: as many parts as the longer type needs.
+    expect(parts).toHaveLength(Math.max(Math.ceil(wholePatients.length / rows), Math.ceil(wholeObservations.length / rows)));
+    expect(parts.at(-1)?.progress).toBeNull();
+    for (const part of parts) {
+      expect(part.upper).toBe(whole.upper);
+      expect((part.lines.get("Patient") ?? []).length).toBeLessThanOrEqual(rows);
+      expect((part.lines.get("Observation") ?? []).length).toBeLessThanOrEqual(rows);
+    }
+    // Put back together, the parts are the unbounded read, line for line and in its order: nothing twice, nothing left out.
+    expect(parts.flatMap((p) => p.lines.get("Patient") ?? [])).toEqual(wholePatients);
+    expect(parts.flatMap((p) => p.lines.get("Observation") ?? [])).toEqual(wholeObservations);
+    // The long history spans several parts (the resume is inside that one patient).
+    const holding = parts.filter((p) => (p.lines.get("Observation") ?? []).some((l) => (JSON.parse(l) as { subject: { reference: string } }).subject.reference === `Patient/${long.id}`));
+    expect(holding.length).toBeGreaterThanOrEqual(3);
+    // Each part's disclosure record names exactly the patients whose resources that part exported.
+    const records = await auditRows();
+    parts.forEach((part, i) => {
+      const record = records.find((r) => r.resource_id === `${base.jobId}-${i}`);
+      // Once each, even when the part read one patient's Observations alone.
+      expect(record?.patient_ids.split(",").filter(Boolean)).toEqual([...part.patients].sort());
+    });
   });
 });

@@ -38,9 +38,11 @@ export const resourceVersions = sqliteTable(
   // `resource_versions_updated` serves searches in _lastUpdated order (keyset paging over the
   // versions as of a snapshot, store/search-query.ts) without sorting the whole type.
   // Every index leads with the tenant: each query is one tenant's range.
+  // `resource_versions_patient` carries the type and the id after the patient, so a bulk export reads a patient's
+  // resources in (patient, type, id) order and resumes inside one patient's history with a seek (export/chunk.ts).
   (t) => [
     uniqueIndex("resource_versions_version").on(t.tenantId, t.resourceType, t.id, t.versionId),
-    index("resource_versions_patient").on(t.tenantId, t.patientId),
+    index("resource_versions_patient").on(t.tenantId, t.patientId, t.resourceType, t.id),
     index("resource_versions_updated").on(t.tenantId, t.resourceType, t.lastUpdated, t.id),
   ],
 );

@@ -14,7 +14,8 @@ import { addPart, fileName, MAX_FAILURES, partKey, type ExportFile, type JobStat
  * the files on its alarm, one chunk per run. Each run reads the next page of patients
  * (keyset on the server id) with their resources and the chunk's audit record in one D1
  * batch, writes one R2 object per type, then records the cursor in its storage and sets
- * the next alarm. A run therefore does a bounded amount of work (a few subrequests, CPU
+ * the next alarm. A chunk whose patients hold more than EXPORT_CHUNK_ROWS resources of a
+ * type takes several runs over the same patients (`within`: where each type stands). A run therefore does a bounded amount of work (a few subrequests, CPU
  * for one chunk's decryption and serialization) whatever the export's size, and a
  * restart, an eviction or a failed run resumes at the stored cursor: the chunk is read
  * again and its objects overwritten under the same keys, so nothing is duplicated.
@@ -25,15 +26,21 @@ const NDJSON = "application/fhir+ndjson";
 
 export interface ExportSettings {
   chunkSize: number;
+  chunkRows: number;
   ttlMs: number;
 }
 
-/** EXPORT_CHUNK_SIZE (patients per run, 1..1000, default 250) and EXPORT_TTL_SECONDS (default 3600). */
-export function exportSettings(env: { EXPORT_CHUNK_SIZE?: string; EXPORT_TTL_SECONDS?: string }): ExportSettings {
+/**
+ * EXPORT_CHUNK_SIZE (patients per chunk, 1..1000, default 250), EXPORT_CHUNK_ROWS (resources of each type per
+ * run, 1..100,000, default 10,000: a chunk with more takes several runs) and EXPORT_TTL_SECONDS (default 3600).
+ */
+export function exportSettings(env: { EXPORT_CHUNK_SIZE?: string; EXPORT_CHUNK_ROWS?: string; EXPORT_TTL_SECONDS?: string }): ExportSettings {
   const size = Number(env.EXPORT_CHUNK_SIZE ?? "");
+  const rows = Number(env.EXPORT_CHUNK_ROWS ?? "");
   const ttl = Number(env.EXPORT_TTL_SECONDS ?? "");
   return {
     chunkSize: Number.isInteger(size) && size >= 1 && size <= 1000 ? size : 250,
+    chunkRows: Number.isInteger(rows) && rows >= 1 && rows <= 100_000 ? rows : 10_000,
     ttlMs: (Number.isInteger(ttl) && ttl >= 1 && ttl <= 7 * 86_400 ? ttl : 3600) * 1000,
   };
 }
@@ -62,6 +69,7 @@ export class PhiExportJob extends DurableObject<Env> {
       ...init,
       status: "running",
       cursor: "",
+      within: null,
       chunks: 0,
       patientsDone: 0,
       patientsTotal: null,
@@ -124,7 +132,7 @@ export class PhiExportJob extends DurableObject<Env> {
 
   private async runChunk(job: JobState): Promise<void> {
     const env = this.env;
-    const { chunkSize, ttlMs } = exportSettings(env);
+    const { chunkSize, chunkRows, ttlMs } = exportSettings(env);
     const started = Date.now();
     // The tenant's shard, and only the tenant's rows on it (chunk.ts binds actor.tenantId).
     const shard = job.shard ?? 0;
@@ -132,7 +140,16 @@ export class PhiExportJob extends DurableObject<Env> {
     if (!db) throw new Error(`no database bound for PHI shard ${shard}`);
     const cfg = await tenantSettings(env, db, shard, job.actor.tenantId);
     const total = job.patientsTotal ?? (await countPatients(db, job.actor.tenantId, job.transactionTime));
-    const spec = { jobId: job.id, types: job.types, since: job.since, transactionTime: job.transactionTime, after: job.cursor, size: chunkSize };
+    const spec = {
+      jobId: job.id,
+      types: job.types,
+      since: job.since,
+      transactionTime: job.transactionTime,
+      after: job.cursor,
+      size: chunkSize,
+      rows: chunkRows,
+      ...(job.within ? { progress: job.within } : {}),
+    };
     const read = await readChunk(db, cfg.bodies, job.actor, spec, new Date());
     nudgeSealer(shardSealers(env.AUDIT_SEALER, shard), sealerName(shard), sealDelayMs(env.AUDIT_SEAL_DELAY_MS), (p) => this.ctx.waitUntil(p));
     const readMs = Date.now() - started;
@@ -165,10 +182,16 @@ export class PhiExportJob extends DurableObject<Env> {
       logger.info("export_complete", { job_id: job.id, chunks: current.chunks, files: files.length });
       return;
     }
-    logger.debug("export_chunk", { job_id: job.id, chunk, patients: read.covered, read_ms: readMs, total_ms: Date.now() - started });
-    next.cursor = read.upper;
+    logger.debug("export_chunk", { job_id: job.id, chunk, patients: read.covered, read_ms: readMs, total_ms: Date.now() - started, chunk_done: read.progress === null });
     next.chunks = chunk;
-    next.patientsDone = current.patientsDone + read.covered;
+    if (read.progress) {
+      // The same patients again next run, each type from where this one stopped.
+      next.within = read.progress;
+    } else {
+      next.cursor = read.upper;
+      next.within = null;
+      next.patientsDone = current.patientsDone + read.covered;
+    }
     await this.ctx.storage.put(JOB, next);
     await this.ctx.storage.setAlarm(Date.now());
   }

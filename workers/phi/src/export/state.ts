@@ -1,5 +1,6 @@
 import type { AuditActor } from "../audit/trail";
 import type { ResourceType } from "../fhir/search-params";
+import type { ChunkProgress } from "./chunk";
 
 /**
  * What an export job keeps in its Durable Object's storage: plain data, written after
@@ -33,6 +34,8 @@ export interface JobState {
   status: JobStatus;
   /** The last patient id exported ("" before the first chunk): the keyset cursor. */
   cursor: string;
+  /** Within the chunk after `cursor`, where each type stands when it takes more than one run (null or absent: at its start). */
+  within?: ChunkProgress | null;
   chunks: number;
   patientsDone: number;
   /** Patients at the transaction time; null until the first run counted them. */
