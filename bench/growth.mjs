@@ -7,10 +7,10 @@
 // Seeding. The first size goes through the API (POST /v1/phi/Patient via the gateway, GROWTH_CONCURRENCY in
 // flight) and its rate is reported: on 2 shared cores it is tens of creations per second, so 100k that way would
 // take the better part of an hour. The rest is written straight into the phi D1 with rows made by phi's own code
-// (its TypeScript bundled here with esbuild): PatientSchema parses the body, store/seal.ts seals it under the local
-// PHI_ENCRYPTION_KEYS with its id in the AAD, fhir/index-tokens.ts computes the blind indexes with PHI_INDEX_KEY,
+// (its TypeScript bundled here with esbuild): PatientSchema parses the body, store/seal.ts seals it under the tenant's
+// data key (the one the API-made patients created, unwrapped with the local PHI_ENCRYPTION_KEYS) with its id in the AAD, fhir/index-tokens.ts computes the blind indexes with PHI_INDEX_KEY,
 // store/resources.ts writeVersionStatements gives the very statements the worker runs, audit/trail.ts auditColumns
-// and shared/audit/hash.ts chainHash extend the sealed audit chain from its head (each record inserted pending and
+// and shared/audit/hash.ts chainHash (over the row as the sealer reads it, splitRow) extend the sealed audit chain from its head (each record inserted pending and
 // sealed in the same batch, as the sealer would), with the actor of the API-made records.
 // They are written by a bench-only worker bound to phi's D1, 250 patients per batch, as multi-row INSERTs of the
 // same rows (the index DELETE before a fresh id's rows removes nothing and is left out).
@@ -175,8 +175,8 @@ export { PatientSchema } from "./workers/phi/src/fhir/patient";
 export { versionMeta } from "./workers/phi/src/service/present";
 export { writeVersionStatements } from "./workers/phi/src/store/resources";
 export { AUDIT_TABLE, auditColumns } from "./workers/phi/src/audit/trail";
-export { chainHash } from "./shared/audit/hash";
-export { parseKeyring } from "./shared/crypto";
+export { chainHash, splitRow } from "./shared/audit/hash";
+export { decryptField, fromBase64Url, parseKeyring } from "./shared/crypto";
 `;
 
 export async function phiCode() {
@@ -220,7 +220,7 @@ const MAX_PARAMS = 100;
 function multiRow(stmts) {
   const groups = new Map();
   for (const s of stmts) {
-    if (s.sql.startsWith("DELETE FROM search_index WHERE resource_type = ? AND resource_id = ?")) continue;
+    if (s.sql.startsWith("DELETE FROM search_index WHERE tenant_id = ? AND resource_type = ? AND resource_id = ?")) continue;
     if (!/^INSERT INTO \w+ \([^)]*\) VALUES \([?, ]+\)$/.test(s.sql)) throw new Error(`unexpected statement: ${s.sql.slice(0, 80)}`);
     const g = groups.get(s.sql) ?? [];
     g.push(s.params);
@@ -246,7 +246,7 @@ function multiRow(stmts) {
 export async function seedDirect(p, phi, from, to) {
   const t0 = performance.now();
   const vars = parseDotenv(readFileSync(path.join(ROOT, "workers", "phi", ".dev.vars"), "utf8"));
-  const ring = await phi.parseKeyring(vars.PHI_ENCRYPTION_KEYS);
+  const platform = await phi.parseKeyring(vars.PHI_ENCRYPTION_KEYS);
   // Records what phi's store code prepares, for the seeder worker to run.
   const db = { prepare: (sql) => ({ sql, params: [], bind: (...params) => ({ sql, params }) }) };
   const table = phi.AUDIT_TABLE;
@@ -261,8 +261,10 @@ export async function seedDirect(p, phi, from, to) {
   if (!head) throw new Error("direct seeding continues a chain the API started; it is empty");
   const [[{ sealed }]] = await p.phiBatch([{ sql: `SELECT COUNT(*) AS sealed FROM ${table}`, params: [] }]);
   let sealedCount = sealed;
-  // The actor of the last API-made record: the bench's own client, token and purpose.
+  // The actor of the last API-made record: the bench's own client, token, purpose and tenant.
+  const tenant = head.tenant_id;
   const actor = {
+    tenantId: tenant,
     sub: head.actor_sub,
     clientId: head.actor_client,
     roles: head.actor_roles ? head.actor_roles.split(",") : [],
@@ -270,6 +272,14 @@ export async function seedDirect(p, phi, from, to) {
     clientIp: head.client_ip,
     purposeOfUse: head.purpose_of_use,
   };
+  // The tenant's data key, which the API made for its first write (shared/keys/tenant-keys.ts), unwrapped as phi does:
+  // the bodies are sealed under it, as phi seals them.
+  const [[key]] = await p.phiBatch([{ sql: "SELECT kid, wrapped FROM tenant_keys WHERE tenant_id = ?", params: [tenant] }]);
+  if (!key?.wrapped) throw new Error(`no data key of ${tenant} in phi's database`);
+  const material = phi.fromBase64Url(await phi.decryptField(platform, key.wrapped, `tenant_keys/phi/${tenant}/${key.kid}`));
+  const dataKey = await crypto.subtle.importKey("raw", material, "AES-GCM", false, ["encrypt", "decrypt"]);
+  const ring = { currentKid: key.kid, keys: new Map([...platform.keys, [key.kid, dataKey]]) };
+  const scope = { db, tenant };
   let seq = head.seq;
   let prevHash = head.hash;
   let writeSeconds = 0;
@@ -304,9 +314,10 @@ export async function seedDirect(p, phi, from, to) {
       );
       const names = Object.keys(columns);
       seq += 1;
-      const hash = await phi.chainHash(prevHash, seq, columns);
+      // Hashed as the sealer hashes a stored row (shared/audit/hash.ts: a late column at its old default is left out).
+      const hash = await phi.chainHash(prevHash, seq, phi.splitRow({ seq, prev_hash: null, hash: null, sealed_at: null, ...columns }).data);
       stmts.push(
-        ...phi.writeVersionStatements(db, row, index),
+        ...phi.writeVersionStatements(scope, row, index),
         db.prepare(`INSERT INTO ${table} (seq, ${names.join(", ")}) VALUES (?${", ?".repeat(names.length)})`).bind(seq, ...names.map((n) => columns[n])),
       );
       seals.push([seq, prevHash, hash, now.toISOString()]);
