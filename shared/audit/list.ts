@@ -4,7 +4,16 @@ import { ident, type ChainValue } from "./hash";
 export type AuditFilter =
   | { kind: "eq"; column: string; value: ChainValue }
   | { kind: "anyEq"; columns: string[]; value: string }
-  | { kind: "inList"; column: string; value: string }
+  | {
+      kind: "inList";
+      column: string;
+      value: string;
+      /**
+       * The chain's link table (tenant_id, <value>, seq), filled as records are sealed: sealed records are found
+       * through it and only the pending tail is scanned, instead of the whole trail.
+       */
+      links?: { table: string; tenant: string };
+    }
   | { kind: "gte" | "lte"; column: string; value: string };
 
 /** The filter of one tenant's listing (issue 18): a chain holds every tenant's records, a tenant reads its own. */
@@ -25,15 +34,25 @@ export interface ListPage<Row> {
   next: number | null;
 }
 
-function condition(f: AuditFilter): { sql: string; binds: ChainValue[] } {
+function condition(f: AuditFilter, table: string, after: number): { sql: string; binds: ChainValue[] } {
   switch (f.kind) {
     case "eq":
       return { sql: `${ident(f.column)} = ?`, binds: [f.value] };
     case "anyEq":
       return { sql: `(${f.columns.map((c) => `${ident(c)} = ?`).join(" OR ")})`, binds: f.columns.map(() => f.value) };
-    case "inList":
+    case "inList": {
       // A comma-separated list of server ids (no commas inside an id).
-      return { sql: `instr(',' || ${ident(f.column)} || ',', ',' || ? || ',') > 0`, binds: [f.value] };
+      const listed = `instr(',' || ${ident(f.column)} || ',', ',' || ? || ',') > 0`;
+      if (!f.links) return { sql: listed, binds: [f.value] };
+      // Sealed records through the links, pending ones (the sealer's backlog, seconds of records) by scanning the
+      // pending index; one statement, one snapshot: a record is either sealed with its links or pending, never both.
+      return {
+        sql:
+          `seq IN (SELECT seq FROM ${ident(f.links.table)} WHERE tenant_id = ? AND patient_id = ? AND seq > ? ` +
+          `UNION ALL SELECT seq FROM ${ident(table)} INDEXED BY ${ident(`${table}_pending`)} WHERE hash IS NULL AND seq > ? AND ${listed})`,
+        binds: [f.links.tenant, f.value, after, after, f.value],
+      };
+    }
     case "gte":
       return { sql: `${ident(f.column)} >= ?`, binds: [f.value] };
     case "lte":
@@ -48,19 +67,25 @@ function condition(f: AuditFilter): { sql: string; binds: ChainValue[] } {
  * `tenantFilter(principal.tenantId)` among its filters.
  */
 export async function listAudit<Row extends { seq: number }>(db: Pick<D1Database, "prepare">, table: string, opts: ListOptions): Promise<ListPage<Row>> {
-  const where = ["seq > ?"];
-  const binds: ChainValue[] = [opts.after];
-  for (const f of opts.filters ?? []) {
-    if (!f) continue;
-    const c = condition(f);
-    where.push(c.sql);
-    binds.push(...c.binds);
-  }
+  const q = listStatement(table, opts);
   const { results } = await db
-    .prepare(`SELECT * FROM ${ident(table)} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`)
-    .bind(...binds, opts.limit + 1)
+    .prepare(q.sql)
+    .bind(...q.binds)
     .all<Row>();
   const rows = results.slice(0, opts.limit);
   const last = rows.at(-1);
   return { rows, next: results.length > opts.limit && last ? last.seq : null };
+}
+
+/** The listing's statement: one page and one more row (exported for the query-plan tests). */
+export function listStatement(table: string, opts: ListOptions): { sql: string; binds: ChainValue[] } {
+  const where = ["seq > ?"];
+  const binds: ChainValue[] = [opts.after];
+  for (const f of opts.filters ?? []) {
+    if (!f) continue;
+    const c = condition(f, table, opts.after);
+    where.push(c.sql);
+    binds.push(...c.binds);
+  }
+  return { sql: `SELECT * FROM ${ident(table)} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`, binds: [...binds, opts.limit + 1] };
 }

@@ -12,6 +12,11 @@ import { sealerName, shardSealers } from "./sealer";
 /** phi's chain: its records and its checkpoints (shared/audit). */
 export const PHI_CHAIN: ChainSpec = { table: "phi_audit", checkpoints: "phi_audit_checkpoints" };
 export const AUDIT_TABLE = PHI_CHAIN.table;
+/**
+ * Which sealed record names which patient (migration 0009: filled by a trigger as the sealer seals), read by the
+ * listing by patient (store/audit-query.ts). Derived from the trail, and like it never moved or deleted.
+ */
+export const AUDIT_PATIENTS_TABLE = "phi_audit_patients";
 
 const auditRecords = counter("phi_audit_records_total", "Audit records written, by action and outcome");
 

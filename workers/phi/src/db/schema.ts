@@ -102,5 +102,22 @@ export const phiAudit = sqliteTable(
 
 export const phiAuditCheckpoints = checkpointsTable("phi_audit_checkpoints");
 
+/**
+ * Which sealed record names which patient: the accounting of disclosures by patient (HIPAA 164.528, `GET
+ * /v1/phi/audit?patient=`) reads a patient's records through it instead of scanning the whole trail. Filled by a
+ * trigger when the sealer seals a record (off the request path; migration 0009, which also backfilled the records
+ * sealed before), so a record's links commit with its seal; pending records are found by scanning the pending
+ * tail (src/store/audit-query.ts). Append-only like the trail (triggers).
+ */
+export const phiAuditPatients = sqliteTable(
+  "phi_audit_patients",
+  {
+    tenantId: text("tenant_id").notNull(),
+    patientId: text("patient_id").notNull(),
+    seq: integer("seq").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.patientId, t.seq] })],
+);
+
 /** The tenants' wrapped data keys on this shard (shared/keys/table.ts): offboarding destroys them. */
 export const tenantKeys = tenantKeysTable();

@@ -1,10 +1,11 @@
 import { sha256Hex } from "../../../../shared/crypto";
 import { canonicalJson, ident, type ChainValue } from "../../../../shared/audit/hash";
-import { AUDIT_TABLE } from "../audit/trail";
+import { AUDIT_PATIENTS_TABLE, AUDIT_TABLE } from "../audit/trail";
 
 /**
  * The tenant's data tables of a shard, found in the database itself: every table with a
- * `tenant_id` column except the audit trail (moved by ./audit-copy.ts, never deleted). A table a
+ * `tenant_id` column except the audit trail (moved by ./audit-copy.ts, never deleted) and its links by patient
+ * (derived from it: the destination's sealer links the copies there). A table a
  * later migration adds with `tenant_id` (per-tenant data keys, say) moves with no change here.
  */
 export interface DataTable {
@@ -30,7 +31,7 @@ export async function dataTables(db: D1Database): Promise<DataTable[]> {
   const byTable = new Map<string, string[]>();
   for (const r of results) byTable.set(r.tbl, [...(byTable.get(r.tbl) ?? []), r.col]);
   return [...byTable]
-    .filter(([name, cols]) => name !== AUDIT_TABLE && cols.includes("tenant_id"))
+    .filter(([name, cols]) => name !== AUDIT_TABLE && name !== AUDIT_PATIENTS_TABLE && cols.includes("tenant_id"))
     .map(([name, columns]) => ({ name: ident(name), columns: columns.map(ident) }));
 }
 
