@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Cost growth: latency of Patient search, paging and audit-chain verification at 1k, 10k and 100k stored
+// Cost growth: latency of Patient search, paging, the audit trail by patient and audit-chain verification at 1k, 10k and 100k stored
 // patients, on the built bundles (Miniflare, real gateway, real tokens). Search and paging must stay flat;
 // verification is linear and its rate is stated. Standalone: `node bench/growth.mjs` writes
 // bench/results/growth-<stamp>.md (+ .json); `growth(record)` is the same row callback bench/run.mjs uses.
@@ -519,6 +519,22 @@ export async function growth(record) {
         ],
         reader,
       );
+      // The accounting of disclosures of one patient (GET /v1/phi/audit?patient=), for patients spread over the set:
+      // the first page of the unfiltered search, in id order (random UUIDs).
+      const firstPage = await (await fetchOnceMore(`${p.url}/v1/phi/Patient?_count=${PAGE}`, { headers: await reader() })).json();
+      const ids = firstPage.entry.map((e) => e.resource.id);
+      const [byPatient] = await sample(
+        [
+          {
+            url: (k) => `${p.url}/v1/phi/audit?patient=${ids[k % ids.length]}&limit=${PAGE}`,
+            check: (b, k) => {
+              const id = ids[k % ids.length];
+              if (!b.data?.length || !b.data.every((r) => r.patient_ids.split(",").includes(id))) throw new Error(`audit by patient: ${b.data?.length} records`);
+            },
+          },
+        ],
+        auditor,
+      );
 
       const runs = [];
       for (let k = 0; k < VERIFY_RUNS; k++) {
@@ -546,6 +562,7 @@ export async function growth(record) {
         byId,
         first,
         deep: { ...deepPage, position: deep.position, walkedPages: deep.pages, walkSeconds: deep.walkSeconds },
+        byPatient,
         verify: { ms: verify.ms, records: verify.records, perSecond: verify.records / (verify.ms / 1000) },
       };
       table.push(row);
@@ -554,6 +571,7 @@ export async function growth(record) {
       record({ scenario, what: "search identifier= (1 hit)", value: byId.p50, unit: "ms p50", note: f(byId) });
       record({ scenario, what: `first page (_count=${PAGE})`, value: first.p50, unit: "ms p50", note: f(first) });
       record({ scenario, what: `deep page (at ${deep.position})`, value: deepPage.p50, unit: "ms p50", note: `${f(deepPage)}; reached by ${deep.pages} next links in ${deep.walkSeconds.toFixed(1)} s` });
+      record({ scenario, what: `audit by patient (limit=${PAGE})`, value: byPatient.p50, unit: "ms p50", note: f(byPatient) });
       record({ scenario, what: "audit verify", value: verify.ms, unit: "ms", note: `${verify.records} records, ${row.verify.perSecond.toFixed(0)} records/s (median of ${VERIFY_RUNS})` });
     }
     plans = await queryPlans(p);
@@ -588,6 +606,7 @@ function judge(table) {
     flat("search identifier=", lo.byId.p50, hi.byId.p50),
     flat("first page", lo.first.p50, hi.first.p50),
     flat("deep page", lo.deep.p50, hi.deep.p50),
+    flat("audit by patient", lo.byPatient.p50, hi.byPatient.p50),
     {
       what: `verify time ${hi.size}/${lo.size} ÷ records ratio (${recordRatio.toFixed(1)}x records)`,
       ratio: lin,
@@ -610,14 +629,14 @@ function markdown(stamp, machine, out, totalSeconds) {
     "",
     `Built bundles on Miniflare, through the gateway with real tokens. ${SAMPLES} sequential requests per query and size; ` +
       `search by family returns ${PER_FAMILY} patients, by identifier 1; pages hold ${PAGE} patients, the deep page starts at ${DEEP * 100}% of the set ` +
-      `(reached by following next links, its sealed cursor then replayed). Verify: GET /v1/phi/audit/verify walked in segments until complete (shared/audit/verify.ts verifyChain over phi_audit), median of ${VERIFY_RUNS}; ` +
+      `(reached by following next links, its sealed cursor then replayed). Audit by patient: GET /v1/phi/audit?patient= for the patients of the first page, in turn. Verify: GET /v1/phi/audit/verify walked in segments until complete (shared/audit/verify.ts verifyChain over phi_audit), median of ${VERIFY_RUNS}; ` +
       "the chain holds one record per creation plus one per request measured before it.",
     "",
-    "| patients | search family= p50 / p99 ms | search identifier= p50 / p99 ms | first page p50 ms | deep page p50 ms | verify ms | audit records | verify records/s |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| patients | search family= p50 / p99 ms | search identifier= p50 / p99 ms | first page p50 ms | deep page p50 ms | audit by patient p50 ms | verify ms | audit records | verify records/s |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...out.table.map(
       (r) =>
-        `| ${r.size} | ${ms(r.search.p50)} / ${ms(r.search.p99)} | ${ms(r.byId.p50)} / ${ms(r.byId.p99)} | ${ms(r.first.p50)} | ${ms(r.deep.p50)} (at ${r.deep.position}) | ${r.verify.ms.toFixed(0)} | ${r.verify.records} | ${r.verify.perSecond.toFixed(0)} |`,
+        `| ${r.size} | ${ms(r.search.p50)} / ${ms(r.search.p99)} | ${ms(r.byId.p50)} / ${ms(r.byId.p99)} | ${ms(r.first.p50)} | ${ms(r.deep.p50)} (at ${r.deep.position}) | ${ms(r.byPatient.p50)} | ${r.verify.ms.toFixed(0)} | ${r.verify.records} | ${r.verify.perSecond.toFixed(0)} |`,
     ),
     "",
     "| verdict | ratio | |",
