@@ -662,10 +662,11 @@ describe("fuzz: malformed requests on every operation of the OpenAPI document", 
     // failed or denied accesses in the PHI audit trail, refused payment actions in the payments trail.
     // A payment request refused after its idempotency key was claimed stores that refusal under the key, as
     // Stripe does (workers/payments/src/executor.ts): only such 4xx answers may appear, never a success.
-    // Each trail's checkpoints grow as its sealer links those records (on its own alarm, not for any request).
+    // Each trail's checkpoints grow as its sealer links those records (on its own alarm, not for any request), and
+    // phi's links by patient with them (a refusal naming a patient, e.g. a read of a server-shaped id).
     const mayGrow: Record<string, string[]> = {
       auth: ["security_events", "auth_failures"],
-      phi: ["phi_audit", "phi_audit_checkpoints"],
+      phi: ["phi_audit", "phi_audit_checkpoints", "phi_audit_patients"],
       payments: ["audit_events", "audit_events_checkpoints", "idempotency_keys"],
       devices: ["device_audit_checkpoints"],
     };
