@@ -126,6 +126,11 @@ function platformWorkers(minify = true) {
   return builtWorkers.get(minify);
 }
 
+/** One of our workers' Miniflare options (its production bundle, bindings and databases). */
+export function workerOptionsOf(name) {
+  return platformWorkers().find((x) => x.name === name);
+}
+
 /** The D1 binding option of one of our workers, so a twin can share its database (same id = same data). */
 export function d1Of(name) {
   const w = platformWorkers().find((x) => x.name === name);
@@ -222,9 +227,21 @@ export async function compareModes(outfile, modes, { name, seconds = Number(proc
 }
 
 /** Runs autocannon and the CPU meter around it. `cpu` measures another process (a Node baseline). */
-export async function measure({ cpu = runtimeCpuSeconds, ...opts }) {
+export async function measure({ cpu = runtimeCpuSeconds, settleMs = 0, ...opts }) {
   const cpu0 = cpu();
-  const result = await autocannon({ connections: 32, duration: 10, ...opts });
+  const socketErrors = {};
+  const result = await new Promise((resolve, reject) => {
+    const run = autocannon({ connections: 32, duration: 10, ...opts }, (err, r) => (err ? reject(err) : resolve(r)));
+    // Socket errors by code (ECONNRESET, ...): timeouts are counted by autocannon itself.
+    run.on("reqError", (e) => {
+      if (e?.message === "request timed out") return;
+      const k = e?.code ?? e?.message ?? "socket";
+      socketErrors[k] = (socketErrors[k] ?? 0) + 1;
+    });
+  });
+  // Work the requests left for later (the audit sealer's runs, up to a second after its last nudge) is theirs:
+  // the CPU is read after it, so it is not charged to whatever the runtime serves next.
+  if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
   const used = cpu() - cpu0;
   const total = result.requests.total;
   return {
@@ -232,11 +249,26 @@ export async function measure({ cpu = runtimeCpuSeconds, ...opts }) {
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
+    // What the errors were: answers by status (non-2xx only), timeouts and socket errors.
+    failures: { ...failuresOf(result), ...socketErrors },
     requests: total,
     seconds: result.duration,
     cpuSeconds: used,
     cpuMsPerReq: total > 0 ? (used * 1000) / total : NaN,
   };
+}
+
+function failuresOf(result) {
+  const out = {};
+  for (const [code, { count }] of Object.entries(result.statusCodeStats ?? {})) if (!code.startsWith("2") && count > 0) out[code] = count;
+  if (result.timeouts > 0) out.timeouts = result.timeouts;
+  return out;
+}
+
+/** The errors of a measurement as text: `0`, or `16 (503: 12, timeouts: 4)`. */
+export function errorsText(m) {
+  const parts = Object.entries(m.failures ?? {}).map(([k, n]) => `${k}: ${n}`);
+  return parts.length > 0 ? `${m.errors} (${parts.join(", ")})` : String(m.errors);
 }
 
 /** Several measurements of one implementation as one: totals summed, p50 the median of the slices', p99 the worst. */
@@ -250,6 +282,10 @@ export function combine(parts) {
     p50: p50s[Math.floor((p50s.length - 1) / 2)],
     p99: Math.max(...parts.map((m) => m.p99)),
     errors: parts.reduce((a, m) => a + m.errors, 0),
+    failures: parts.reduce((a, m) => {
+      for (const [k, n] of Object.entries(m.failures ?? {})) a[k] = (a[k] ?? 0) + n;
+      return a;
+    }, {}),
     requests,
     seconds,
     cpuSeconds,

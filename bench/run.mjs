@@ -4,6 +4,7 @@
 // doing only the essential work, in the same runtime and the same run) and, for the token and the Patient read,
 // a conventional Node stack (bench/baselines/node-server.mjs). Bounded in time (BENCH_SECONDS per scenario).
 // Writes bench/results/<date>.md and .json. Quote ratios, not absolute numbers: this machine is shared and noisy.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,7 +13,7 @@ import WebSocket from "ws";
 import { ROOT } from "../scripts/workers.mjs";
 import { plainFakerPatientsPerSecond } from "./baselines/plain-faker.mjs";
 import { profilePatientRead } from "./profile.mjs";
-import { bundleTwin, combine, d1Of, devVars, measure, platform, startChild, startMiniflare } from "./lib.mjs";
+import { bundleTwin, combine, d1Of, devVars, errorsText, measure, platform, startChild, startMiniflare, workerOptionsOf } from "./lib.mjs";
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 12);
 // Each group's implementations are measured in turns: ROUNDS rounds, each one slice of DURATION / ROUNDS seconds of
@@ -20,7 +21,13 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 12);
 // twin are taken round by round (ours' slice against the twin's slice of the same round) and their median is the
 // figure: a burst of outside load that lands on one slice moves one pair, not the result.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+// BENCH_BASE_PHI=<dir>: also measure the Patient read with phi built from another checkout (see baseBuild).
+const BASE_PHI = process.env.BENCH_BASE_PHI;
 const WARMUP = Math.min(2, DURATION);
+// After each slice of a group the bench waits this long before it reads the runtime's CPU, so the deferred work of
+// the slice's requests (the audit sealers run on an alarm at most 1 s after a nudge, by default) is charged to that
+// slice, not to the next implementation's. Without it each implementation paid for the one measured before it.
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1500);
 const COMPAT = { compatibilityDate: "2026-08-15", compatibilityFlags: ["nodejs_compat"], modules: true };
 const load = []; // HTTP scenarios: { group, impl, m, note }
 const other = []; // throughput scenarios: { scenario, what, value, unit, note }
@@ -45,7 +52,7 @@ globalThis.fetch = async (url, init) => {
 const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
 function recordLoad(group, impl, m, note = "") {
   load.push({ group, impl, ...m, note });
-  console.log(`  ${group.padEnd(34)} ${impl.padEnd(44)} ${fmt(m.rps).padStart(8)} req/s  p50 ${m.p50} p99 ${m.p99} ms  ${fmt(m.cpuMsPerReq, 3)} ms CPU/req  errors ${m.errors}`);
+  console.log(`  ${group.padEnd(34)} ${impl.padEnd(44)} ${fmt(m.rps).padStart(8)} req/s  p50 ${m.p50} p99 ${m.p99} ms  ${fmt(m.cpuMsPerReq, 3)} ms CPU/req  errors ${errorsText(m)}`);
 }
 function recordOther(r) {
   other.push(r);
@@ -71,14 +78,20 @@ async function bench(opts) {
 /** A group of implementations of one scenario: probed and warmed up each, then measured in turns. */
 async function benchGroup(group, all) {
   // BENCH_TWIN_ONLY=1: ours and the plain twin only (no twin variants, no Node baseline), for quick same-run ratios.
-  const entries = process.env.BENCH_TWIN_ONLY === "1" ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin" || e.impl.includes("our phi") || e.impl.includes("platform's edge")) : all;
+  // BENCH_AB=1 (with BENCH_BASE_PHI): the twin and phi against its base build only.
+  const entries =
+    process.env.BENCH_AB === "1"
+      ? all.filter((e) => e.impl === "twin" || e.impl.endsWith(" phi"))
+      : process.env.BENCH_TWIN_ONLY === "1"
+        ? all.filter((e) => e.impl.startsWith("ours") || e.impl === "twin" || e.impl.endsWith(" phi") || e.impl.includes("platform's edge"))
+        : all;
   for (const e of entries) {
     await probe(e.opts);
-    await measure({ ...e.opts, duration: WARMUP });
+    await measure({ ...e.opts, duration: WARMUP, settleMs: SETTLE_MS });
   }
   const parts = entries.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [i, e] of entries.entries()) parts[i].push(await measure({ ...e.opts, duration: DURATION / ROUNDS }));
+    for (const [i, e] of entries.entries()) parts[i].push(await measure({ ...e.opts, duration: DURATION / ROUNDS, settleMs: SETTLE_MS }));
   }
   for (const [i, e] of entries.entries()) recordLoad(group, e.impl, { ...combine(parts[i]), slices: parts[i].map(sliceRates) }, e.note ?? "");
   const twin = load.find((r) => r.group === group && r.impl === "twin");
@@ -86,6 +99,12 @@ async function benchGroup(group, all) {
     if (!twin) break;
     const p = paired(r, twin);
     console.log(`    ${r.impl.slice(0, 60).padEnd(60)} vs twin, median of ${p.n} rounds: ${fmt(p.rps, 2)}x req/s, ${fmt(p.cpu, 2)}x CPU/req`);
+  }
+  const base = load.find((r) => r.group === group && r.impl === "twin front + base phi");
+  const mine = load.find((r) => r.group === group && r.impl === "twin front + our phi");
+  if (base && mine) {
+    const p = paired(mine, base);
+    console.log(`    our phi vs base phi (same front), median of ${p.n} rounds: ${fmt(p.rps, 3)}x req/s, ${fmt(p.cpu, 3)}x CPU/req (per round ${fmt(p.cpuRange[0], 3)}-${fmt(p.cpuRange[1], 3)}x)`);
   }
 }
 
@@ -142,6 +161,8 @@ const PATIENT_VARIANTS = [
   // Not a piece: the twin's front (with the signed principal) before our phi worker, to split ours between gateway and phi.
   { key: "ourphi", label: "twin front + our phi", front: { TWIN_PRINCIPAL: "1", TWIN_BACK: "ours" }, back: null },
   { key: "all", label: "twin + all three (revocation query, principal, chain: ours before issue 16)", front: { TWIN_REVOCATION: "1", TWIN_PRINCIPAL: "1" }, back: { TWIN_AUDIT: "chain", TWIN_PRINCIPAL: "1" } },
+  // BENCH_BASE_PHI: the same front before phi as built from another checkout (an A/B of a change to phi, same run).
+  ...(BASE_PHI ? [{ key: "basephi", label: "twin front + base phi", front: { TWIN_PRINCIPAL: "1", TWIN_BACK: "ours" }, back: null, service: "phi-base" }] : []),
 ];
 
 async function twinWorkers(secrets) {
@@ -162,7 +183,7 @@ async function twinWorkers(secrets) {
   for (const v of PATIENT_VARIANTS) {
     workers.push({
       name: `twin-front-${v.key}`, ...COMPAT, scriptPath: files["patient-front.js"], routes: [`*/twin/${v.key}/*`],
-      d1Databases: { AUTH_DB: auth.DB }, serviceBindings: { BACK: v.back ? `twin-back-${v.key}` : "phi" },
+      d1Databases: { AUTH_DB: auth.DB }, serviceBindings: { BACK: v.back ? `twin-back-${v.key}` : (v.service ?? "phi") },
       bindings: { ...keys, GATEWAY_HMAC_KEY: secrets.auth.GATEWAY_HMAC_KEY, ...v.front },
     });
     if (!v.back) continue;
@@ -171,7 +192,21 @@ async function twinWorkers(secrets) {
       bindings: { PHI_ENCRYPTION_KEYS: secrets.phi.PHI_ENCRYPTION_KEYS, GATEWAY_HMAC_KEY: secrets.auth.GATEWAY_HMAC_KEY, TWIN_AUDIT_TABLE: `twin_audit_${v.key}`, ...v.back },
     });
   }
+  if (BASE_PHI) workers.push({ ...workerOptionsOf("phi"), name: "phi-base", ...baseBuild(BASE_PHI, "phi") });
   return workers;
+}
+
+/**
+ * One worker built from another checkout of this repository (`dir`: a worktree of the commit to compare with, with
+ * node_modules and the same .dev.vars), as Miniflare's script options. The bindings stay those of this checkout's
+ * config, so the two builds share databases and secrets: compare code, not migrations.
+ */
+function baseBuild(dir, name) {
+  const outRoot = path.join(path.resolve(dir), ".tmp", "bench-base");
+  const script = `import { buildWorker } from "./scripts/build.mjs"; buildWorker(${JSON.stringify(name)}, { outRoot: ${JSON.stringify(outRoot)}, minify: true });`;
+  execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: path.resolve(dir), stdio: "inherit" });
+  const outdir = path.join(outRoot, "local", name);
+  return { scriptPath: path.join(outdir, "index.js"), modulesRoot: outdir };
 }
 
 const PATIENT = {
@@ -292,8 +327,8 @@ async function telemetryScenario(persist, s, sinkUrl) {
     try {
       const opts = { url: `${q.url}/v1/phi/Patient/${s.patientId}`, headers: { authorization: `Bearer ${s.token}` } };
       await probe(opts);
-      const warm = await measure({ ...opts, duration: WARMUP });
-      const m = await measure({ ...opts, duration: DURATION / 2 });
+      const warm = await measure({ ...opts, duration: WARMUP, settleMs: SETTLE_MS });
+      const m = await measure({ ...opts, duration: DURATION / 2, settleMs: SETTLE_MS });
       if (ONLY) console.log(`    telemetry ${mode}: ${fmt(m.rps)} req/s, ${fmt(m.cpuMsPerReq, 3)} ms CPU/req`);
       parts[mode].push(m);
       // Every read the sink saw exports of (warm-ups and the probe included), for POSTs per 1,000 reads.
@@ -473,7 +508,8 @@ const cpuModel = os.cpus()[0]?.model ?? "?";
 console.log(`bench on ${os.cpus().length} cores, ${cpuModel}, node ${process.version}, ${DURATION} s per scenario`);
 if (want("hello")) await hello();
 const secrets = devVars();
-let p = await platform({ extra: await twinWorkers(secrets) });
+// BENCH_VARS='{"NAME":"value"}': more bindings for the five workers (experiments, e.g. AUDIT_SEAL_DELAY_MS).
+let p = await platform({ vars: JSON.parse(process.env.BENCH_VARS ?? "{}"), extra: await twinWorkers(secrets) });
 const persist = p.persist;
 let s;
 let node;
@@ -609,7 +645,8 @@ const md = `# bench ${stamp}
 
 Machine: ${machine}. Shared with other work: absolute figures are noisy; compare the ratios within this run.
 Each HTTP scenario: one probe request (must answer 2xx), ${WARMUP} s warm-up, then ${DURATION} s of autocannon with 32 connections (unless stated) on 127.0.0.1,\nin ${ROUNDS} rounds: a slice of each implementation of its group in turn per round (p50 = median of the slices', p99 = the worst slice's). CPU/req = CPU seconds
-of the workerd processes (or of the Node baseline process) divided by the requests served; the load generator is not counted.
+of the workerd processes (or of the Node baseline process), from a slice's start until ${SETTLE_MS} ms after its last request (so the work its requests
+deferred, such as the audit sealers' runs, is charged to it), divided by the requests served; the load generator is not counted.
 Ours = the five workers from their minified production bundles on Miniflare, through the real gateway with a real token.
 Twins (bench/twins/) run in the same workerd, against the same D1 databases and keys. Ratios to the twin are the median of the
 per-round ratios (each row's slice against the twin's slice of the same round; the range across rounds beside it); the
@@ -619,7 +656,7 @@ other columns are over all slices. Whole run: ${fmt(seconds, 0)} s.
 
 | scenario | implementation | req/s | p50 ms | p99 ms | errors | CPU ms/req | ratio vs twin / baseline | notes |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |
-${load.map((r) => `| ${r.group} | ${r.impl} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${r.errors} | ${fmt(r.cpuMsPerReq, 3)} | ${ratioCell(r)} | ${r.note} |`).join("\n")}
+${load.map((r) => `| ${r.group} | ${r.impl} | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${errorsText(r)} | ${fmt(r.cpuMsPerReq, 3)} | ${ratioCell(r)} | ${r.note} |`).join("\n")}
 
 ## Throughput scenarios
 
