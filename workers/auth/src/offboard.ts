@@ -39,7 +39,15 @@ export interface DataOffboarding {
  * The data services that hold tenant data: phi and payments seal it under per-tenant keys; devices keeps
  * readings in one Durable Object per device (no PHI or card data in its D1), which it erases.
  */
-const DATA_SERVICES: DataService[] = ["phi", "payments", "devices"];
+export const DATA_SERVICES: readonly DataService[] = ["phi", "payments", "devices"];
+
+/**
+ * Whether the tenant's completed erasure covered every service that holds tenant data now. A tenant erased before
+ * a service joined DATA_SERVICES (devices) did not: a further DELETE runs the erasure again rather than a 409.
+ */
+export function erasureComplete(t: Tenant): boolean {
+  return t.dataKeysDestroyedAt !== null && DATA_SERVICES.every((s) => t.dataErasedServices?.includes(s));
+}
 
 /** Calls of one service's shred route per offboarding: a service that answers `complete: false` (devices, a page of devices at a time) is called again. */
 const SHRED_CALLS_MAX = 20;
@@ -86,8 +94,9 @@ export async function destroyTenantDataKeys(
   const services = outcomes.filter((o) => o.ok).map((o) => o.name);
   const failed = outcomes.filter((o) => !o.ok).map((o) => o.name);
   if (failed.length === 0) {
-    await env.DB.prepare("UPDATE tenants SET data_keys_destroyed_at = ?1 WHERE id = ?2 AND data_keys_destroyed_at IS NULL")
-      .bind(request.now.toISOString(), tenant.id)
+    // The first completion's time stays; the services are those of the latest (a re-run covers a later one too).
+    await env.DB.prepare("UPDATE tenants SET data_keys_destroyed_at = COALESCE(data_keys_destroyed_at, ?1), data_erased_services = ?3 WHERE id = ?2")
+      .bind(request.now.toISOString(), tenant.id, services.join(","))
       .run();
   }
   return { keysDestroyed: failed.length === 0, services, failed };
@@ -127,8 +136,9 @@ export async function offboardTenant(db: D1Database, input: { id: string; by: st
     db.prepare("UPDATE clients SET disabled = 1, disabled_at = ?1 WHERE tenant_id = ?2 AND disabled = 0 RETURNING id").bind(at, input.id),
   ]);
   if (marked?.results.length !== 1) {
-    // Offboarded before, but a data service did not confirm the key destruction: this call retries that.
-    if (existing.offboardedAt && !existing.dataKeysDestroyedAt) return { tenant: existing, disabledClients: [], retry: true };
+    // Offboarded before, but a data service did not confirm the key destruction, or the erasure predates a service
+    // that now holds tenant data: this call runs it (again).
+    if (existing.offboardedAt && !erasureComplete(existing)) return { tenant: existing, disabledClients: [], retry: true };
     throw new ApiError(409, "tenant_offboarded", "This tenant is already offboarded and its data keys are destroyed.");
   }
   noteTenantCutoff(input.id, cutoff);

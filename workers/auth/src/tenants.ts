@@ -14,6 +14,8 @@ export interface Tenant {
   offboardReason: string | null;
   /** When every data service confirmed destroying the tenant's data keys (crypto-shredding). */
   dataKeysDestroyedAt: string | null;
+  /** The data services that confirmed that erasure (empty until it completed). */
+  dataErasedServices?: string[];
   /** The shard a move under way is copying the tenant to (src/tenant-move.ts); null otherwise. */
   movingTo?: number | null;
 }
@@ -28,10 +30,11 @@ interface TenantRow {
   offboarded_by: string | null;
   offboard_reason: string | null;
   data_keys_destroyed_at: string | null;
+  data_erased_services: string | null;
   moving_to: number | null;
 }
 
-const COLUMNS = "id, name, shard, created_at, created_by, offboarded_at, offboarded_by, offboard_reason, data_keys_destroyed_at, moving_to";
+const COLUMNS = "id, name, shard, created_at, created_by, offboarded_at, offboarded_by, offboard_reason, data_keys_destroyed_at, data_erased_services, moving_to";
 
 function fromRow(r: TenantRow): Tenant {
   return {
@@ -44,6 +47,7 @@ function fromRow(r: TenantRow): Tenant {
     offboardedBy: r.offboarded_by,
     offboardReason: r.offboard_reason,
     dataKeysDestroyedAt: r.data_keys_destroyed_at,
+    dataErasedServices: r.data_erased_services ? r.data_erased_services.split(",") : [],
     movingTo: r.moving_to,
   };
 }

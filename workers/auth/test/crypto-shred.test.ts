@@ -173,8 +173,11 @@ describe("offboarding crypto-shreds the tenant's data", () => {
     expect(out.data_keys_destroyed).toBe(true);
     expect(out.data_services.sort()).toEqual(["devices", "payments", "phi"]);
     expect(Date.parse(out.tenant.data_keys_destroyed_at ?? "")).not.toBeNaN();
-    const stored = await env.DB.prepare("SELECT data_keys_destroyed_at FROM tenants WHERE id = ?").bind(tenant.id).first<{ data_keys_destroyed_at: string | null }>();
+    const stored = await env.DB.prepare("SELECT data_keys_destroyed_at, data_erased_services FROM tenants WHERE id = ?")
+      .bind(tenant.id)
+      .first<{ data_keys_destroyed_at: string | null; data_erased_services: string | null }>();
     expect(stored?.data_keys_destroyed_at).toBe(out.tenant.data_keys_destroyed_at);
+    expect(stored?.data_erased_services?.split(",").sort()).toEqual(["devices", "payments", "phi"]);
 
     // After: the rows are still there, but nothing in any database opens them, even with the platform keyrings.
     expect(await phiSealed(db, tenant.id)).toHaveLength(4);
@@ -208,6 +211,39 @@ describe("offboarding crypto-shreds the tenant's data", () => {
     // No API returns the data: the tenant's token is refused at the gateway.
     expect((await gw(`/v1/phi/Patient/${patients[0] ?? ""}`, { headers: bearer(clinician) })).status).toBe(401);
     // Done once: a second DELETE changes nothing.
+    const again = await gw(`/admin/tenants/${tenant.id}`, { method: "DELETE", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ reason: "again" }) });
+    expect(again.status).toBe(409);
+    expect((await expectErrorBody(again, `/admin/tenants/${tenant.id}`)).code).toBe("tenant_offboarded");
+  });
+
+  it("a tenant erased before devices joined offboarding: migration 0007 marks its erasure as phi's and payments', and a further DELETE erases its device sessions, then answers 409", async () => {
+    const created = await gw("/admin/tenants", { method: "POST", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ name: `Early Clinic ${crypto.randomUUID().slice(0, 8)}` }) });
+    const tenant = await created.json<Tenant>();
+    const { device } = await seed(tenant);
+    expect(await deviceReadings(tenant.id, device)).toBe(2);
+    // The tenant as an earlier version left it: offboarded, its clients disabled, phi and payments confirmed, devices
+    // never called; then the migration's backfill (its last statement) ran over the tenants table.
+    const erasedAt = "2026-11-30T12:00:00.000Z";
+    await env.DB.batch([
+      env.DB.prepare("UPDATE tenants SET offboarded_at = ?1, offboarded_by = 'admin', offboard_reason = 'early', data_keys_destroyed_at = ?1, data_erased_services = NULL WHERE id = ?2").bind(erasedAt, tenant.id),
+      env.DB.prepare("UPDATE clients SET disabled = 1, disabled_at = ?1 WHERE tenant_id = ?2").bind(erasedAt, tenant.id),
+    ]);
+    const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0007"));
+    const backfill = migration?.queries.find((q) => q.includes("UPDATE `tenants` SET `data_erased_services`"));
+    if (!backfill) throw new Error("migration 0007 has no backfill statement");
+    await env.DB.prepare(backfill).run();
+    const marked = async () => env.DB.prepare("SELECT data_keys_destroyed_at, data_erased_services FROM tenants WHERE id = ?").bind(tenant.id).first<{ data_keys_destroyed_at: string; data_erased_services: string | null }>();
+    expect(await marked()).toEqual({ data_keys_destroyed_at: erasedAt, data_erased_services: "phi,payments" });
+
+    const res = await gw(`/admin/tenants/${tenant.id}`, { method: "DELETE", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ reason: "Erase the device sessions too" }) });
+    expect(res.status).toBe(200);
+    const out = await res.json<{ tenant: Tenant; data_keys_destroyed: boolean; data_services: string[]; clients_disabled: number }>();
+    expect(out.data_services.sort()).toEqual(["devices", "payments", "phi"]);
+    expect(out.clients_disabled).toBe(0);
+    // The first erasure's time stays; the services are now all three.
+    expect(out.tenant.data_keys_destroyed_at).toBe(erasedAt);
+    expect(await marked()).toEqual({ data_keys_destroyed_at: erasedAt, data_erased_services: "phi,payments,devices" });
+    expect(await deviceReadings(tenant.id, device)).toBe(0);
     const again = await gw(`/admin/tenants/${tenant.id}`, { method: "DELETE", headers: { ...bearer(platform), ...JSON_CT }, body: JSON.stringify({ reason: "again" }) });
     expect(again.status).toBe(409);
     expect((await expectErrorBody(again, `/admin/tenants/${tenant.id}`)).code).toBe("tenant_offboarded");

@@ -60,6 +60,12 @@ export const tenants = sqliteTable(
     /** When every data service confirmed destroying the tenant's data keys (crypto-shredding); NULL until then. */
     dataKeysDestroyedAt: text("data_keys_destroyed_at"),
     /**
+     * The data services that confirmed that erasure, comma-separated ("phi,payments,devices"). A tenant erased
+     * before a service joined the list (devices, for tenants offboarded before it did) lacks it, and a further
+     * DELETE runs the erasure again (every service's is idempotent) instead of answering 409.
+     */
+    dataErasedServices: text("data_erased_services"),
+    /**
      * Unix seconds: every token of this tenant issued before it is revoked (`revokeTenantTokens`: a shard
      * move, an offboarding). The gateway's revocation view loads recent ones, as it does disabled clients.
      */

@@ -93,7 +93,7 @@ export function registerTenantPaths(r: OpenAPIHono["openAPIRegistry"]): void {
         400: problem("Invalid reason"),
         ...platformOnly,
         404: problem("No such tenant"),
-        409: problem("The default tenant, or already offboarded with its data keys destroyed"),
+        409: problem("The default tenant, or already offboarded with its data destroyed by every data service"),
         502: problem("Offboarded (no access), but a data service did not confirm destroying the keys or erasing the readings: send the DELETE again"),
         415: problem("Not JSON"),
       },
