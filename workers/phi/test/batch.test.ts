@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { auditRows, call, createPatient, expectValidFhir, json, patient } from "./helpers";
 import { observation, outcomeCode, postBundle, tableCounts, txn, urn, type BundleOut } from "./bundle-helpers";
@@ -83,6 +84,43 @@ describe("batch Bundles (POST /v1/phi)", () => {
     );
     const entries = (await json<BundleOut>(res)).entry ?? [];
     expect(entries.map((e) => e.response.status)).toEqual(["201 Created", "422 Unprocessable Content", "400 Bad Request"]);
+  });
+
+  it("when the records of the reads and refusals cannot be written, those entries answer 503 and return nothing; the write that committed keeps its 201 and its record", async () => {
+    const kept = await createPatient(patient("Batchsecret", "Sibyl"));
+    const seqBefore = (await auditRows()).at(-1)?.seq ?? 0;
+    // Read records cannot be written (a fault in the audit table, real D1): the read entry's record batch fails.
+    await env.DB.prepare("CREATE TRIGGER audit_reads_offline BEFORE INSERT ON phi_audit WHEN NEW.action = 'read' BEGIN SELECT RAISE(ABORT, 'audit offline'); END").run();
+    let res: Response;
+    let onlyReads: Response;
+    try {
+      res = await postBundle(
+        txn("batch", [
+          { resource: patient("Batchstored"), request: { method: "POST", url: "Patient" } },
+          { request: { method: "GET", url: `Patient/${kept.id}` } },
+          { resource: { ...patient("Batchinvalid"), gender: "sometimes" }, request: { method: "POST", url: "Patient" } },
+        ]),
+      );
+      onlyReads = await postBundle(txn("batch", [{ request: { method: "GET", url: `Patient/${kept.id}` } }]));
+    } finally {
+      await env.DB.prepare("DROP TRIGGER audit_reads_offline").run();
+    }
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).not.toMatch(/Batchsecret|Sibyl/);
+    const out = JSON.parse(text) as BundleOut;
+    await expectValidFhir(out);
+    const entries = out.entry ?? [];
+    expect(entries.map((e) => e.response.status)).toEqual(["201 Created", "503 Service Unavailable", "503 Service Unavailable"]);
+    expect(entries.map((e) => e.response.outcome?.issue[0]?.details?.coding?.[0]?.code)).toEqual([undefined, "audit_unavailable", "audit_unavailable"]);
+    // The create was stored with its record, and answered as stored: a client has no reason to send it again.
+    const created = String(entries[0]?.resource?.id);
+    expect((await call(`/Patient/${created}`)).status).toBe(200);
+    const rows = (await auditRows()).filter((r) => r.seq > seqBefore && r.action !== "read");
+    expect(rows.map((r) => `${r.action} ${r.resource_type} ${r.resource_id} ${r.outcome}`)).toContain(`create Patient ${created} success`);
+    // With nothing recorded and nothing written, the whole Bundle is refused (503) and returns no PHI.
+    expect(onlyReads.status).toBe(503);
+    expect(await onlyReads.text()).not.toMatch(/Batchsecret|Sibyl/);
   });
 
   it("a token without phi:write cannot write through a batch: 403 for the whole Bundle, nothing changes", async () => {

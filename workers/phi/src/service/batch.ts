@@ -23,8 +23,10 @@ import { failureEntry, responseBundle, successEntry, type ResponseBundle } from 
  * entry commits its data with its audit record in a batch of its own and every other
  * entry's record (reads, refusals) goes in one more batch, all concurrently. Every entry
  * leaves one record, success or not. A read's resource is returned only once its record
- * is written: if that batch fails the whole answer is a 503 (writes that committed
- * meanwhile keep their records).
+ * is written: if that batch fails, each entry it held answers 503 `audit_unavailable`
+ * (no resource), as the same read sent alone would, while the writes that committed
+ * with their own records keep their answers, so a client never sends again a create that
+ * was stored. Only when no record at all could be written is the whole answer a 503.
  */
 const NO_PLACEHOLDERS: ReadonlyMap<string, string> = new Map();
 
@@ -96,26 +98,39 @@ export async function runBatch(
 
   const success = (r: EntryResult): AuditEvent => ({ ...r.audit, outcome: "success", reason: "" });
   const writes = results.filter((r) => r.statements.length > 0);
-  const recordOnly = [...results.filter((r) => r.statements.length === 0).map(success), ...[...failed].map(([i, err]) => failureEvent(input[i] as BundleEntryInput, err))];
+  const recordOnly: Indexed[] = [
+    ...results.filter((r) => r.statements.length === 0).map((r) => ({ index: r.index, event: success(r) })),
+    ...[...failed].map(([i, err]) => ({ index: i, event: failureEvent(input[i] as BundleEntryInput, err) })),
+  ];
   const [records, ...committed] = await Promise.allSettled([
-    recordOnly.length > 0 ? scopeOf(c).db.batch(recordOnly.map((ev) => entryRecord(c, ev, now))) : Promise.resolve([]),
+    recordOnly.length > 0 ? scopeOf(c).db.batch(recordOnly.map(({ event }) => entryRecord(c, event, now))) : Promise.resolve([]),
     ...writes.map((r) => scopeOf(c).db.batch([...r.statements, entryRecord(c, success(r), now)])),
   ]);
-  if (records?.status === "rejected") throw records.reason;
-  const events = [...recordOnly];
+  const events: AuditEvent[] = [];
+  if (records?.status === "rejected") unrecorded(c, recordOnly, records.reason, failed);
+  else events.push(...recordOnly.map(({ event }) => event));
   // An entry whose batch failed wrote nothing: it answers 409 (a concurrent update took its version) or 503, and is recorded so.
-  const late: AuditEvent[] = [];
+  const late: Indexed[] = [];
   await Promise.all(
     writes.map(async (r, i) => {
       const outcome = committed[i];
       if (outcome?.status !== "rejected") return void events.push(success(r));
       const err = await entryFailure(c, r, outcome.reason);
       failed.set(r.index, err);
-      late.push(failureEvent(input[r.index] as BundleEntryInput, err));
+      late.push({ index: r.index, event: failureEvent(input[r.index] as BundleEntryInput, err) });
     }),
   );
-  if (late.length > 0) await scopeOf(c).db.batch(late.map((ev) => entryRecord(c, ev, now)));
-  entriesRecorded(c, [...events, ...late]);
+  if (late.length > 0) {
+    try {
+      await scopeOf(c).db.batch(late.map(({ event }) => entryRecord(c, event, now)));
+      events.push(...late.map(({ event }) => event));
+    } catch (err) {
+      unrecorded(c, late, err, failed);
+    }
+  }
+  // Nothing recorded and nothing written: the request fails as one (the audit middleware records or refuses it).
+  if (events.length === 0 && input.length > 0) throw new ApiError(503, "audit_unavailable", "The audit trail could not be written; nothing was done.");
+  entriesRecorded(c, events);
 
   const byIndex = new Map(results.map((r) => [r.index, r]));
   const answers: ResponseEntry[] = input.map((_, i) => {
@@ -126,6 +141,27 @@ export async function runBatch(
     return successEntry(base, r, pref);
   });
   return responseBundle("batch-response", answers, now);
+}
+
+/** An entry and its audit record. */
+interface Indexed {
+  index: number;
+  event: AuditEvent;
+}
+
+/**
+ * The records of `entries` could not be written: each of them answers 503 `audit_unavailable` instead (a read returns
+ * no resource without its record; a refusal whose record is lost is reported as such, as the audit middleware does
+ * for a request sent alone). They wrote nothing: their records were their only statements.
+ */
+function unrecorded(c: Context<PhiEnv>, entries: readonly Indexed[], reason: unknown, failed: Map<number, ApiError>): void {
+  logger.error("audit_failure_record_lost", {
+    request_id: c.get("requestId"),
+    action: "bundle",
+    entries: entries.length,
+    error_class: reason instanceof Error ? reason.name : typeof reason,
+  });
+  for (const { index } of entries) failed.set(index, entryError(index, 503, "audit_unavailable", "The audit trail could not be written; nothing was returned."));
 }
 
 async function entryFailure(c: Context<PhiEnv>, r: EntryResult, reason: unknown): Promise<ApiError> {
