@@ -470,11 +470,14 @@ async function shardScenario() {
       const admin = await q.token("admin");
       const tokens = [];
       const placed = [];
+      let firstClinician = "";
       for (let i = 0; i < 4; i++) {
         const t = await (await fetch(`${q.url}/admin/tenants`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ name: `bench tenant ${i}` }) })).json();
         placed.push(t.shard);
         const c = await (await fetch(`${q.url}/admin/clients`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ name: `bench clinician ${i}`, roles: ["clinician"], tenant_id: t.id }) })).json();
-        tokens.push(await q.token("phi:write", `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString("base64")}`));
+        const basic = `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString("base64")}`;
+        tokens.push(await q.token("phi:write", basic));
+        if (i === 0) firstClinician = basic;
       }
       const body = JSON.stringify({ resourceType: "Patient", name: [{ family: "Shardbench", given: ["Ada"] }], gender: "female", birthDate: "1970-01-02" });
       const requests = tokens.map((tok) => ({ method: "POST", path: "/v1/phi/Patient", headers: { authorization: `Bearer ${tok}`, "content-type": "application/fhir+json" }, body }));
@@ -489,12 +492,33 @@ async function shardScenario() {
         const size = (await db.prepare("SELECT 1").run()).meta.size_after;
         notes.push(`One shard after ${n} Patient creations holds ${fmt(size / 2 ** 20, 1)} MiB: ${fmt(size / n / 1024, 2)} KiB per created Patient (sealed version, blind-index rows, audit record), so a 10 GB D1 database holds about ${fmt(10e9 / (size / n) / 1e6, 1)} million such creations.`);
         console.log(notes.at(-1));
+        notes.push(await auditGrowthPerRead(q, db, firstClinician, body));
+        console.log(notes.at(-1));
       }
     } finally {
       await q.dispose();
     }
   }
   notes.push(`Patient creations with 4 shards: ${fmt(rates[4] / rates[1], 2)}x the rate with 1 shard (same run, fresh platforms, 4 tenants each).`);
+}
+
+/**
+ * What one audited read adds to its shard: the audit record (sealed by the sealer, with its hash) and its link by
+ * patient, from D1's own database size before and after a few seconds of Patient reads by one tenant's clinician.
+ */
+async function auditGrowthPerRead(q, db, clinician, body) {
+  const reader = await q.token("phi:read phi:write", clinician);
+  const created = await fetch(`${q.url}/v1/phi/Patient`, { method: "POST", headers: { authorization: `Bearer ${reader}`, "content-type": "application/fhir+json" }, body });
+  const { id } = await created.json();
+  if (created.status !== 201) throw new Error(`seed patient for the audit growth ${created.status}`);
+  const records = async () => (await db.prepare("SELECT COUNT(*) AS n FROM phi_audit").first()).n;
+  const sizeNow = async () => (await db.prepare("SELECT 1").run()).meta.size_after;
+  const [size0, n0] = [await sizeNow(), await records()];
+  const m = await measure({ url: `${q.url}/v1/phi/Patient/${id}`, headers: { authorization: `Bearer ${reader}` }, duration: 4, settleMs: SETTLE_MS });
+  const [size1, n1] = [await sizeNow(), await records()];
+  const perRead = (size1 - size0) / (n1 - n0);
+  const perDay = (rate) => (rate * 86400 * perRead) / 1e9;
+  return `Each audited Patient read adds ${fmt(perRead, 0)} bytes to its shard (${n1 - n0} records for ${m.requests} reads: the record, its hash and its link by patient, sealed), so a sustained 100 reads/s adds ${fmt(perDay(100), 1)} GB a day and fills a 10 GB D1 database in ${fmt(10 / perDay(100), 0)} days; at 10 reads/s, ${fmt(10 / perDay(10), 0)} days.`;
 }
 
 // ---------------------------------------------------------------- run
