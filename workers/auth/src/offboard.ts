@@ -39,13 +39,13 @@ export interface DataOffboarding {
  * The data services that hold tenant data: phi and payments seal it under per-tenant keys; devices keeps
  * readings in one Durable Object per device (no PHI or card data in its D1), which it erases.
  */
-export const DATA_SERVICES: readonly DataService[] = ["phi", "payments", "devices"];
+const DATA_SERVICES: readonly DataService[] = ["phi", "payments", "devices"];
 
 /**
  * Whether the tenant's completed erasure covered every service that holds tenant data now. A tenant erased before
  * a service joined DATA_SERVICES (devices) did not: a further DELETE runs the erasure again rather than a 409.
  */
-export function erasureComplete(t: Tenant): boolean {
+function erasureComplete(t: Tenant): boolean {
   return t.dataKeysDestroyedAt !== null && DATA_SERVICES.every((s) => t.dataErasedServices?.includes(s));
 }
 

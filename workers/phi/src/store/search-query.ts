@@ -137,8 +137,7 @@ export async function searchPage(scope: Scope, plan: Omit<SearchPlan, "tenant">)
 }
 
 /** The page's statement: its snapshot rows, each with its current version (exported for the query-plan tests). */
-export function pageQuery(plan: SearchPlan): Sql {
-  const cte = pageCte(plan);
+export function pageQuery(plan: SearchPlan, cte: Sql = pageCte(plan)): Sql {
   return {
     // CROSS JOIN keeps the page the outer loop (SQLite does not reorder it): each of its rows finds its head by id.
     sql:
@@ -150,7 +149,7 @@ export function pageQuery(plan: SearchPlan): Sql {
 
 async function searchPlan(db: SqlDb, plan: SearchPlan): Promise<SearchResult> {
   const cte = pageCte(plan);
-  const first = pageQuery(plan);
+  const first = pageQuery(plan, cte);
   const stmts: D1PreparedStatement[] = [db.prepare(first.sql).bind(...first.binds)];
   const m = matches(plan);
   if (plan.total) stmts.push(db.prepare(`SELECT COUNT(*) AS n ${m.sql}`).bind(...m.binds));
