@@ -29,8 +29,12 @@ export function sqlValue(sql: string, ...binds: ChainValue[]): SqlValue {
   return { sql, binds };
 }
 
-/** The INSERT of one record (not yet sealed), to run inside the caller's batch. */
-export function auditInsert(db: Pick<D1Database, "prepare">, table: string, columns: Record<string, AuditValue>): D1PreparedStatement {
+/**
+ * The INSERT of one record (not yet sealed), to run inside the caller's batch. `from` is a row source the SQL
+ * values may name (`FROM <from>`): one lookup whose columns decide several values, rather than a subquery per
+ * value. It must give exactly one row whatever the data (a LEFT JOIN from a constant row), or no record is written.
+ */
+export function auditInsert(db: Pick<D1Database, "prepare">, table: string, columns: Record<string, AuditValue>, from?: SqlValue): D1PreparedStatement {
   const names = Object.keys(columns).map(ident);
   const exprs: string[] = [];
   const binds: ChainValue[] = [];
@@ -44,7 +48,9 @@ export function auditInsert(db: Pick<D1Database, "prepare">, table: string, colu
       binds.push(v);
     }
   }
-  return db.prepare(`INSERT INTO ${ident(table)} (${names.join(", ")}) SELECT ${exprs.join(", ")}`).bind(...binds);
+  const source = from ? ` FROM ${from.sql}` : "";
+  if (from) binds.push(...from.binds);
+  return db.prepare(`INSERT INTO ${ident(table)} (${names.join(", ")}) SELECT ${exprs.join(", ")}${source}`).bind(...binds);
 }
 
 /**

@@ -95,6 +95,22 @@ describe("the audit trail by patient", () => {
   });
 });
 
+describe("the tenant's listing", () => {
+  it("walks the tenant's records in seq order with every filter but the patient, and the trail has no index nothing reads", async () => {
+    const filters = [{}, { actor: "client-a" }, { since: "2026-11-01T00:00:00Z" }, { actor: "u", since: "2026-11-01T00:00:00Z", until: "2026-12-01T00:00:00Z" }];
+    for (const f of filters) {
+      const q = listStatement("phi_audit", auditListOptions("ten_default", { after: 0, limit: 50, ...f }));
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${q.sql}`)
+        .bind(...q.binds)
+        .all<{ detail: string }>();
+      // One search of the tenant's (tenant_id, seq) index, no sort: each page reads forward from its cursor.
+      expect(results.map((r) => r.detail)).toEqual(["SEARCH phi_audit USING INDEX phi_audit_tenant (tenant_id=? AND seq>?)"]);
+    }
+    const { results } = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'phi_audit' ORDER BY name").all<{ name: string }>();
+    expect(results.map((r) => r.name)).toEqual(["phi_audit_origin", "phi_audit_pending", "phi_audit_tenant"]);
+  });
+});
+
 describe("migration 0009 on a trail sealed before it", () => {
   it("links every sealed record (a list that is not JSON-safe gets none, and stops nothing), then the trigger links each record the sealer seals", async () => {
     const db = env.UPGRADE_DB;

@@ -1,6 +1,6 @@
 import type { PhiEnv } from "../env";
 import type { Context } from "hono";
-import { auditInsert, commitWithRecord, type AuditValue } from "../../../../shared/audit/append";
+import { auditInsert, commitWithRecord, type AuditValue, type SqlValue } from "../../../../shared/audit/append";
 import type { ChainSpec } from "../../../../shared/audit/seal";
 import { nudgeFromRequest } from "../../../../shared/audit/sealer";
 import { counter } from "../../../../shared/metrics";
@@ -53,6 +53,8 @@ export interface DecidedColumns {
   outcome?: AuditValue;
   reason?: AuditValue;
   patient_ids?: AuditValue;
+  /** The one row source those values read (auditInsert's `from`). */
+  from?: SqlValue;
 }
 
 export function actorFrom(p: Principal, extra: { purposeOfUse: string; requestId: string; traceId: string }): AuditActor {
@@ -105,7 +107,8 @@ export async function appendAudit(
   decided: DecidedColumns = {},
 ): Promise<D1Result[]> {
   const { db } = scopeOf(c);
-  const insert = auditInsert(db, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...decided });
+  const { from, ...values } = decided;
+  const insert = auditInsert(db, AUDIT_TABLE, { ...auditColumns(actor, ev, now), ...values }, from);
   const results = await commitWithRecord(db, AUDIT_TABLE, statements, insert);
   // An outcome SQL decided is counted by the caller, which learns it from the batch.
   if (decided.outcome === undefined) countRecord(ev.action, ev.outcome);

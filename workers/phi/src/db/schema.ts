@@ -91,10 +91,10 @@ export const phiAudit = sqliteTable(
      */
     origin: text("origin"),
   },
+  // Every listing is one tenant's in seq order (phi_audit_tenant), filtered there by actor and time: no index
+  // on `at` or `actor_sub` alone (migration 0010 dropped those, which no query used and every record paid for).
   (t) => [
-    index("phi_audit_at").on(t.at),
     index("phi_audit_origin").on(t.tenantId, t.origin).where(sql`origin IS NOT NULL`),
-    index("phi_audit_actor").on(t.actorSub),
     index("phi_audit_tenant").on(t.tenantId, t.seq),
     pendingIndex("phi_audit", t.seq),
   ],

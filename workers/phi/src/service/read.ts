@@ -26,16 +26,20 @@ export async function readAudited(
   const select = versionId === undefined ? headStatement(scope, type, id) : versionStatement(scope, type, id, versionId);
   const version = versionId === undefined ? "ORDER BY version_id DESC LIMIT 1" : "AND version_id = ?";
   const vb = [scope.tenant, type, id, ...(versionId === undefined ? [] : [versionId])];
-  // NULL when there is no such version; 'gone' for a tombstone; 'ok' otherwise.
-  const state = `SELECT CASE WHEN deleted = 1 THEN 'gone' ELSE 'ok' END FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? ${version}`;
-  const patient = `SELECT patient_id FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? ${version}`;
+  // The record reads the version once: `v` is that row, or NULLs when there is no such version (a LEFT JOIN
+  // from one constant row, so the record is written either way). `deleted` is 1 for a tombstone.
+  const found = sqlValue(
+    `(SELECT 1) LEFT JOIN (SELECT deleted, patient_id FROM resource_versions WHERE tenant_id = ? AND resource_type = ? AND id = ? ${version}) AS v`,
+    ...vb,
+  );
   // Only ids shaped like the server's are recorded (a client may put anything in a URL).
   const recordedId = safeId(id);
   const [result] = await recordAccess(c, { action, resourceType: type, resourceId: recordedId, patientIds: [] }, new Date(), [select], {
-    outcome: sqlValue(`SELECT CASE (${state}) WHEN 'ok' THEN 'success' ELSE 'failed' END`, ...vb),
-    reason: sqlValue(`SELECT CASE (${state}) WHEN 'ok' THEN '' WHEN 'gone' THEN 'gone' ELSE 'not_found' END`, ...vb),
+    from: found,
+    outcome: sqlValue(`CASE WHEN v.deleted IS NULL OR v.deleted = 1 THEN 'failed' ELSE 'success' END`),
+    reason: sqlValue(`CASE WHEN v.deleted IS NULL THEN 'not_found' WHEN v.deleted = 1 THEN 'gone' ELSE '' END`),
     // A Patient read concerns that patient even when it is missing; anything else, its subject when known.
-    patient_ids: type === "Patient" ? recordedId : sqlValue(`SELECT COALESCE((${patient}), '')`, ...vb),
+    patient_ids: type === "Patient" ? recordedId : sqlValue(`COALESCE(v.patient_id, '')`),
   });
   const row = (result?.results[0] as VersionRow | undefined) ?? null;
   countRecord(action, row && !row.deleted ? "success" : "failed");

@@ -95,10 +95,12 @@ export async function createGuarded(
     now,
     writeVersionStatements(scope, row, index, guard),
     {
-      outcome: sqlValue(`SELECT CASE WHEN ${written.sql} THEN 'success' ELSE 'failed' END`, ...written.binds),
-      reason: sqlValue(`SELECT CASE WHEN ${written.sql} THEN '' ELSE 'conditional_match' END`, ...written.binds),
+      // Whether the version was written, looked up once for the three values.
+      from: sqlValue(`(SELECT ${written.sql} AS w)`, ...written.binds),
+      outcome: sqlValue(`CASE WHEN w THEN 'success' ELSE 'failed' END`),
+      reason: sqlValue(`CASE WHEN w THEN '' ELSE 'conditional_match' END`),
       // A create that wrote nothing concerns no patient (the id it would have had never existed).
-      patient_ids: sqlValue(`SELECT CASE WHEN ${written.sql} THEN ? ELSE '' END`, ...written.binds, v.patientId),
+      patient_ids: sqlValue(`CASE WHEN w THEN ? ELSE '' END`, v.patientId),
     },
   );
   const ok = (insert?.meta.changes ?? 0) > 0;
