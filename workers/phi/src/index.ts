@@ -20,6 +20,7 @@ import { patientRoutes } from "./routes/patient";
 import { patientConditionalRoutes } from "./routes/patient-conditional";
 import { patientHistoryRoutes } from "./routes/patient-history";
 import { searchRoutes } from "./routes/search";
+import { readFirst } from "./read-first";
 import { phiSession, refuseInvalidBookmark } from "./store/scope";
 import { shardDatabases } from "./store/shards";
 
@@ -70,4 +71,6 @@ app.route("/", bundleRoutes);
 serveOpenApi(app, "phi");
 
 export { app };
-export default traced({ fetch: (req, env: Env, ctx) => app.fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "phi");
+// Most reads of one resource are answered without the app (src/read-first.ts); everything else by it.
+const fetch = readFirst(app);
+export default traced({ fetch: (req, env: Env, ctx) => fetch(req, env, ctx) } satisfies ExportedHandler<Env>, "phi");

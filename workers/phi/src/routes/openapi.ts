@@ -24,7 +24,9 @@ export const ProblemOut = z
   .catchall(z.unknown())
   .openapi("Problem");
 
-export const ResourceId = z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/);
+/** A resource id as the server assigns them (FHIR R4 datatypes.html#id). */
+export const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+export const ResourceId = z.string().regex(RESOURCE_ID);
 
 const DESCRIPTIONS: Record<number, string> = {
   400: "Invalid resource or parameters",

@@ -1,12 +1,12 @@
 import { scopeOf } from "../store/scope";
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../../../../shared/errors";
-import { decideAuditScope, decideReadable, decideScope, enforce } from "../access";
+import { decideAuditScope, decideScope, enforce } from "../access";
 import { recordSuccess } from "../audit/middleware";
 import { phiSettings } from "../config";
 import { publicBase } from "../service/base-url";
-import { etag, presentVersion, resourceHeaders } from "../service/present";
-import { readAudited } from "../service/read";
+import { etag, presentVersion } from "../service/present";
+import { readResource } from "../service/read";
 import { queryAudit } from "../store/audit-query";
 import { readHead, readHistory, readVersion } from "../store/resources";
 import { BundleOut, fhirErrors, fhirJson, phiRouter, ResourceId, ResourceOut } from "./openapi";
@@ -70,12 +70,8 @@ patientHistoryRoutes.openapi(
   async (c) => {
     enforce(decideScope(c.get("principal").scopes, "vread", "Patient"));
     const { id, vid } = c.req.valid("param");
-    const cfg = await phiSettings(c);
-    const row = await readAudited(c, "vread", "Patient", id, vid);
-    enforce(decideReadable(row));
-    if (!row) throw new ApiError(404, "not_found");
-    const resource = await presentVersion(cfg.bodies, row);
-    return c.json(resource, 200, resourceHeaders(row, false));
+    const { resource, headers } = await readResource(c, "vread", "Patient", id, vid);
+    return c.json(resource, 200, headers);
   },
 );
 

@@ -1,12 +1,16 @@
 import type { PhiEnv } from "../env";
 import type { Context } from "hono";
 import { sqlValue } from "../../../../shared/audit/append";
+import { ApiError } from "../../../../shared/errors";
+import { decideReadable, enforce } from "../access";
 import { safeId, type AuditAction } from "../audit/describe";
 import { recordAccess } from "../audit/middleware";
 import { countRecord } from "../audit/trail";
 import type { ResourceType } from "../fhir/search-params";
 import { headStatement, versionStatement, type VersionRow } from "../store/resources";
 import { scopeOf } from "../store/scope";
+import { phiSettings } from "../config";
+import { presentVersion, resourceHeaders, type FhirResource } from "./present";
 
 /**
  * A read and its audit record in ONE D1 batch (one round trip, one snapshot):
@@ -44,4 +48,24 @@ export async function readAudited(
   const row = (result?.results[0] as VersionRow | undefined) ?? null;
   countRecord(action, row && !row.deleted ? "success" : "failed");
   return row;
+}
+
+/**
+ * A read or vread of one resource, answered: the version and its audit record in one batch (readAudited), a missing
+ * version 404 and a deleted one 410 (both recorded as such), else the resource decrypted with its FHIR headers. The
+ * caller checked the scopes. Shared by the routes and by the read path without the app (src/read-first.ts).
+ */
+export async function readResource(
+  c: Context<PhiEnv>,
+  action: Extract<AuditAction, "read" | "vread">,
+  type: ResourceType,
+  id: string,
+  versionId?: number,
+): Promise<{ resource: FhirResource; headers: Record<string, string> }> {
+  const cfg = await phiSettings(c);
+  // The select and its audit record are one batch: the record is written before any PHI leaves (else 503).
+  const head = await readAudited(c, action, type, id, versionId);
+  enforce(decideReadable(head));
+  if (!head) throw new ApiError(404, "not_found");
+  return { resource: await presentVersion(cfg.bodies, head), headers: resourceHeaders(head, false) };
 }

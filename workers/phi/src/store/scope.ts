@@ -59,17 +59,30 @@ export function scopeOf(c: Context<PhiEnv>): Scope {
 export function phiSession(): MiddlewareHandler<PhiEnv> {
   return async (c, next) => {
     const raw = c.req.header(BOOKMARK_HEADER);
-    const valid = raw === undefined || BOOKMARK.test(raw);
+    const valid = validBookmark(raw);
     const writes = c.req.method !== "GET" && c.req.method !== "HEAD";
-    const opened = shardOf(c).withSession(valid && raw !== undefined ? raw : writes ? "first-primary" : "first-unconstrained");
-    // Inside a traced request (telemetry on) its queries are spans; otherwise the session itself, no wrapper.
-    const session = trace.getActiveSpan() ? tracedSession(opened, shardBinding(c.get("principal").shard)) : opened;
+    const session = openSession(shardOf(c), c.get("principal").shard, valid ? raw : undefined, writes);
     c.set("phiSession", session);
     c.set("phiBookmarkInvalid", !valid);
     await next();
     const bookmark = session.getBookmark();
     if (bookmark) c.res.headers.set(BOOKMARK_HEADER, bookmark);
   };
+}
+
+/** An absent bookmark, or one shaped like D1's. */
+export function validBookmark(raw: string | undefined): boolean {
+  return raw === undefined || BOOKMARK.test(raw);
+}
+
+/**
+ * The request's session of its shard `db`: at least at the client's (valid) bookmark; without one, a read may start
+ * at any replica and a write at the primary. Inside a traced request (telemetry on) its queries are spans;
+ * otherwise the session itself, no wrapper.
+ */
+export function openSession(db: D1Database, shard: number, bookmark: string | undefined, writes: boolean): D1DatabaseSession {
+  const opened = db.withSession(bookmark ?? (writes ? "first-primary" : "first-unconstrained"));
+  return trace.getActiveSpan() ? tracedSession(opened, shardBinding(shard)) : opened;
 }
 
 /** After the audit middleware: a malformed bookmark is refused (and recorded as such). */
