@@ -360,7 +360,7 @@ async function paymentScenario(p, s) {
   // next seq; the audit insert now rides in the batch with no head and no retry, so the two should scale alike).
   for (const connections of [32, 4]) {
     await benchGroup(`payment creation (inline card, Idempotency-Key), ${connections} connections`, [
-      { impl: "ours (POST /v1/payments)", opts: { url: p.url, connections, requests: requests("/v1/payments") }, note: "one batch: key claim + the simulated processor's sale record (guarded by the claim); one batch: vault, payment, transition, 2 ledger entries (one insert), stored answer, audit insert (sealed later)" },
+      { impl: "ours (POST /v1/payments)", opts: { url: p.url, connections, requests: requests("/v1/payments") }, note: "one batch: key (inserted answered) + the simulated processor's sale record + vault, payment, transition, 2 ledger entries (one insert), audit insert (sealed later)" },
       { impl: "twin", opts: { url: p.url, connections, requests: requests("/twin/payment") }, note: "jose verify, card checks, seal + fingerprint, one D1 batch: key, vault, payment, 6 ledger lines, audit record" },
     ]);
   }

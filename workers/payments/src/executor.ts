@@ -2,7 +2,7 @@ import { ApiError, problemBody } from "../../../shared/errors";
 import { commitAudited, type Outcome } from "./audit";
 import type { AuditSubject, Ctx, RequestInfo } from "./context";
 import { requestInfo } from "./context";
-import { claimKey, completeStatement, releaseKey, requestHash, storedKey, type Claim } from "./idempotency";
+import { claimAnsweredStatements, claimKey, completeStatement, releaseKey, requestHash, storedKey, type Claim } from "./idempotency";
 
 /**
  * What a write operation decided, before anything is committed: the answer,
@@ -80,6 +80,37 @@ function answer(status: number, body: string, replayed: boolean): Response {
 export interface Staged {
   withClaim?: ((guard: string) => D1PreparedStatement) | undefined;
   plan: () => Promise<Plan>;
+  /**
+   * `plan` acts nowhere outside our database (the processor's answer is already decided, and `withClaim`
+   * records it): the claim, the work, the answer and the audit record can then commit as one batch.
+   */
+  decided?: boolean;
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; err: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+
+/**
+ * A decided write in ONE batch: the key claimed already answered, the processor's record, the work and the
+ * audit record. Undefined when the batch failed, which wrote nothing (a live key, a duplicate, fails it on the
+ * key's primary key; so does anything else that fails a batch): runStaged then claims the two-batch way, which
+ * answers a duplicate, or retries the commit once the key is held.
+ */
+async function commitWithClaim(c: Ctx, info: RequestInfo, claim: Claim, plan: Plan, withClaim: Staged["withClaim"]): Promise<Response | undefined> {
+  const body = JSON.stringify(plan.body);
+  const statements = [...claimAnsweredStatements(info.db, claim, info.now.getTime(), plan.status, body), ...(withClaim ? [withClaim("1")] : []), ...plan.statements];
+  try {
+    await commitAudited(c, info, plan.subject, plan.outcome, plan.code, statements);
+  } catch {
+    return undefined;
+  }
+  const state = c.get("audit");
+  if (state) Object.assign(state, plan.subject);
+  return answer(plan.status, body, false);
 }
 
 /**
@@ -93,18 +124,23 @@ export function runIdempotent(c: Ctx, input: unknown, work: (info: RequestInfo) 
 /**
  * As runIdempotent, with `stage` run before the claim. A failure of `stage` is answered only once the key is
  * claimed, as if it had happened after: a duplicate still gets its replay, 409 or 422 first, and a refusal is
- * stored under the key (Stripe's order).
+ * stored under the key (Stripe's order). A decided stage is planned before the claim too, and committed with it in
+ * one batch (commitWithClaim); a planning failure is answered as a stage failure.
  */
 export async function runStaged(c: Ctx, input: unknown, stage: (info: RequestInfo) => Promise<Staged>): Promise<Response> {
   const info = requestInfo(c);
   const key = await storedKey(info.config.CARD_FINGERPRINT_KEY, c.req.header("idempotency-key") ?? "");
   const hash = await requestHash(info.config.CARD_FINGERPRINT_KEY, c.req.method, c.req.path, input);
-  const staged = await stage(info).then(
-    (s) => ({ ok: true as const, s }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  const withClaim = staged.ok ? staged.s.withClaim : undefined;
-  const claimed = await claimKey(info.db, info.principal.tenantId, info.principal.clientId, key, hash, info.now.getTime(), withClaim);
+  const staged = await settle(stage(info));
+  const withClaim = staged.ok ? staged.value.withClaim : undefined;
+  const { tenantId, clientId } = info.principal;
+  // A decided write is planned before the claim and, as the common case (a new key), committed with it.
+  const planned = staged.ok && staged.value.decided ? await settle(staged.value.plan()) : undefined;
+  if (planned?.ok) {
+    const done = await commitWithClaim(c, info, { tenantId, clientId, key, requestHash: hash }, planned.value, withClaim);
+    if (done) return done;
+  }
+  const claimed = await claimKey(info.db, tenantId, clientId, key, hash, info.now.getTime(), withClaim);
   if (claimed.kind === "replay") {
     const state = c.get("audit");
     if (state && !state.resourceId) state.resourceId = replayedResourceId(claimed.body);
@@ -113,7 +149,8 @@ export async function runStaged(c: Ctx, input: unknown, stage: (info: RequestInf
   const claim = claimed.claim;
   try {
     if (!staged.ok) throw staged.err;
-    const plan = await staged.s.plan();
+    if (planned && !planned.ok) throw planned.err;
+    const plan = planned ? planned.value : await staged.value.plan();
     const state = c.get("audit");
     if (state) Object.assign(state, plan.subject);
     const body = await commit(c, info, plan, claim);

@@ -102,6 +102,29 @@ export async function claimKey(
   return { kind: "replay", status: row.response_status, body: row.response_body };
 }
 
+/**
+ * The claim and its answer for a batch that also holds the work (a write decided before the claim, see
+ * runStaged): the key freed if its 24 h are over or its claim was abandoned (what claimKey takes over), then
+ * inserted already answered. A live key fails the INSERT on the key's primary key and with it the whole batch,
+ * so nothing of the work is written; the caller then claims the claimKey way, which answers the duplicate.
+ */
+export function claimAnsweredStatements(db: D1Database, claim: Claim, now: number, status: number, body: string): D1PreparedStatement[] {
+  const { tenantId, clientId, key, requestHash: hash } = claim;
+  return [
+    db
+      .prepare(
+        "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND client_id = ?2 AND key = ?3 AND (expires_at <= ?4 OR (state = 'in_flight' AND locked_until <= ?4))",
+      )
+      .bind(tenantId, clientId, key, now),
+    db
+      .prepare(
+        `INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at)
+         VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?)`,
+      )
+      .bind(tenantId, clientId, key, hash, status, body, now, now + IN_FLIGHT_LOCK_MS, now + IDEMPOTENCY_TTL_MS),
+  ];
+}
+
 /** Stores the answer; meant for the same batch as the work it answers for. */
 export function completeStatement(db: D1Database, claim: Claim, status: number, body: string): D1PreparedStatement {
   return db

@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController, env, waitOnExecution
 import { describe, expect, it } from "vitest";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 import { countD1 } from "../../auth/test/d1-count";
-import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH } from "../src/idempotency";
+import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH, requestHash, storedKey } from "../src/idempotency";
 import worker from "../src/index";
 import { SimulatedProcessor } from "../src/processor/simulated";
 import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, type PaymentBody } from "./helpers";
@@ -172,28 +172,99 @@ describe("the processor's record in the claim's batch", () => {
     expect((await book("pi_staged_takeover")).map((r) => r.operation)).toEqual(["authorize"]);
   });
 
-  it("makes a payment creation 2 D1 round trips (claim and charge, then the commit), approved or declined", async () => {
-    const send = async (db: D1Database, body: unknown) => {
-      const headers = { ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "cli_maker", scopes: ALL_SCOPES, roles: ["billing"] })), "content-type": "application/json", "idempotency-key": newKey() };
-      const ctx = createExecutionContext();
-      const res = await worker.fetch?.(new Request(`${BASE}/v1/payments`, { method: "POST", headers, body: JSON.stringify(body) }), { ...env, DB: db }, ctx);
-      await waitOnExecutionContext(ctx);
-      return res;
-    };
+  const send = async (db: D1Database, body: unknown, key = newKey()) => {
+    const headers = { ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "cli_maker", scopes: ALL_SCOPES, roles: ["billing"] })), "content-type": "application/json", "idempotency-key": key };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch?.(new Request(`${BASE}/v1/payments`, { method: "POST", headers, body: JSON.stringify(body) }), { ...env, DB: db }, ctx);
+    await waitOnExecutionContext(ctx);
+    if (!res) throw new Error("no response");
+    return res;
+  };
+  /** The key as payments stores it, and the row under it. */
+  const keyRow = async (key: string) => {
+    const stored = await storedKey(env.CARD_FINGERPRINT_KEY, key);
+    const row = await env.DB.prepare("SELECT state, response_status FROM idempotency_keys WHERE tenant_id = 'ten_default' AND client_id = 'cli_maker' AND key = ?").bind(stored).first();
+    return { stored, row };
+  };
+  const payments = () => count("SELECT COUNT(*) AS n FROM payments");
+  const sales = () => count("SELECT COUNT(*) AS n FROM processor_operations WHERE operation = 'authorize'");
+
+  it("makes a payment creation 1 D1 round trip (claim, charge, payment, ledger, answer and record in one batch), approved or declined", async () => {
     // The tenant's data key is read once per isolate, then cached: warm it.
-    expect((await send(env.DB, { amount: 100, currency: "usd", card: card() }))?.status).toBe(201);
+    expect((await send(env.DB, { amount: 100, currency: "usd", card: card() })).status).toBe(201);
     for (const [body, status] of [
       [{ amount: 100, currency: "usd", card: card() }, 201],
       [{ amount: 100, currency: "usd", card: card(), capture: "manual" }, 201],
       [{ amount: 100, currency: "usd", card: card(CARDS.declined) }, 402],
     ] as const) {
       const counted = countD1(env.DB);
-      const res = await send(counted.db, body);
-      expect(res?.status).toBe(status);
-      const { id, payment } = await json<PaymentBody & { payment?: PaymentBody }>(res ?? new Response("{}"));
-      expect(counted.roundTrips(), JSON.stringify(body)).toBe(2);
+      const key = newKey();
+      const res = await send(counted.db, body, key);
+      expect(res.status).toBe(status);
+      const { id, payment } = await json<PaymentBody & { payment?: PaymentBody }>(res);
+      expect(counted.roundTrips(), JSON.stringify(body)).toBe(1);
       const operations = (await book(id ?? payment?.id ?? "")).map((r) => r.operation);
       expect(operations).toEqual(status === 201 && !("capture" in body) ? ["authorize", "capture"] : ["authorize"]);
+      expect((await keyRow(key)).row).toEqual({ state: "done", response_status: status });
+      const audit = await env.DB.prepare("SELECT outcome, code FROM audit_events WHERE resource_id = ?").bind(id ?? payment?.id).all();
+      expect(audit.results).toEqual([{ outcome: status === 201 ? "allowed" : "declined", code: status === 201 ? null : "card_declined" }]);
     }
+  });
+
+  it("takes over an abandoned or expired key in that one batch", async () => {
+    const now = Date.now();
+    for (const [label, state, lockedUntil, expiresAt] of [
+      ["abandoned", "in_flight", now - 1, now + IDEMPOTENCY_TTL_MS],
+      ["expired", "done", now - IDEMPOTENCY_TTL_MS, now - 1],
+    ] as const) {
+      const key = newKey();
+      const { stored } = await keyRow(key);
+      await env.DB.prepare(
+        "INSERT INTO idempotency_keys (tenant_id, client_id, key, request_hash, state, response_status, response_body, created_at, locked_until, expires_at) VALUES ('ten_default', 'cli_maker', ?, 'another request', ?, NULL, NULL, ?, ?, ?)",
+      )
+        .bind(stored, state, now - IDEMPOTENCY_TTL_MS, lockedUntil, expiresAt)
+        .run();
+      const counted = countD1(env.DB);
+      const res = await send(counted.db, { amount: 250, currency: "usd", card: card() }, key);
+      expect(res.status, label).toBe(201);
+      expect(res.headers.get("idempotent-replayed"), label).toBeNull();
+      expect(counted.roundTrips(), label).toBe(1);
+      expect((await keyRow(key)).row, label).toEqual({ state: "done", response_status: 201 });
+    }
+  });
+
+  it("a duplicate fails the batch and writes none of it: then 409 in flight, 422 on mismatch, or the replay", async () => {
+    const body = { amount: 275, currency: "usd", card: card() };
+    const hash = (b: unknown) => requestHash(env.CARD_FINGERPRINT_KEY, "POST", "/v1/payments", b);
+    // A live claim of this very request (as parsed: the capture default filled in): 409, and nothing of the second
+    // request is written.
+    const key = newKey();
+    const { stored } = await keyRow(key);
+    expect((await claimKey(env.DB, "ten_default", "cli_maker", stored, await hash({ ...body, capture: "automatic" }), Date.now())).kind).toBe("claimed");
+    const [p0, s0] = [await payments(), await sales()];
+    let counted = countD1(env.DB);
+    const inFlight = await send(counted.db, body, key);
+    expect(inFlight.status).toBe(409);
+    expect(await json(inFlight)).toMatchObject({ code: "idempotency_in_flight", retryable: true });
+    // The failed batch, the claim with the key's row, the 409's audit record.
+    expect(counted.roundTrips()).toBe(3);
+    expect([await payments(), await sales()]).toEqual([p0, s0]);
+    // Another request under it: 422, nothing written.
+    counted = countD1(env.DB);
+    const other = await send(counted.db, { ...body, amount: 276 }, key);
+    expect(other.status).toBe(422);
+    expect(counted.roundTrips()).toBe(3);
+    expect([await payments(), await sales()]).toEqual([p0, s0]);
+    // An answered key replays what it stored, and charges nothing more.
+    const fresh = newKey();
+    const first = await send(env.DB, body, fresh);
+    expect(first.status).toBe(201);
+    const [p1, s1] = [await payments(), await sales()];
+    counted = countD1(env.DB);
+    const replay = await send(counted.db, body, fresh);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(await replay.text()).toBe(await first.text());
+    expect(counted.roundTrips()).toBe(3);
+    expect([await payments(), await sales()]).toEqual([p1, s1]);
   });
 });

@@ -49,8 +49,9 @@ async function resolveCard(info: RequestInfo, input: CreatePaymentInput) {
 /**
  * A payment creation, staged for the executor (runStaged): checks, the card (sealed for the vault when inline)
  * and the processor request come before the Idempotency-Key claim. A processor whose book is in our database
- * (the simulator) is decided here and its record rides in the claim's batch, guarded by the claim; any other
- * processor is called in `plan`, once the key is claimed. Either way nothing is charged for a duplicate.
+ * (the simulator) is decided here (`decided`): the executor then commits the claim, its record, the payment, its
+ * ledger lines and the audit record as one batch, which a live key fails whole. Any other processor is called in
+ * `plan`, once the key is claimed. Either way nothing is charged for a duplicate.
  */
 export async function stagePayment(info: RequestInfo, input: CreatePaymentInput, processor: CardProcessor): Promise<Staged> {
   const currency = input.currency.toUpperCase();
@@ -69,6 +70,7 @@ export async function stagePayment(info: RequestInfo, input: CreatePaymentInput,
   const staged = await atProcessor("authorize", () => processor.stage?.(operation, request, info.now));
   return {
     withClaim: staged?.record,
+    decided: staged !== undefined,
     plan: async () => {
       const auth = staged ? staged.result : await atProcessor("authorize", () => (automatic ? processor.sale(request, info.now) : processor.authorize(request, info.now)));
       return paymentPlan(info, input, { id, pmId, currency, statements }, auth, processor);
