@@ -46,14 +46,32 @@ export function securityEvent(
   type: SecurityEventType,
   fields: { clientId?: string | null; reason?: string | null } = {},
 ): void {
+  securityEventOf(requestFacts(c), type, fields);
+}
+
+export function requestFacts(c: Context<AuthEnv>): RequestFacts {
+  return { env: c.env, executionCtx: c.executionCtx, headers: c.req.raw.headers, requestId: c.get("requestId"), route: routeTemplate(c) };
+}
+
+/** What a security event (and client authentication, src/client-auth.ts) needs of a request, with or without the app. */
+export interface RequestFacts {
+  env: Env;
+  executionCtx: { waitUntil(promise: Promise<unknown>): void };
+  headers: Headers;
+  requestId: string | undefined;
+  /** The route template. */
+  route: string;
+}
+
+export function securityEventOf(r: RequestFacts, type: SecurityEventType, fields: { clientId?: string | null; reason?: string | null } = {}): void {
   securityEvents.add(1, { event_type: type, severity: severityOf(type) });
-  recordSecurityEvent(c.env.DB, c.executionCtx, {
+  recordSecurityEvent(r.env.DB, r.executionCtx, {
     type,
     clientId: fields.clientId,
     reason: fields.reason,
-    ip: clientIp(c),
-    requestId: c.get("requestId"),
-    route: routeTemplate(c),
+    ip: clientIpOf(r.headers),
+    requestId: r.requestId,
+    route: r.route,
   });
 }
 

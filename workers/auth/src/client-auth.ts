@@ -1,7 +1,5 @@
-import type { AuthEnv } from "./types";
-import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
-import { securityEvent, clientIp } from "./bearer";
+import { clientIpOf, securityEventOf, type RequestFacts } from "./bearer";
 import { and, eq, lt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { readCredentials, type Credentials } from "./client-credentials";
@@ -30,13 +28,13 @@ const utf8 = new TextDecoder();
  * Reads an OAuth request body: form-encoded per RFC 6749 (JSON accepted too).
  * Parameters may appear once (RFC 6749 3.1); unknown ones are ignored.
  */
-export async function readOAuthParams(c: Context): Promise<Map<string, string>> {
-  const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+export async function readOAuthParams(req: Request): Promise<Map<string, string>> {
+  const type = (req.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   const out = new Map<string, string>();
   if (type === "application/x-www-form-urlencoded") {
     // Decoded from the bytes (UTF-8, as text() would): the runtime warns on every text() of a body whose type is not
     // text/*, a console line per token request locally and in devtools.
-    const params = new URLSearchParams(utf8.decode(await c.req.arrayBuffer()));
+    const params = new URLSearchParams(utf8.decode(await req.arrayBuffer()));
     for (const [k, v] of params) {
       if (out.has(k)) throw oauthError(400, "invalid_request", `The parameter ${safeName(k)} appears more than once.`);
       out.set(k, v);
@@ -44,7 +42,7 @@ export async function readOAuthParams(c: Context): Promise<Map<string, string>> 
   } else if (type === "application/json") {
     let body: unknown;
     try {
-      body = await c.req.json();
+      body = await req.json();
     } catch {
       throw oauthError(400, "invalid_request", "The body is not valid JSON.");
     }
@@ -77,8 +75,8 @@ export function assertionAudiences(issuer: string): string[] {
 }
 
 /** The statements of the one D1 round trip: lockout windows, the client row, the assertion's `jti`. */
-async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[], stored: string | undefined, creds: Credentials | undefined, now: number) {
-  const db = c.env.DB;
+async function loadState(r: RequestFacts, store: ClientStore, keys: string[], stored: string | undefined, creds: Credentials | undefined, now: number) {
+  const db = r.env.DB;
   if (!stored) return { failures: failureRows(await failuresStatement(db, keys).run()), row: undefined, reserved: false };
   if (creds?.kind === "assertion" && creds.peek.ok) {
     const orm = drizzle(db);
@@ -112,17 +110,17 @@ async function loadState(c: Context<AuthEnv>, store: ClientStore, keys: string[]
  * The client's keys for the asserted `kid`: registered by value, or fetched from its `jwks_uri`
  * (cached per isolate). A fetch failure is logged with the request id, never sent to the client.
  */
-async function registeredKeys(c: Context<AuthEnv>, client: Client, kid: string): Promise<{ keys: JWK[] } | { reason: string }> {
+async function registeredKeys(r: RequestFacts, client: Client, kid: string): Promise<{ keys: JWK[] } | { reason: string }> {
   if (!client.jwksUri) return { keys: client.jwks };
-  const r = await keysForKid(client.id, client.jwksUri, kid, Date.now());
-  if (r.ok) return { keys: r.keys };
-  if (r.reason !== "unknown_key") logger.warn("jwks_uri_failed", { request_id: c.get("requestId"), client_id: client.id, reason: r.reason });
-  return { reason: r.reason };
+  const found = await keysForKid(client.id, client.jwksUri, kid, Date.now());
+  if (found.ok) return { keys: found.keys };
+  if (found.reason !== "unknown_key") logger.warn("jwks_uri_failed", { request_id: r.requestId, client_id: client.id, reason: found.reason });
+  return { reason: found.reason };
 }
 
 /** Checks an assertion against the client's registered keys; a fixed reason code when it fails. */
 async function checkAssertion(
-  c: Context<AuthEnv>,
+  req: RequestFacts,
   creds: Extract<Credentials, { kind: "assertion" }>,
   row: ClientRow | undefined,
   reserved: boolean,
@@ -133,7 +131,7 @@ async function checkAssertion(
   if (!row) return { reason: "unknown_client" };
   const client = assertionClient(row);
   if (!client) return { reason: row.disabled ? "client_disabled" : "client_uses_secret" };
-  const keys = await registeredKeys(c, client, creds.peek.peek.kid);
+  const keys = await registeredKeys(req, client, creds.peek.peek.kid);
   if ("reason" in keys) return keys;
   const r = await verifyClientAssertion(creds.assertion, { clientId: client.id, keys: keys.keys, audiences: assertionAudiences(issuer), now });
   if (!r.ok) return { reason: r.reason };
@@ -147,11 +145,11 @@ async function checkAssertion(
  * with repeated failures is locked (429 + Retry-After, even for the right credentials); an
  * address with repeated failures gets 429 for its failing attempts only (`failureOutcome`).
  */
-export async function authenticateClient(c: Context<AuthEnv>, params: Map<string, string>): Promise<Client> {
-  const cfg = authConfig(c.env);
+export async function authenticateClient(req: RequestFacts, params: Map<string, string>): Promise<Client> {
+  const cfg = authConfig(req.env);
   const now = Math.floor(Date.now() / 1000);
-  const creds = readCredentials(c, params, now);
-  const ip = clientIp(c);
+  const creds = readCredentials(req.headers, params, now);
+  const ip = clientIpOf(req.headers);
   const clientPolicy: LimitPolicy = { maxFailures: cfg.AUTH_MAX_FAILURES, windowSeconds: cfg.AUTH_FAILURE_WINDOW_SECONDS };
   // An address may fail more often than one client id: several clients can share a NAT.
   const ipPolicy: LimitPolicy = { maxFailures: cfg.AUTH_MAX_FAILURES * 4, windowSeconds: cfg.AUTH_FAILURE_WINDOW_SECONDS };
@@ -160,13 +158,13 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
   const clientKey = id !== undefined ? { key: `client:${id}`, policy: clientPolicy } : undefined;
   const keys = clientKey ? [addressKey, clientKey] : [addressKey];
 
-  const store = new ClientStore(c.env.DB, cfg);
+  const store = new ClientStore(req.env.DB, cfg);
   const boot = id !== undefined ? store.bootstrap(id) : undefined;
   const stored = id !== undefined && !boot ? id : undefined;
-  const { failures, row, reserved } = await loadState(c, store, keys.map((k) => k.key), stored, creds, now);
+  const { failures, row, reserved } = await loadState(req, store, keys.map((k) => k.key), stored, creds, now);
   const clientLock = clientKey ? locksFrom(failures, [clientKey], now) : { locked: false as const };
   if (clientLock.locked) {
-    securityEvent(c, "client_lockout", { clientId: id, reason: "client_locked" });
+    securityEventOf(req, "client_lockout", { clientId: id, reason: "client_locked" });
     throw tooMany(clientLock.retryAfter);
   }
 
@@ -176,7 +174,7 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
     client = id === undefined ? undefined : boot ? await store.authenticate(id, creds.secret) : await store.verify(row, creds.secret);
     reason = "bad_credentials";
   } else if (creds?.kind === "assertion") {
-    const r = boot ? { reason: "client_uses_secret" } : await checkAssertion(c, creds, row, reserved, cfg.JWT_ISSUER, now);
+    const r = boot ? { reason: "client_uses_secret" } : await checkAssertion(req, creds, row, reserved, cfg.JWT_ISSUER, now);
     if ("client" in r) client = r.client;
     else reason = `assertion_${r.reason}`;
   }
@@ -184,18 +182,18 @@ export async function authenticateClient(c: Context<AuthEnv>, params: Map<string
   if (!client) {
     const outcome = failureOutcome(locksFrom(failures, [addressKey], now), row !== undefined || boot !== undefined);
     const counted = keys.filter((k) => outcome.count.includes(k === addressKey ? "address" : "client"));
-    if (counted.length > 0) await recordFailure(c.env.DB, counted, now);
+    if (counted.length > 0) await recordFailure(req.env.DB, counted, now);
     if (outcome.status === 429) {
-      securityEvent(c, "client_lockout", { clientId: id, reason: `address_limited:${reason}` });
+      securityEventOf(req, "client_lockout", { clientId: id, reason: `address_limited:${reason}` });
       throw tooMany(outcome.retryAfter ?? 1);
     }
-    securityEvent(c, "client_auth_failed", { clientId: id, reason });
+    securityEventOf(req, "client_auth_failed", { clientId: id, reason });
     throw oauthError(401, "invalid_client", "Client authentication failed.", {
       "www-authenticate": `Basic realm="health-platform"`,
     });
   }
   // Earlier failures of this client are forgotten once it authenticates (a write only when there were some).
-  if (failures.some((f) => f.key === `client:${client.id}`)) c.executionCtx.waitUntil(clearFailures(c.env.DB, `client:${client.id}`));
+  if (failures.some((f) => f.key === `client:${client.id}`)) req.executionCtx.waitUntil(clearFailures(req.env.DB, `client:${client.id}`));
   return client;
 }
 

@@ -1,4 +1,3 @@
-import type { Context } from "hono";
 import { oauthError } from "./client-auth";
 import { JWT_BEARER, peekAssertion, type PeekResult } from "./tokens/client-assertion";
 
@@ -12,8 +11,8 @@ export type Credentials =
  * `client_assertion_type` + `client_assertion`. One method only (RFC 6749 2.3).
  * Undefined when none is presented.
  */
-export function readCredentials(c: Context, params: Map<string, string>, now: number): Credentials | undefined {
-  const h = c.req.header("authorization");
+export function readCredentials(headers: Headers, params: Map<string, string>, now: number): Credentials | undefined {
+  const h = headers.get("authorization") ?? undefined;
   const bodyId = params.get("client_id");
   const bodySecret = params.get("client_secret");
   const assertionType = params.get("client_assertion_type");

@@ -1,15 +1,13 @@
 import { Hono } from "hono";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
-import { allowedScopes, hasAllScopes, isScopeToken, parseScopeString, requestWithin } from "../../../../shared/scopes";
-import { SMART_REFUSAL_TEXT, smartRequestDecision } from "../../../../shared/smart-scopes";
-import { bearerToken, checkToken, REALM } from "../bearer";
+import { allowedScopes, hasAllScopes } from "../../../../shared/scopes";
+import { bearerToken, checkToken, REALM, requestFacts } from "../bearer";
 import { authenticateClient, oauthError, readOAuthParams } from "../client-auth";
 import type { Client } from "../clients";
 import { authConfig, MAX_TOKEN_LENGTH } from "../config";
 import { noteRevoked } from "../revocation/view";
-import { tenantMoving } from "../tenant-move";
-import { issueAccessToken } from "../tokens/issue";
+import { issueToken } from "../token-first";
 import { loadKeySet } from "../tokens/keys";
 import { verifyAccessToken, type AccessClaims } from "../tokens/verify";
 
@@ -17,51 +15,8 @@ const app = new Hono<{ Bindings: Env; Variables: AppVariables }>();
 
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
 
-/** RFC 6749 4.4: client credentials grant. `POST /token` is the original service's path. */
-app.on("POST", ["/oauth/token", "/token"], async (c) => {
-  // Taken before the client is read: a token is never dated after the tenant state it was issued on,
-  // so a tenant cut-off written after that read refuses it (src/tenant-move.ts).
-  const now = Math.floor(Date.now() / 1000);
-  const params = await readOAuthParams(c);
-  const client = await authenticateClient(c, params);
-  if (client.tenant?.moving) throw tenantMoving();
-  const grant = params.get("grant_type");
-  if (!grant) throw oauthError(400, "invalid_request", "grant_type is required.");
-  if (grant !== "client_credentials") {
-    throw oauthError(400, "unsupported_grant_type", "Only the client_credentials grant is supported.");
-  }
-  const allowed = allowedScopes(client.roles, client.scopes);
-  const requested = parseScopeString(params.get("scope"));
-  for (const s of requested) {
-    // SMART scopes (system/Patient.rs ...) are granted as asked when the platform scopes they need are allowed.
-    const smart = smartRequestDecision(allowed, s);
-    if (smart.ok) continue;
-    if (smart.reason !== "not_smart") throw oauthError(400, "invalid_scope", SMART_REFUSAL_TEXT[smart.reason]);
-    if (!isScopeToken(s) || !requestWithin(allowed, s)) {
-      throw oauthError(400, "invalid_scope", "The requested scope is invalid, unknown, or exceeds what this client is allowed.");
-    }
-  }
-  // RFC 6749 3.3: with no scope requested, the client's allowed scopes are the default.
-  const scopes = requested.length > 0 ? requested : allowed.sort();
-  if (scopes.length === 0) throw oauthError(400, "invalid_scope", "This client is allowed no scope.");
-  const cfg = authConfig(c.env);
-  const issued = await issueAccessToken(await loadKeySet(cfg), {
-    issuer: cfg.JWT_ISSUER,
-    audience: cfg.JWT_AUDIENCE,
-    clientId: client.id,
-    scopes,
-    roles: client.roles,
-    deviceId: client.deviceId,
-    tenant: client.tenant,
-    ttlSeconds: cfg.ACCESS_TOKEN_TTL_SECONDS,
-    now,
-  });
-  return c.json(
-    { access_token: issued.token, token_type: "Bearer", expires_in: issued.expiresIn, scope: scopes.join(" ") },
-    200,
-    NO_STORE,
-  );
-});
+/** RFC 6749 4.4: client credentials grant. `POST /token` is the original service's path (also served without the app: src/token-first.ts). */
+app.on("POST", ["/oauth/token", "/token"], (c) => issueToken(requestFacts(c), c.req.raw));
 
 function introspection(claims: AccessClaims) {
   return {
@@ -92,8 +47,8 @@ function sameTenant(caller: Client, claims: AccessClaims): boolean {
  * Authoritative: it reads revocation and client state from D1, not the gateway's view.
  */
 app.post("/oauth/introspect", async (c) => {
-  const params = await readOAuthParams(c);
-  const caller = await authenticateClient(c, params);
+  const params = await readOAuthParams(c.req.raw);
+  const caller = await authenticateClient(requestFacts(c), params);
   const t = params.get("token");
   if (!t) throw oauthError(400, "invalid_request", "token is required.");
   const r = await checkToken(c.env, t, Math.floor(Date.now() / 1000));
@@ -117,8 +72,8 @@ app.get("/introspect", async (c) => {
  * Invalid or unknown tokens also answer 200, as section 2.2 requires.
  */
 app.post("/oauth/revoke", async (c) => {
-  const params = await readOAuthParams(c);
-  const caller = await authenticateClient(c, params);
+  const params = await readOAuthParams(c.req.raw);
+  const caller = await authenticateClient(requestFacts(c), params);
   const t = params.get("token");
   if (!t) throw oauthError(400, "invalid_request", "token is required.");
   const cfg = authConfig(c.env);
