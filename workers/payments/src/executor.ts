@@ -105,7 +105,9 @@ async function commitWithClaim(c: Ctx, info: RequestInfo, claim: Claim, plan: Pl
   const statements = [...claimAnsweredStatements(info.db, claim, info.now.getTime(), plan.status, body), ...(withClaim ? [withClaim("1")] : []), ...plan.statements];
   try {
     await commitAudited(c, info, plan.subject, plan.outcome, plan.code, statements);
-  } catch {
+  } catch (err) {
+    // Committed, then failed (nudging the sealer): not a duplicate, and nothing to commit again.
+    if (c.get("audit")?.written) throw err;
     return undefined;
   }
   const state = c.get("audit");
