@@ -1,26 +1,9 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { API_CSP, SECURITY_HEADERS } from "../../../shared/http";
-import { app } from "../src/index";
-import { BASE, gwDirect, seedPatient, token } from "./helpers";
-
-/** The same request through the Hono app itself (the path everything took before the proxy path). */
-async function viaApp(path: string, init: RequestInit): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(BASE + path, init), env, ctx);
-  const body = await res.arrayBuffer();
-  await waitOnExecutionContext(ctx);
-  return new Response(body, { status: res.status, headers: res.headers });
-}
-
-/** Headers that differ per request by design. */
-const PER_REQUEST = new Set(["x-request-id", "date", "x-d1-bookmark", "content-length"]);
-
-function comparable(res: Response): Record<string, string> {
-  return Object.fromEntries([...res.headers].filter(([k]) => !PER_REQUEST.has(k)).sort(([a], [b]) => a.localeCompare(b)));
-}
+import { comparable, gwDirect, PER_REQUEST, seedPatient, token, viaApp } from "./helpers";
 
 function jsonLines(spy: { mock: { calls: unknown[][] } }): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];

@@ -1,6 +1,6 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { importJWK, SignJWT, type JWK } from "jose";
-import worker from "../src/index";
+import worker, { app } from "../src/index";
 
 export const BASE = "https://gw.test";
 export const ISSUER = "http://127.0.0.1:8787";
@@ -259,4 +259,21 @@ export async function seedDevice(label = "fuzz"): Promise<{ id: string; token: s
   if (res.status !== 201) throw new Error(`seed device: ${res.status} ${await res.text()}`);
   const d = await res.json<{ id: string; credentials: { client_id: string; client_secret: string } }>();
   return { id: d.id, token: await clientToken(d.credentials), client_id: d.credentials.client_id };
+}
+
+/** The same request through the gateway's Hono app itself (what the proxy and token paths in front of it must match). */
+export async function viaApp(path: string, init: RequestInit): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(BASE + path, init), env, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, { status: res.status, headers: res.headers });
+}
+
+/** Headers that differ per request by design. */
+export const PER_REQUEST = new Set(["x-request-id", "date", "x-d1-bookmark", "content-length"]);
+
+/** An answer's headers but the per-request ones, sorted: what two paths' answers to the same request must share. */
+export function comparable(res: Response): Record<string, string> {
+  return Object.fromEntries([...res.headers].filter(([k]) => !PER_REQUEST.has(k)).sort(([a], [b]) => a.localeCompare(b)));
 }

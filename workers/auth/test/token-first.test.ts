@@ -1,24 +1,8 @@
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { app } from "../src/index";
-import { basic, BASE, bootstrapAuth, createClient, FORM, form, gwDirect, randomIp } from "./helpers";
-
-/** The same request through the Hono app itself (the path every token request took before src/token-first.ts). */
-async function viaApp(path: string, init: RequestInit): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(BASE + path, init), env, ctx);
-  const body = await res.arrayBuffer();
-  await waitOnExecutionContext(ctx);
-  return new Response(body, { status: res.status, headers: res.headers });
-}
-
-/** Headers that differ per request by design. */
-const PER_REQUEST = new Set(["x-request-id", "date", "content-length"]);
-
-function comparable(res: Response): Record<string, string> {
-  return Object.fromEntries([...res.headers].filter(([k]) => !PER_REQUEST.has(k)).sort(([a], [b]) => a.localeCompare(b)));
-}
+import { basic, BASE, bootstrapAuth, comparable, createClient, FORM, form, gwDirect, randomIp, viaApp } from "./helpers";
 
 /** What an answer says, minus what differs per token by design (its id and times). */
 function said(body: Record<string, unknown>): Record<string, unknown> {
