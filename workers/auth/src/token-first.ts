@@ -8,6 +8,7 @@ import { SMART_REFUSAL_TEXT, smartRequestDecision } from "../../../shared/smart-
 import type { RequestFacts } from "./bearer";
 import { authenticateClient, oauthError, readOAuthParams } from "./client-auth";
 import { authConfig } from "./config";
+import { declaredWithin } from "./gateway/proxy";
 import { activeRequests, gatewayRequestDone } from "./metrics";
 import { tenantMoving } from "./tenant-move";
 import { issueAccessToken } from "./tokens/issue";
@@ -84,14 +85,6 @@ export function tokenFirst(next: Fetch, maxBodyBytes: number): Fetch {
     if (!route || req.headers.has(PRINCIPAL_HEADER) || !declaredWithin(req, maxBodyBytes)) return next(req, env, ctx);
     return token(route, req, env, ctx);
   };
-}
-
-/** A body the app's limit would pass without reading it: no body, or a declared length within the limit. */
-function declaredWithin(req: Request, maxBodyBytes: number): boolean {
-  if (req.body === null) return true;
-  if (req.headers.has("transfer-encoding")) return false;
-  const declared = req.headers.get("content-length");
-  return declared !== null && /^\d{1,10}$/.test(declared) && Number(declared) <= maxBodyBytes;
 }
 
 /** The app's error handler, over the one member of Hono's Context it reads: the request id. */

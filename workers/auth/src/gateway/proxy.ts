@@ -40,22 +40,24 @@ export function proxyFirst(app: { fetch: Fetch }, ownPaths: Iterable<string>, ma
   }
   // The app's own routes under a service prefix (the SMART configuration under /v1/phi) stay the app's.
   const own = new Set(ownPaths);
-  const bodyWithinLimit = (req: Request): boolean => {
-    if (req.body === null) return true;
-    if (req.headers.has("transfer-encoding")) return false;
-    const declared = req.headers.get("content-length");
-    return declared !== null && /^\d{1,10}$/.test(declared) && Number(declared) <= maxBodyBytes;
-  };
   return (req, env, ctx) => {
     if (!PROXIED.has(req.method) || req.headers.has(PRINCIPAL_HEADER) || req.headers.has("upgrade")) return app.fetch(req, env, ctx);
     const token = bearerOf(req.headers.get("authorization"));
-    if (!token || req.url.includes("%") || !bodyWithinLimit(req)) return app.fetch(req, env, ctx);
+    if (!token || req.url.includes("%") || !declaredWithin(req, maxBodyBytes)) return app.fetch(req, env, ctx);
     const url = new URL(req.url);
     if (own.has(url.pathname)) return app.fetch(req, env, ctx);
     const matched = router.match(req.method, url.pathname)[0][0]?.[0];
     if (!matched) return app.fetch(req, env, ctx);
     return proxy(app, matched, token, url, req, env, ctx);
   };
+}
+
+/** A body the app's limit would pass without reading it: no body, or a declared length within the limit. */
+export function declaredWithin(req: Request, maxBodyBytes: number): boolean {
+  if (req.body === null) return true;
+  if (req.headers.has("transfer-encoding")) return false;
+  const declared = req.headers.get("content-length");
+  return declared !== null && /^\d{1,10}$/.test(declared) && Number(declared) <= maxBodyBytes;
 }
 
 /** The methods of the route table (HEAD and OPTIONS are the app's). */
