@@ -134,12 +134,13 @@ export function faultWorkers() {
       compatibilityDate: "2025-01-01",
       script: `export default { async fetch(req) { await req.body?.cancel(); throw new Error("${FAULT_DETAIL}: connection string in the stack"); } };`,
     },
-    // Answers with the principal header the gateway attached, for tests that check what it signs.
+    // Answers with the principal header the gateway attached (tests that check what it signs), and the URL and
+    // every header it received (tests that check what the gateway forwards and strips).
     {
       name: "principal-echo",
       modules: true,
       compatibilityDate: "2025-01-01",
-      script: `export default { async fetch(req) { await req.body?.cancel(); return Response.json({ principal: req.headers.get("x-gateway-principal") }); } };`,
+      script: `export default { async fetch(req) { await req.body?.cancel(); return Response.json({ principal: req.headers.get("x-gateway-principal"), url: req.url, headers: Object.fromEntries(req.headers) }); } };`,
     },
   ];
 }

@@ -1,9 +1,11 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { API_CSP, SECURITY_HEADERS } from "../../../shared/http";
-import { comparable, gwDirect, PER_REQUEST, seedPatient, token, viaApp } from "./helpers";
+import { PRINCIPAL_HEADER, verifyPrincipal } from "../../../shared/principal";
+import worker from "../src/index";
+import { BASE, comparable, gwDirect, PER_REQUEST, seedPatient, token, viaApp } from "./helpers";
 
 function jsonLines(spy: { mock: { calls: unknown[][] } }): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
@@ -19,6 +21,63 @@ function jsonLines(spy: { mock: { calls: unknown[][] } }): Record<string, unknow
 }
 
 afterEach(() => vi.restoreAllMocks());
+
+/** What the service behind the route receives (its binding pointed at a worker that echoes the request). */
+async function received(path: string, headers: Record<string, string>): Promise<{ url: string; headers: Record<string, string>; status: number }> {
+  const ctx = createExecutionContext();
+  const echo = { ...env, PHI: env.PRINCIPAL_ECHO };
+  const handler = worker as Required<Pick<ExportedHandler<Env>, "fetch">>;
+  const init: RequestInit = { headers };
+  const res = await handler.fetch(new Request(BASE + path, init) as Request<unknown, IncomingRequestCfProperties>, echo, ctx);
+  const body = await res.json<{ url: string; headers: Record<string, string> }>();
+  await waitOnExecutionContext(ctx);
+  return { ...body, status: res.status };
+}
+
+describe("what a service receives from the gateway", () => {
+  it("the client's headers less the ones it may never pass, plus the gateway's own: the same by the proxy path and the app", async () => {
+    const tok = await token("phi:read");
+    const client = {
+      authorization: `Bearer ${tok}`,
+      cookie: "session=client-cookie",
+      "x-forwarded-host": "evil.example",
+      "x-forwarded-proto": "http",
+      traceparent: "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+      tracestate: "vendor=client",
+      accept: "application/fhir+json",
+      "x-purpose-of-use": "TREAT",
+      "x-request-id": "client-req-echo-1",
+      "x-client-extra": "kept",
+    };
+    const proxied = await received("/v1/phi/Patient/abc?_format=json", client);
+    // A client-sent principal header sends the request to the app (a security event): it is replaced there.
+    const viaTheApp = await received("/v1/phi/Patient/abc?_format=json", { ...client, [PRINCIPAL_HEADER]: "forged.value" });
+    for (const [via, r] of [["proxy", proxied], ["app", viaTheApp]] as const) {
+      expect(r.status, via).toBe(200);
+      expect(r.url, via).toBe("https://phi.internal/v1/phi/Patient/abc?_format=json");
+      const h = r.headers;
+      // Never passed through: the bearer token, the client's cookies, its claimed origin, its trace context.
+      expect(h.authorization, via).toBeUndefined();
+      expect(h.cookie, via).toBeUndefined();
+      expect(h.tracestate, via).toBeUndefined();
+      expect(JSON.stringify(h), via).not.toContain(tok);
+      expect(h["x-forwarded-host"], via).toBe("gw.test");
+      expect(h["x-forwarded-proto"], via).toBe("https");
+      expect(h.traceparent, via).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+      expect(h.traceparent, via).not.toContain("0123456789abcdef0123456789abcdef");
+      // Passed through as sent.
+      expect(h.accept, via).toBe("application/fhir+json");
+      expect(h["x-purpose-of-use"], via).toBe("TREAT");
+      expect(h["x-client-extra"], via).toBe("kept");
+      expect(h["x-request-id"], via).toBe("client-req-echo-1");
+      // The gateway's signed principal, never the client's.
+      const v = await verifyPrincipal(env.GATEWAY_HMAC_KEY, h[PRINCIPAL_HEADER], Math.floor(Date.now() / 1000));
+      expect(v.ok, via).toBe(true);
+    }
+    // Both paths forward the same set of headers.
+    expect(Object.keys(proxied.headers).sort()).toEqual(Object.keys(viaTheApp.headers).sort());
+  });
+});
 
 describe("the gateway's proxy path (GET of a table route without the Hono app)", () => {
   it("answers exactly as the app does: status, body and every header but the per-request ones", async () => {

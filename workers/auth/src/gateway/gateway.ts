@@ -32,7 +32,13 @@ export function upstreamRequest(
 ): Request {
   // The service root is forwarded as the table names it, whichever spelling the client used (see gatewayTable).
   const pathname = url.pathname === `${svc.prefix}/` ? svc.prefix : url.pathname;
-  const headers = new Headers(raw.headers);
+  const method = raw.method;
+  // The new request copies the client's headers once; its own copy is then edited in place (a separate Headers
+  // object first would be copied a second time by the constructor).
+  const init: RequestInit = { method, headers: raw.headers, redirect: "manual" };
+  if (method !== "GET" && method !== "HEAD") init.body = body ?? raw.body;
+  const out = new Request(`https://${svc.binding.toLowerCase()}.internal${pathname}${url.search}`, init);
+  const headers = out.headers;
   for (const h of STRIPPED) headers.delete(h);
   forwardOwnTrace(headers);
   if (principal) headers.set(PRINCIPAL_HEADER, principal);
@@ -40,10 +46,7 @@ export function upstreamRequest(
   headers.set("x-forwarded-host", url.host);
   headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
   headers.set("x-request-id", requestId);
-  const method = raw.method;
-  const init: RequestInit = { method, headers, redirect: "manual" };
-  if (method !== "GET" && method !== "HEAD") init.body = body ?? raw.body;
-  return new Request(`https://${svc.binding.toLowerCase()}.internal${pathname}${url.search}`, init);
+  return out;
 }
 
 /** The principal the gateway signs for a verified token (no D1 read: everything is in the token). */
