@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideView, refusalOf, type ViewBounds, type ViewClock } from "../src/revocation/decide";
+import { decideView, LOAD_WAIT_MS, refusalOf, type ViewBounds, type ViewClock } from "../src/revocation/decide";
 
 /** Pure decisions of the gateway's revocation view: `now` is a parameter, no clock is read. */
 const B: ViewBounds = { refreshMs: 5000, maxStalenessMs: 30_000 };
@@ -9,8 +9,26 @@ const fresh = (over: Partial<ViewClock> = {}): ViewClock => ({ asOf: T, refreshS
 describe("decideView: when an isolate may answer from its view", () => {
   it("a cold isolate (no view) loads before answering and refuses if the load fails", () => {
     expect(decideView({ asOf: undefined, refreshStartedAt: undefined, failedAt: undefined }, B, T)).toEqual({ kind: "load", reason: "cold", fallback: false });
-    // Even when another request of this isolate is loading: each request loads its own, none awaits another's.
-    expect(decideView({ asOf: undefined, refreshStartedAt: T - 10, failedAt: undefined }, B, T)).toEqual({ kind: "load", reason: "cold", fallback: false });
+  });
+
+  it("a request that must load while another request of its isolate is loading waits for that load, up to LOAD_WAIT_MS", () => {
+    const cold = { kind: "load", reason: "cold", fallback: false } as const;
+    // The other load started 10 ms ago: look again (the isolate's timestamps, not that request's promise).
+    expect(decideView({ asOf: undefined, refreshStartedAt: T - 10, failedAt: undefined }, B, T)).toEqual({ kind: "wait", then: cold });
+    expect(decideView({ asOf: undefined, refreshStartedAt: T - LOAD_WAIT_MS + 1, failedAt: undefined }, B, T)).toEqual({ kind: "wait", then: cold });
+    // Presumed lost after LOAD_WAIT_MS (its request may have been cancelled): this request loads its own.
+    expect(decideView({ asOf: undefined, refreshStartedAt: T - LOAD_WAIT_MS, failedAt: undefined }, B, T)).toEqual(cold);
+    // That load failed: nothing to wait for.
+    expect(decideView({ asOf: undefined, refreshStartedAt: T - 10, failedAt: T - 10 }, B, T)).toEqual(cold);
+    // An older attempt failed and a newer one is in flight: wait for the newer one.
+    expect(decideView({ asOf: undefined, refreshStartedAt: T - 10, failedAt: T - 500 }, B, T)).toEqual({ kind: "wait", then: cold });
+    // It landed: the view is fresh and answers.
+    expect(decideView({ asOf: T - 10, refreshStartedAt: T - 10, failedAt: undefined }, B, T)).toEqual({ kind: "use" });
+    // The same for an overdue view and a stale one.
+    expect(decideView(fresh({ refreshStartedAt: T + 5400 }), B, T + 5500)).toEqual({ kind: "wait", then: { kind: "load", reason: "overdue", fallback: true } });
+    expect(decideView(fresh({ refreshStartedAt: T + 40_000 }), B, T + 40_100)).toEqual({ kind: "wait", then: { kind: "load", reason: "stale", fallback: false } });
+    // A view that may answer never waits: a refresh in flight runs in the background.
+    expect(decideView(fresh({ refreshStartedAt: T + 2600 }), B, T + 3000)).toEqual({ kind: "use" });
   });
 
   it("a view younger than half the bound answers with no D1 work", () => {
@@ -29,8 +47,10 @@ describe("decideView: when an isolate may answer from its view", () => {
 
   it("past the bound with D1 healthy (an idle isolate), the request loads first: the bound holds", () => {
     expect(decideView(fresh(), B, T + 5000)).toEqual({ kind: "load", reason: "overdue", fallback: true });
-    // A slow background refresh in flight does not let an overdue view answer.
-    expect(decideView(fresh({ refreshStartedAt: T + 4000 }), B, T + 5500)).toEqual({ kind: "load", reason: "overdue", fallback: true });
+    // A slow background refresh in flight does not let an overdue view answer: the request waits for it, and loads
+    // its own once it is LOAD_WAIT_MS old.
+    expect(decideView(fresh({ refreshStartedAt: T + 4800 }), B, T + 5500)).toEqual({ kind: "wait", then: { kind: "load", reason: "overdue", fallback: true } });
+    expect(decideView(fresh({ refreshStartedAt: T + 4800 }), B, T + 4800 + LOAD_WAIT_MS)).toEqual({ kind: "load", reason: "overdue", fallback: true });
   });
 
   it("past the bound with D1 failing, the view answers up to the hard bound and retries in the background", () => {

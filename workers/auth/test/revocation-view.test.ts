@@ -94,6 +94,38 @@ describe("revocation view: a change made elsewhere is refused within the bound",
   });
 });
 
+describe("revocation view: a burst of requests on an isolate whose view must load", () => {
+  it("makes one D1 round trip: the first request loads, the others wait for its load and answer from it", async () => {
+    const c = await createClient({ name: "view-burst", roles: ["clinician"] });
+    const tok = await clientToken(c, "phi:read");
+    const other = await clientToken(c, "phi:read");
+    await freshViewAt(tok);
+    const { jti, exp, client_id } = jtiOf(other);
+    await env.DB.prepare("INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)")
+      .bind(jti, client_id, exp, new Date().toISOString(), "another-isolate")
+      .run();
+    // Past the hard bound (an isolate idle for a while): every request of the burst must see a loaded view.
+    clock += MAX + 1000;
+    const counted = countD1(env.DB);
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => check(i % 2 ? other : tok, clock, { DB: counted.db })));
+    expect(burst).toEqual(Array.from({ length: 20 }, (_, i) => (i % 2 ? "revoked" : "ok")));
+    expect(counted.roundTrips()).toBe(1);
+    expect(viewStats(clock)?.ageMs).toBe(0);
+  });
+
+  it("with D1 down, the burst tries D1 once and every request fails closed", async () => {
+    const tok = await clientToken(await createClient({ name: "view-burst-down", roles: ["clinician"] }), "phi:read");
+    clock += 2 * MAX;
+    const down = countD1(env.FAULT_DB);
+    const burst = await Promise.all(Array.from({ length: 10 }, () => check(tok, clock, { DB: down.db })));
+    expect(burst).toEqual(Array.from({ length: 10 }, () => "unavailable"));
+    expect(down.roundTrips()).toBe(1);
+    // D1 back: after the failed attempt's pause the next request loads and answers.
+    clock += REFRESH / 2;
+    expect(await check(tok, clock)).toBe("ok");
+  });
+});
+
 describe("revocation view: D1 unavailable", () => {
   it("answers from the view up to the hard bound, then fails closed; recovers when D1 answers again", async () => {
     const tok = await clientToken(await createClient({ name: "view-d1-down", roles: ["clinician"] }), "phi:read");

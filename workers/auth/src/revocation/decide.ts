@@ -27,13 +27,30 @@ export type ViewDecision =
   | { kind: "use" }
   /** Answer from the view and refresh it in this request's own `waitUntil`. */
   | { kind: "use_and_refresh" }
+  | Load
   /**
-   * Refresh before answering, in this request. `fallback`: whether the view may still
-   * answer if the refresh fails (only while it is younger than the hard bound).
+   * The view must load, and another request of this isolate started loading it less than
+   * `LOAD_WAIT_MS` ago: look again shortly (at this isolate's plain state, never at that
+   * request's promise) and answer from what it loaded. `then`: the load to make if it has
+   * not landed by the end of the wait.
    */
-  | { kind: "load"; reason: "cold" | "overdue" | "stale"; fallback: boolean }
+  | { kind: "wait"; then: Load }
   /** Fail closed without trying: the view is past the hard bound and D1 just failed. */
   | { kind: "refuse" };
+
+/**
+ * Refresh before answering, in this request. `fallback`: whether the view may still
+ * answer if the refresh fails (only while it is younger than the hard bound).
+ */
+export type Load = { kind: "load"; reason: "cold" | "overdue" | "stale"; fallback: boolean };
+
+/**
+ * How long a request whose view must load waits for the load another request of its isolate
+ * has in flight, before it loads its own. A burst of requests on a cold or idle isolate then
+ * makes one D1 round trip instead of one each; a load whose request was cancelled holds the
+ * others up at most this long.
+ */
+export const LOAD_WAIT_MS = 1000;
 
 /**
  * The view is refreshed in the background once it is half the bound old, so a busy
@@ -41,20 +58,27 @@ export type ViewDecision =
  * half of it. An isolate that was idle past the bound refreshes before answering. When
  * refreshes fail, the view still answers until `maxStalenessMs`, then nothing does.
  */
-export function decideView(clock: ViewClock, bounds: ViewBounds, now: number): ViewDecision {
+export function decideView(clock: ViewClock, bounds: ViewBounds, now: number, waitMs = LOAD_WAIT_MS): ViewDecision {
   const { asOf, refreshStartedAt, failedAt } = clock;
-  if (asOf === undefined) return { kind: "load", reason: "cold", fallback: false };
+  // The newest attempt started after the view's last success, has not failed, and is recent: its load is in flight.
+  const loading =
+    refreshStartedAt !== undefined &&
+    (asOf === undefined || refreshStartedAt > asOf) &&
+    !(failedAt !== undefined && failedAt >= refreshStartedAt) &&
+    now - refreshStartedAt < waitMs;
+  const load = (l: Load): ViewDecision => (loading ? { kind: "wait", then: l } : l);
+  if (asOf === undefined) return load({ kind: "load", reason: "cold", fallback: false });
   const age = Math.max(0, now - asOf);
   // One attempt per half bound: a refresh in flight, or one that failed moments ago, is not repeated.
   const retryGap = bounds.refreshMs / 2;
   const attempting = refreshStartedAt !== undefined && refreshStartedAt > asOf && now - refreshStartedAt < retryGap;
   const failing = failedAt !== undefined && failedAt > asOf;
   if (age >= bounds.maxStalenessMs) {
-    return failing && attempting ? { kind: "refuse" } : { kind: "load", reason: "stale", fallback: false };
+    return failing && attempting ? { kind: "refuse" } : load({ kind: "load", reason: "stale", fallback: false });
   }
   if (age < retryGap) return { kind: "use" };
   if (age < bounds.refreshMs || failing) return attempting ? { kind: "use" } : { kind: "use_and_refresh" };
-  return { kind: "load", reason: "overdue", fallback: true };
+  return load({ kind: "load", reason: "overdue", fallback: true });
 }
 
 /** The plain data a view holds. */

@@ -4,11 +4,14 @@
  *
  * Module state is plain data only. A request that finds the view due refreshes it
  * itself, in its own `waitUntil` or (cold, overdue, stale) before it answers; no
- * request ever awaits a refresh another request started. Concurrent refreshes may
- * happen and are harmless: each merges what it read, and the `seq` cursor only moves on.
+ * request ever awaits a refresh another request started. A request that must load while
+ * another request's load is in flight polls the plain timestamps on its own timer instead
+ * (a burst on a cold or idle isolate makes one D1 round trip), for at most LOAD_WAIT_MS.
+ * Concurrent refreshes may still happen and are harmless: each merges what it read, and
+ * the `seq` cursor only moves on.
  */
 import { logger } from "../../../../shared/logger";
-import { decideView, refusalOf, type ViewBounds } from "./decide";
+import { decideView, LOAD_WAIT_MS, refusalOf, type ViewBounds } from "./decide";
 
 /** Tokens are accepted up to this long after `exp` (the verifier's clock tolerance). */
 const EXP_SKEW_SECONDS = 30;
@@ -27,6 +30,9 @@ interface View {
   /** Tenant id -> tokens issued before this (unix seconds) are refused. */
   tenantCutoff: Map<string, number>;
 }
+
+/** How often a request waiting for another request's load of the view looks again (decide.ts, LOAD_WAIT_MS). */
+const LOAD_POLL_MS = 5;
 
 let view: View | undefined;
 let refreshStartedAt: number | undefined;
@@ -48,9 +54,22 @@ export async function checkRevocation(
   ctx: { waitUntil(p: Promise<unknown>): void },
   opts: ViewOptions,
   token: { jti: string; clientId: string; isBootstrap: boolean; tenantId?: string | undefined; iat?: number },
-  now: number,
+  nowAtStart: number,
 ): Promise<RevocationCheck> {
-  const d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
+  let now = nowAtStart;
+  let d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
+  // Another request of this isolate is loading the view: poll the module's plain timestamps on this request's own
+  // timer until its load lands or fails, or the wait is over (then load here). `now` moves on by the time waited.
+  const waitStart = Date.now();
+  while (d.kind === "wait") {
+    if (Date.now() - waitStart >= LOAD_WAIT_MS) {
+      d = d.then;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
+    now = nowAtStart + (Date.now() - waitStart);
+    d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
+  }
   if (d.kind === "refuse") return { ok: false, reason: "unavailable" };
   if (d.kind === "use_and_refresh") ctx.waitUntil(refreshView(db, opts, now));
   if (d.kind === "load" && !(await refreshView(db, opts, now)) && !d.fallback) {
