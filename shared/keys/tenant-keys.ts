@@ -12,7 +12,9 @@ import { ApiError } from "../errors";
  * in one batch that inserts a fresh key unless one exists and reads the one that won, so two isolates
  * racing agree on one key. Unwrapped keys are cached per isolate as plain data (a non-extractable
  * CryptoKey in a Map, no promise), for a bounded time: an isolate learns of an offboarding within
- * `CACHE_MS`, and the gateway already refuses every token of an offboarded tenant before that.
+ * `CACHE_MS`, and the gateway already refuses every token of an offboarded tenant before that. The
+ * requests that miss while another request of the isolate loads the same key wait for its load
+ * (polling the cache on their own timers, never awaiting its promise) rather than each loading it.
  */
 export interface TenantKeySource {
   /** The database that holds the tenant's sealed data (a D1 binding or one of its sessions). */
@@ -36,6 +38,14 @@ interface Cached {
   until: number;
 }
 const cache = new Map<string, Cached>();
+/**
+ * Per cache key, when a request of this isolate started loading it (ms): plain data, no promise. A request that
+ * misses while a load is in flight polls `cache` on its own timer for at most LOAD_WAIT_MS instead of loading too,
+ * so a burst on a new isolate (or at a key's expiry) makes one D1 round trip, not one per request.
+ */
+const loading = new Map<string, number>();
+const LOAD_WAIT_MS = 1000;
+const LOAD_POLL_MS = 5;
 
 const cacheKey = (src: Pick<TenantKeySource, "service" | "database" | "tenant">) => `${src.service}\u0000${src.database}\u0000${src.tenant}`;
 const wrapAad = (service: string, tenant: string, kid: string) => `tenant_keys/${service}/${tenant}/${kid}`;
@@ -65,6 +75,42 @@ export async function tenantRing(src: TenantKeySource, now = Date.now()): Promis
   const key = cacheKey(src);
   const hit = cache.get(key);
   if (hit && hit.until > now) return hit.ring;
+  // Checked and marked with no await in between, so of requests that miss together only the first loads.
+  const started = loading.get(key);
+  if (started !== undefined && Date.now() - started < LOAD_WAIT_MS) {
+    const landed = await loadedByAnother(key, started, now);
+    if (landed) return landed;
+  }
+  if (!loading.has(key) && loading.size >= MAX_CACHED) {
+    const oldest = loading.keys().next();
+    if (!oldest.done) loading.delete(oldest.value);
+  }
+  const mark = Date.now();
+  loading.set(key, mark);
+  try {
+    return await loadRing(src, key, now);
+  } finally {
+    if (loading.get(key) === mark) loading.delete(key);
+  }
+}
+
+/**
+ * The ring another request of this isolate is loading for `key` (its load began at `started`), once it is
+ * cached, polled on this request's own timer. Undefined when that load ended without a ring (it failed, or found
+ * the tenant offboarded: this request then loads and answers for itself), or after LOAD_WAIT_MS.
+ */
+async function loadedByAnother(key: string, started: number, now: number): Promise<Keyring | undefined> {
+  const waitStart = Date.now();
+  while (Date.now() - waitStart < LOAD_WAIT_MS) {
+    await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
+    const hit = cache.get(key);
+    if (hit && hit.until > now + (Date.now() - waitStart)) return hit.ring;
+    if (loading.get(key) !== started) return undefined;
+  }
+  return undefined;
+}
+
+async function loadRing(src: TenantKeySource, key: string, now: number): Promise<Keyring> {
   const kid = newKid();
   const raw = randomBytes(32);
   const wrapped = await encryptField(src.platform, toBase64Url(raw), wrapAad(src.service, src.tenant, kid));

@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { decryptField, parseKeyring } from "../../../shared/crypto";
 import { tenantRing } from "../../../shared/keys/tenant-keys";
+import { countD1 } from "../../auth/test/d1-count";
 import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
 import { call, card, CARDS, dumpAllRows, json, YEAR } from "./helpers";
 
@@ -92,6 +93,23 @@ describe("card vault", () => {
     expect(raw.includes(CARDS.discover)).toBe(false);
     // A 3-digit CVC may occur inside hashes by chance: look for it as a stored value.
     expect(/"987"|[:,[]987[,\]}]/.test(raw)).toBe(false);
+  });
+
+  it("a burst of requests that find a tenant's key not cached loads it once: one D1 round trip, one key for all", async () => {
+    const platform = await parseKeyring(env.CARD_ENCRYPTION_KEYS);
+    const tenant = `t_burst_${crypto.randomUUID()}`;
+    const counted = countD1(env.DB);
+    const source = { db: counted.db, service: "payments", database: "DB", platform, tenant };
+    // The first request loads (and makes) the key; the others poll this isolate's cache on their own timers.
+    const rings = await Promise.all(Array.from({ length: 20 }, () => tenantRing(source)));
+    expect(counted.roundTrips()).toBe(1);
+    expect(rings.every((r) => r === rings[0])).toBe(true);
+    expect(rings[0]?.currentKid).toMatch(/^tk_/);
+    const stored = await env.DB.prepare("SELECT COUNT(*) AS n FROM tenant_keys WHERE tenant_id = ?").bind(tenant).first<{ n: number }>();
+    expect(stored?.n).toBe(1);
+    // Cached from then on: no round trip.
+    expect(await tenantRing(source)).toBe(rings[0]);
+    expect(counted.roundTrips()).toBe(1);
   });
 
   it("404s an unknown token and 400s a malformed one", async () => {
