@@ -1,5 +1,6 @@
 import { decryptField, encryptField, fromBase64Url, randomBytes, randomToken, toBase64Url, type Keyring } from "../crypto";
 import { ApiError } from "../errors";
+import { waitFor, WAIT_FOR_MS } from "../wait-for";
 
 /**
  * Per-tenant data keys (envelope encryption, README "Offboarding"). Each tenant's sealed data in a
@@ -40,12 +41,10 @@ interface Cached {
 const cache = new Map<string, Cached>();
 /**
  * Per cache key, when a request of this isolate started loading it (ms): plain data, no promise. A request that
- * misses while a load is in flight polls `cache` on its own timer for at most LOAD_WAIT_MS instead of loading too,
+ * misses while a load is in flight polls `cache` on its own timer for at most WAIT_FOR_MS instead of loading too,
  * so a burst on a new isolate (or at a key's expiry) makes one D1 round trip, not one per request.
  */
 const loading = new Map<string, number>();
-const LOAD_WAIT_MS = 1000;
-const LOAD_POLL_MS = 5;
 
 const cacheKey = (src: Pick<TenantKeySource, "service" | "database" | "tenant">) => `${src.service}\u0000${src.database}\u0000${src.tenant}`;
 const wrapAad = (service: string, tenant: string, kid: string) => `tenant_keys/${service}/${tenant}/${kid}`;
@@ -77,9 +76,15 @@ export async function tenantRing(src: TenantKeySource, now = Date.now()): Promis
   if (hit && hit.until > now) return hit.ring;
   // Checked and marked with no await in between, so of requests that miss together only the first loads.
   const started = loading.get(key);
-  if (started !== undefined && Date.now() - started < LOAD_WAIT_MS) {
-    const landed = await loadedByAnother(key, started, now);
-    if (landed) return landed;
+  if (started !== undefined && Date.now() - started < WAIT_FOR_MS) {
+    // Its ring once cached; nothing when that load ended without one (it failed, or found the tenant offboarded:
+    // this request then loads and answers for itself), or after the wait.
+    const landed = await waitFor((waited) => {
+      const cached = cache.get(key);
+      if (cached && cached.until > now + waited) return { ring: cached.ring };
+      return loading.get(key) === started ? undefined : { ring: undefined };
+    });
+    if (landed?.ring) return landed.ring;
   }
   if (!loading.has(key) && loading.size >= MAX_CACHED) {
     const oldest = loading.keys().next();
@@ -92,22 +97,6 @@ export async function tenantRing(src: TenantKeySource, now = Date.now()): Promis
   } finally {
     if (loading.get(key) === mark) loading.delete(key);
   }
-}
-
-/**
- * The ring another request of this isolate is loading for `key` (its load began at `started`), once it is
- * cached, polled on this request's own timer. Undefined when that load ended without a ring (it failed, or found
- * the tenant offboarded: this request then loads and answers for itself), or after LOAD_WAIT_MS.
- */
-async function loadedByAnother(key: string, started: number, now: number): Promise<Keyring | undefined> {
-  const waitStart = Date.now();
-  while (Date.now() - waitStart < LOAD_WAIT_MS) {
-    await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
-    const hit = cache.get(key);
-    if (hit && hit.until > now + (Date.now() - waitStart)) return hit.ring;
-    if (loading.get(key) !== started) return undefined;
-  }
-  return undefined;
 }
 
 async function loadRing(src: TenantKeySource, key: string, now: number): Promise<Keyring> {

@@ -4,6 +4,7 @@
  * it must refresh them, and when it must refuse. Times are milliseconds since the epoch
  * and `now` is a parameter, so every branch is tested without waiting.
  */
+import { WAIT_FOR_MS } from "../../../../shared/wait-for";
 
 /** What an isolate knows about its own view: plain timestamps, never a promise. */
 export interface ViewClock {
@@ -50,7 +51,7 @@ export type Load = { kind: "load"; reason: "cold" | "overdue" | "stale"; fallbac
  * makes one D1 round trip instead of one each; a load whose request was cancelled holds the
  * others up at most this long.
  */
-export const LOAD_WAIT_MS = 1000;
+export const LOAD_WAIT_MS = WAIT_FOR_MS;
 
 /**
  * The view is refreshed in the background once it is half the bound old, so a busy

@@ -5,12 +5,13 @@
  * Module state is plain data only. A request that finds the view due refreshes it
  * itself, in its own `waitUntil` or (cold, overdue, stale) before it answers; no
  * request ever awaits a refresh another request started. A request that must load while
- * another request's load is in flight polls the plain timestamps on its own timer instead
+ * another request's load is in flight polls the plain timestamps on its own timer instead (shared/wait-for.ts)
  * (a burst on a cold or idle isolate makes one D1 round trip), for at most LOAD_WAIT_MS.
  * Concurrent refreshes may still happen and are harmless: each merges what it read, and
  * the `seq` cursor only moves on.
  */
 import { logger } from "../../../../shared/logger";
+import { waitFor } from "../../../../shared/wait-for";
 import { decideView, LOAD_WAIT_MS, refusalOf, type ViewBounds } from "./decide";
 
 /** Tokens are accepted up to this long after `exp` (the verifier's clock tolerance). */
@@ -30,9 +31,6 @@ interface View {
   /** Tenant id -> tokens issued before this (unix seconds) are refused. */
   tenantCutoff: Map<string, number>;
 }
-
-/** How often a request waiting for another request's load of the view looks again (decide.ts, LOAD_WAIT_MS). */
-const LOAD_POLL_MS = 5;
 
 let view: View | undefined;
 let refreshStartedAt: number | undefined;
@@ -58,17 +56,17 @@ export async function checkRevocation(
 ): Promise<RevocationCheck> {
   let now = nowAtStart;
   let d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
-  // Another request of this isolate is loading the view: poll the module's plain timestamps on this request's own
-  // timer until its load lands or fails, or the wait is over (then load here). `now` moves on by the time waited.
-  const waitStart = Date.now();
-  while (d.kind === "wait") {
-    if (Date.now() - waitStart >= LOAD_WAIT_MS) {
-      d = d.then;
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
-    now = nowAtStart + (Date.now() - waitStart);
-    d = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, now);
+  if (d.kind === "wait") {
+    // Another request of this isolate is loading the view: decide again on the module's plain timestamps until its
+    // load lands or fails, or the wait is over (then load here). `now` moves on by the time waited.
+    const { then } = d;
+    const settled = await waitFor((waited) => {
+      const at = nowAtStart + waited;
+      const next = decideView({ asOf: view?.asOf, refreshStartedAt, failedAt }, opts, at);
+      return next.kind === "wait" ? undefined : { next, at };
+    }, LOAD_WAIT_MS);
+    d = settled?.next ?? then;
+    now = settled?.at ?? nowAtStart + LOAD_WAIT_MS;
   }
   if (d.kind === "refuse") return { ok: false, reason: "unavailable" };
   if (d.kind === "use_and_refresh") ctx.waitUntil(refreshView(db, opts, now));
