@@ -108,17 +108,17 @@ export default async function (ctx) {
   assert.equal(waves(read.counts, "auth"), 0, "Patient read: no D1 wave at the gateway");
   assert.equal(waves(read.counts, "phi"), 1, "Patient read: one D1 wave in phi");
 
-  const pay = await measure("payment creation", () =>
-    ctx.json("/v1/payments", {
-      method: "POST",
-      token: tok,
-      headers: { "idempotency-key": `rt-${Date.now()}` },
-      body: { amount: 1_250, currency: "usd", card },
-    }),
-  );
+  const payKey = `rt-${Date.now()}`;
+  const payOnce = () => ctx.json("/v1/payments", { method: "POST", token: tok, headers: { "idempotency-key": payKey }, body: { amount: 1_250, currency: "usd", card } });
+  const pay = await measure("payment creation", payOnce);
   assert.equal(waves(pay.counts, "auth"), 0, "payment creation: no D1 wave at the gateway");
   // The simulated processor decides before the key is claimed, so the claim (the key inserted already answered),
   // the processor's record, the payment, its ledger lines and the audit record are one batch; a live key fails it and
-  // a duplicate costs more (workers/payments/README.md; a remote processor is called after a claim of its own: 2).
+  // a duplicate costs 2 (workers/payments/README.md; a remote processor is called after a claim of its own: 2).
   assert.equal(waves(pay.counts, "payments"), 1, `payment creation: 1 D1 wave, got ${waves(pay.counts, "payments")}`);
+  // The same request again: the batch fails on the live key, then the claim reads the key's row (the replay) and
+  // writes the duplicate's audit record in one batch.
+  const replay = await measure("payment replay", payOnce);
+  assert.equal(replay.res.headers.get("idempotent-replayed"), "true", "payment replay: a replay");
+  assert.equal(waves(replay.counts, "payments"), 2, `payment replay: 2 D1 waves, got ${waves(replay.counts, "payments")}`);
 }

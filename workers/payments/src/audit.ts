@@ -6,6 +6,7 @@ import { nudgeFromRequest } from "../../../shared/audit/sealer";
 import { ApiError, isStorageError } from "../../../shared/errors";
 import type { AuditSubject, Ctx, PaymentsEnv, RequestInfo } from "./context";
 import { requestInfo } from "./context";
+import type { DuplicateRecord } from "./idempotency";
 
 /** payments' chain: its records and its checkpoints (shared/audit). */
 export const PAYMENTS_CHAIN: ChainSpec = { table: "audit_events", checkpoints: "audit_events_checkpoints" };
@@ -61,6 +62,33 @@ export async function commitAudited(
   if (state) state.written = true;
   nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
   return results;
+}
+
+/**
+ * The record of a duplicate (a replay, 409 in flight, 422 another request), written in the claim's batch rather
+ * than by the middleware after it (one round trip less): its outcome, code and replayed resource decided by SQL
+ * from the key's row (see claimKey). Once written, the request counts as audited and the sealer is nudged.
+ */
+export function duplicateRecord(c: Ctx, info: RequestInfo, subject: AuditSubject): DuplicateRecord {
+  return {
+    build: (from, v) =>
+      auditInsert(
+        info.db,
+        AUDIT_TABLE,
+        {
+          ...auditColumns(info, subject, "refused", null),
+          outcome: v.outcome,
+          code: v.code,
+          resource_id: subject.resourceId ? subject.resourceId : v.replayedId,
+        },
+        from,
+      ),
+    written: () => {
+      const state = c.get("audit");
+      if (state) state.written = true;
+      nudgeFromRequest(c, c.env.AUDIT_SEALER, AUDIT_TABLE, c.env.AUDIT_SEAL_DELAY_MS);
+    },
+  };
 }
 
 function outcomeOf(status: number): Outcome {

@@ -1,8 +1,8 @@
 import { ApiError, problemBody } from "../../../shared/errors";
-import { commitAudited, type Outcome } from "./audit";
+import { commitAudited, duplicateRecord, type Outcome } from "./audit";
 import type { AuditSubject, Ctx, RequestInfo } from "./context";
 import { requestInfo } from "./context";
-import { claimAnsweredStatements, claimKey, completeStatement, releaseKey, requestHash, storedKey, type Claim } from "./idempotency";
+import { claimAnsweredStatements, claimKey, completeStatement, releaseKey, requestHash, storedKey, type Claim, type DuplicateRecord } from "./idempotency";
 
 /**
  * What a write operation decided, before anything is committed: the answer,
@@ -138,11 +138,15 @@ export async function runStaged(c: Ctx, input: unknown, stage: (info: RequestInf
   const { tenantId, clientId } = info.principal;
   // A decided write is planned before the claim and, as the common case (a new key), committed with it.
   const planned = staged.ok && staged.value.decided ? await settle(staged.value.plan()) : undefined;
+  let duplicate: DuplicateRecord | undefined;
   if (planned?.ok) {
     const done = await commitWithClaim(c, info, { tenantId, clientId, key, requestHash: hash }, planned.value, withClaim);
     if (done) return done;
+    // The batch failed, most likely on a live key: the claim below then answers a duplicate, and records it too.
+    const state = c.get("audit");
+    if (state) duplicate = duplicateRecord(c, info, state);
   }
-  const claimed = await claimKey(info.db, tenantId, clientId, key, hash, info.now.getTime(), withClaim);
+  const claimed = await claimKey(info.db, tenantId, clientId, key, hash, info.now.getTime(), withClaim, duplicate);
   if (claimed.kind === "replay") {
     const state = c.get("audit");
     if (state && !state.resourceId) state.resourceId = replayedResourceId(claimed.body);

@@ -1,4 +1,5 @@
 import { hmacHex } from "../../../shared/crypto";
+import { sqlValue, type SqlValue } from "../../../shared/audit/append";
 import { ApiError } from "../../../shared/errors";
 
 /**
@@ -59,6 +60,44 @@ export function storedKey(secret: string, key: string): Promise<string> {
  */
 export const CLAIM_TOOK = "changes() = 1";
 
+/**
+ * The audit record of a request whose claim did not take (a duplicate), written in the claim's own batch: `build`
+ * makes the INSERT from the row source and the SQL values of `duplicateValues`; `written` is called when it was.
+ */
+export interface DuplicateRecord {
+  build: (from: SqlValue, values: DuplicateValues) => D1PreparedStatement;
+  written: () => void;
+}
+
+/** What the duplicate's answer will be, as SQL over the key's row (alias `k`): the record's outcome, code and resource. */
+export interface DuplicateValues {
+  outcome: SqlValue;
+  code: SqlValue;
+  /** The replayed answer's own id (`id`, or `payment.id`), as the replay's record names it; NULL otherwise. */
+  replayedId: SqlValue;
+}
+
+/**
+ * SQL deciding, from the key's row `k`, what claimKey decides in code below: another request under the key (422),
+ * one still in flight or a row missing (409), or the stored answer replayed (its status mapped to the outcome as the
+ * audit middleware maps a status). The two must agree: `test/idempotency.test.ts` compares the records.
+ */
+function duplicateValues(hash: string): DuplicateValues {
+  const reused = "(k.key IS NOT NULL AND k.request_hash <> ?)";
+  const inFlight = "(k.key IS NULL OR k.state <> 'done' OR k.response_status IS NULL OR k.response_body IS NULL)";
+  const idAt = (p: string) => `CASE WHEN json_type(k.response_body, '${p}') = 'text' THEN json_extract(k.response_body, '${p}') END`;
+  return {
+    outcome: sqlValue(
+      `CASE WHEN ${reused} OR ${inFlight} THEN 'refused' WHEN k.response_status < 400 THEN 'allowed' WHEN k.response_status IN (401, 403) THEN 'denied'
+       WHEN k.response_status = 402 THEN 'declined' WHEN k.response_status >= 500 THEN 'failed' ELSE 'refused' END`,
+      hash,
+    ),
+    code: sqlValue(`CASE WHEN ${reused} THEN 'idempotency_key_reused' WHEN ${inFlight} THEN 'idempotency_in_flight' ELSE 'idempotent_replay' END`, hash),
+    // CASE evaluates lazily: json_type never sees a body that is not JSON.
+    replayedId: sqlValue(`CASE WHEN ${reused} OR ${inFlight} OR NOT json_valid(k.response_body) THEN NULL ELSE COALESCE(${idAt("$.id")}, ${idAt("$.payment.id")}) END`, hash),
+  };
+}
+
 export async function claimKey(
   db: D1Database,
   tenantId: string,
@@ -67,6 +106,7 @@ export async function claimKey(
   hash: string,
   now: number,
   withClaim?: (guard: string) => D1PreparedStatement,
+  duplicate?: DuplicateRecord,
 ): Promise<ClaimResult> {
   // One statement: insert, or take over a key whose 24 h are over or whose claim was abandoned.
   // The WHERE runs under SQLite's write lock, so two requests can never both claim (never check-then-insert).
@@ -85,10 +125,23 @@ export async function claimKey(
   const readRow = db
     .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE tenant_id = ? AND client_id = ? AND key = ?")
     .bind(tenantId, clientId, key);
-  const results = await db.batch(withClaim ? [claim, withClaim(CLAIM_TOOK), readRow] : [claim, readRow]);
+  // A duplicate's audit record, right after the claim: exactly one row when the claim did not take (one row from a
+  // constant, the key's row joined), none when it did. So after it, `changes() = 0` is what CLAIM_TOOK was.
+  const record = duplicate?.build(
+    sqlValue(
+      "(SELECT 1) AS one LEFT JOIN idempotency_keys AS k ON k.tenant_id = ? AND k.client_id = ? AND k.key = ? WHERE changes() = 0",
+      tenantId,
+      clientId,
+      key,
+    ),
+    duplicateValues(hash),
+  );
+  const took = record ? "changes() = 0" : CLAIM_TOOK;
+  const results = await db.batch([claim, ...(record ? [record] : []), ...(withClaim ? [withClaim(took)] : []), readRow]);
   const claimed = results[0];
   const read = results[results.length - 1];
   if (claimed?.meta.changes === 1) return { kind: "claimed", claim: { tenantId, clientId, key, requestHash: hash } };
+  if (record && results[1]?.meta.changes === 1) duplicate?.written();
   const row = (read?.results[0] as { request_hash: string; state: string; response_status: number | null; response_body: string | null } | undefined) ?? null;
   if (row && row.request_hash !== hash) {
     throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request.");

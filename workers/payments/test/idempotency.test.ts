@@ -2,7 +2,8 @@ import { createExecutionContext, createScheduledController, env, waitOnExecution
 import { describe, expect, it } from "vitest";
 import { gatewayHeaders } from "../../../shared/testing/principal";
 import { countD1 } from "../../auth/test/d1-count";
-import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH, requestHash, storedKey } from "../src/idempotency";
+import { auditInsert } from "../../../shared/audit/append";
+import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH, requestHash, storedKey, type DuplicateRecord } from "../src/idempotency";
 import worker from "../src/index";
 import { SimulatedProcessor } from "../src/processor/simulated";
 import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, type PaymentBody } from "./helpers";
@@ -172,8 +173,13 @@ describe("the processor's record in the claim's batch", () => {
     expect((await book("pi_staged_takeover")).map((r) => r.operation)).toEqual(["authorize"]);
   });
 
-  const send = async (db: D1Database, body: unknown, key = newKey()) => {
-    const headers = { ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "cli_maker", scopes: ALL_SCOPES, roles: ["billing"] })), "content-type": "application/json", "idempotency-key": key };
+  const send = async (db: D1Database, body: unknown, key = newKey(), requestId = crypto.randomUUID()) => {
+    const headers = {
+      ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "cli_maker", scopes: ALL_SCOPES, roles: ["billing"] })),
+      "content-type": "application/json",
+      "idempotency-key": key,
+      "x-request-id": requestId,
+    };
     const ctx = createExecutionContext();
     const res = await worker.fetch?.(new Request(`${BASE}/v1/payments`, { method: "POST", headers, body: JSON.stringify(body) }), { ...env, DB: db }, ctx);
     await waitOnExecutionContext(ctx);
@@ -233,7 +239,11 @@ describe("the processor's record in the claim's batch", () => {
     }
   });
 
-  it("a duplicate fails the batch and writes none of it: then 409 in flight, 422 on mismatch, or the replay", async () => {
+  /** The audit records of one request: what a duplicate's record says, and that there is exactly one. */
+  const recordsOf = async (requestId: string) =>
+    (await env.DB.prepare("SELECT outcome, code, resource_id FROM audit_events WHERE request_id = ?").bind(requestId).all()).results;
+
+  it("a duplicate fails the batch and writes none of it: then 409 in flight, 422 on mismatch, or the replay, recorded in the claim's batch", async () => {
     const body = { amount: 275, currency: "usd", card: card() };
     const hash = (b: unknown) => requestHash(env.CARD_FINGERPRINT_KEY, "POST", "/v1/payments", b);
     // A live claim of this very request (as parsed: the capture default filled in): 409, and nothing of the second
@@ -243,28 +253,83 @@ describe("the processor's record in the claim's batch", () => {
     expect((await claimKey(env.DB, "ten_default", "cli_maker", stored, await hash({ ...body, capture: "automatic" }), Date.now())).kind).toBe("claimed");
     const [p0, s0] = [await payments(), await sales()];
     let counted = countD1(env.DB);
-    const inFlight = await send(counted.db, body, key);
+    let id = crypto.randomUUID();
+    const inFlight = await send(counted.db, body, key, id);
     expect(inFlight.status).toBe(409);
     expect(await json(inFlight)).toMatchObject({ code: "idempotency_in_flight", retryable: true });
-    // The failed batch, the claim with the key's row, the 409's audit record.
-    expect(counted.roundTrips()).toBe(3);
+    // The failed batch, then the claim with the key's row and the 409's audit record (the record the audit
+    // middleware wrote after the answer before, in a round trip of its own).
+    expect(counted.roundTrips()).toBe(2);
+    expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_in_flight", resource_id: null }]);
     expect([await payments(), await sales()]).toEqual([p0, s0]);
-    // Another request under it: 422, nothing written.
+    // Another request under it: 422, nothing written but its record.
     counted = countD1(env.DB);
-    const other = await send(counted.db, { ...body, amount: 276 }, key);
+    id = crypto.randomUUID();
+    const other = await send(counted.db, { ...body, amount: 276 }, key, id);
     expect(other.status).toBe(422);
-    expect(counted.roundTrips()).toBe(3);
+    expect(counted.roundTrips()).toBe(2);
+    expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_key_reused", resource_id: null }]);
     expect([await payments(), await sales()]).toEqual([p0, s0]);
-    // An answered key replays what it stored, and charges nothing more.
+    // An answered key replays what it stored, and charges nothing more; its record names the replayed payment.
     const fresh = newKey();
     const first = await send(env.DB, body, fresh);
     expect(first.status).toBe(201);
+    const paid = await first.text();
     const [p1, s1] = [await payments(), await sales()];
     counted = countD1(env.DB);
-    const replay = await send(counted.db, body, fresh);
+    id = crypto.randomUUID();
+    const replay = await send(counted.db, body, fresh, id);
     expect(replay.headers.get("idempotent-replayed")).toBe("true");
-    expect(await replay.text()).toBe(await first.text());
-    expect(counted.roundTrips()).toBe(3);
+    expect(await replay.text()).toBe(paid);
+    expect(counted.roundTrips()).toBe(2);
+    expect(await recordsOf(id)).toEqual([{ outcome: "allowed", code: "idempotent_replay", resource_id: (JSON.parse(paid) as PaymentBody).id }]);
     expect([await payments(), await sales()]).toEqual([p1, s1]);
+  });
+
+  it("records a duplicate in the claim's batch as the middleware would: each stored answer's outcome, its resource, and only when the claim did not take", async () => {
+    const now = Date.now();
+    let written = 0;
+    const columns = { at: "t", tenant_id: "ten_default", actor_sub: "s", actor_client: "cli_dup", actor_roles: "[]", action: "payment.create", resource_type: "payment", amount: null, currency: null, trace_id: null, ip: "127.0.0.1" };
+    const duplicate = (requestId: string, resourceId: string | null = null): DuplicateRecord => ({
+      build: (from, v) =>
+        auditInsert(env.DB, "audit_events", { ...columns, request_id: requestId, outcome: v.outcome, code: v.code, resource_id: resourceId ?? v.replayedId }, from),
+      written: () => void written++,
+    });
+    // A claim that takes writes no record, and the statement guarded after it (the processor's record) is written.
+    let id = crypto.randomUUID();
+    expect((await claimKey(env.DB, "ten_default", "cli_dup", "d1", "h1", now, sale("pi_dup_first").record, duplicate(id))).kind).toBe("claimed");
+    expect(await recordsOf(id)).toEqual([]);
+    expect(written).toBe(0);
+    expect((await book("pi_dup_first")).map((r) => r.operation)).toContain("authorize");
+    // A duplicate in flight: its record, and the guarded statement is not written.
+    id = crypto.randomUUID();
+    await expect(claimKey(env.DB, "ten_default", "cli_dup", "d1", "h1", now + 1, sale("pi_dup_second").record, duplicate(id))).rejects.toMatchObject({ status: 409 });
+    expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_in_flight", resource_id: null }]);
+    expect(written).toBe(1);
+    expect(await book("pi_dup_second")).toEqual([]);
+    // Replays of each kind of stored answer: the outcome the middleware gives its status, the id it names.
+    const cases = [
+      [201, JSON.stringify({ id: "pi_a" }), { outcome: "allowed", code: "idempotent_replay", resource_id: "pi_a" }],
+      [200, JSON.stringify({ refund: 1, payment: { id: "pi_b" } }), { outcome: "allowed", code: "idempotent_replay", resource_id: "pi_b" }],
+      [402, JSON.stringify({ payment: { id: "pi_c" } }), { outcome: "declined", code: "idempotent_replay", resource_id: "pi_c" }],
+      [401, JSON.stringify({ code: "x" }), { outcome: "denied", code: "idempotent_replay", resource_id: null }],
+      [404, JSON.stringify({ id: 7 }), { outcome: "refused", code: "idempotent_replay", resource_id: null }],
+      [500, "not json", { outcome: "failed", code: "idempotent_replay", resource_id: null }],
+    ] as const;
+    for (const [status, body, record] of cases) {
+      await env.DB.prepare("UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? WHERE client_id = 'cli_dup' AND key = 'd1'").bind(status, body).run();
+      id = crypto.randomUUID();
+      expect((await claimKey(env.DB, "ten_default", "cli_dup", "d1", "h1", now + 2, undefined, duplicate(id))).kind).toBe("replay");
+      expect(await recordsOf(id), `${status} ${body}`).toEqual([record]);
+    }
+    // The resource a route named itself is kept over the stored answer's.
+    id = crypto.randomUUID();
+    expect((await claimKey(env.DB, "ten_default", "cli_dup", "d1", "h1", now + 3, undefined, duplicate(id, "pi_named"))).kind).toBe("replay");
+    expect(await recordsOf(id)).toEqual([{ outcome: "failed", code: "idempotent_replay", resource_id: "pi_named" }]);
+    // Another request under the key: 422, recorded as such.
+    id = crypto.randomUUID();
+    await expect(claimKey(env.DB, "ten_default", "cli_dup", "d1", "h2", now + 4, undefined, duplicate(id))).rejects.toMatchObject({ status: 422 });
+    expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_key_reused", resource_id: null }]);
+    expect(written).toBe(cases.length + 3);
   });
 });
