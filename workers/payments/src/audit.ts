@@ -1,12 +1,12 @@
 import type { MiddlewareHandler } from "hono";
-import { auditInsert, commitWithRecord } from "../../../shared/audit/append";
+import { auditInsert, commitWithRecord, sqlValue, type AuditValue } from "../../../shared/audit/append";
 import type { ChainColumns } from "../../../shared/audit/hash";
 import type { ChainSpec } from "../../../shared/audit/seal";
 import { nudgeFromRequest } from "../../../shared/audit/sealer";
 import { ApiError, isStorageError } from "../../../shared/errors";
 import type { AuditSubject, Ctx, PaymentsEnv, RequestInfo } from "./context";
 import { requestInfo } from "./context";
-import type { DuplicateRecord } from "./idempotency";
+import { REPLAY_CODE, type DuplicateAnswer, type DuplicateRecord } from "./idempotency";
 
 /** payments' chain: its records and its checkpoints (shared/audit). */
 export const PAYMENTS_CHAIN: ChainSpec = { table: "audit_events", checkpoints: "audit_events_checkpoints" };
@@ -71,18 +71,7 @@ export async function commitAudited(
  */
 export function duplicateRecord(c: Ctx, info: RequestInfo, subject: AuditSubject): DuplicateRecord {
   return {
-    build: (from, v) =>
-      auditInsert(
-        info.db,
-        AUDIT_TABLE,
-        {
-          ...auditColumns(info, subject, "refused", null),
-          outcome: v.outcome,
-          code: v.code,
-          resource_id: subject.resourceId ? subject.resourceId : v.replayedId,
-        },
-        from,
-      ),
+    build: (from, answer) => auditInsert(info.db, AUDIT_TABLE, duplicateColumns(auditColumns(info, subject, "refused", null), answer), from),
     written: () => {
       const state = c.get("audit");
       if (state) state.written = true;
@@ -91,11 +80,68 @@ export function duplicateRecord(c: Ctx, info: RequestInfo, subject: AuditSubject
   };
 }
 
-function outcomeOf(status: number): Outcome {
-  if (status < 400) return "allowed";
-  if (status === 401 || status === 403) return "denied";
-  if (status === 402) return "declined";
-  return status >= 500 ? "failed" : "refused";
+/**
+ * A duplicate's record columns: `columns` with what the middleware would record of the answer, decided in SQL from
+ * the answer's SQL (claimKey's DuplicateAnswer): the outcome of its status (outcomeSql), its code, and the resource
+ * the replayed body names unless the route named one.
+ */
+export function duplicateColumns(columns: ChainColumns, answer: DuplicateAnswer): Record<string, AuditValue> {
+  return {
+    ...columns,
+    outcome: sqlValue(outcomeSql(answer.status)),
+    code: sqlValue(answer.code),
+    resource_id: columns.resource_id ? columns.resource_id : sqlValue(replayedIdSql(answer.body)),
+  };
+}
+
+/**
+ * The outcome recorded for an answer's status, in code (outcomeOf) and in SQL (outcomeSql) from this one table:
+ * inclusive status ranges; any status outside them (another 4xx, a 409, a 422) is `refused`.
+ */
+const OUTCOMES: readonly (readonly [from: number, to: number, outcome: Outcome])[] = [
+  [100, 399, "allowed"],
+  [401, 401, "denied"],
+  [402, 402, "declined"],
+  [403, 403, "denied"],
+  [500, 599, "failed"],
+];
+
+export function outcomeOf(status: number): Outcome {
+  return OUTCOMES.find(([from, to]) => status >= from && status <= to)?.[2] ?? "refused";
+}
+
+/** outcomeOf as a SQL expression over the status expression `status`. */
+export function outcomeSql(status: string): string {
+  return `CASE ${OUTCOMES.map(([from, to, outcome]) => `WHEN (${status}) BETWEEN ${from} AND ${to} THEN '${outcome}'`).join(" ")} ELSE 'refused' END`;
+}
+
+/** Where a stored answer names what it is about: a payment's own `id`, or the `payment` of a capture's or refund's answer. */
+const REPLAYED_ID_PATHS = [["id"], ["payment", "id"]] as const;
+
+/** The id of what a stored answer is about, for the replay's audit record (a string at one of the paths, else null). */
+export function replayedResourceId(body: string): string | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return null;
+  }
+  for (const path of REPLAYED_ID_PATHS) {
+    let at: unknown = v;
+    for (const name of path) at = at !== null && typeof at === "object" ? (at as Record<string, unknown>)[name] : undefined;
+    if (typeof at === "string") return at;
+  }
+  return null;
+}
+
+/** replayedResourceId as a SQL expression over the body expression `body` (NULL for NULL or a body that is not JSON). */
+export function replayedIdSql(body: string): string {
+  // CASE evaluates lazily: json_type never sees a body that is not JSON.
+  const at = (path: readonly string[]) => {
+    const p = `$.${path.join(".")}`;
+    return `CASE WHEN json_type(${body}, '${p}') = 'text' THEN json_extract(${body}, '${p}') END`;
+  };
+  return `CASE WHEN json_valid(${body}) THEN COALESCE(${REPLAYED_ID_PATHS.map(at).join(", ")}) END`;
 }
 
 /**
@@ -115,7 +161,7 @@ export function auditTrail(): MiddlewareHandler<PaymentsEnv> {
         : isStorageError(err)
           ? "storage_unavailable"
           : c.res.headers.get("idempotent-replayed")
-            ? "idempotent_replay"
+            ? REPLAY_CODE
             : null;
     await commitAudited(c, requestInfo(c), state, outcomeOf(c.res.status), code, []);
   };

@@ -1,5 +1,5 @@
 import { ApiError, problemBody } from "../../../shared/errors";
-import { commitAudited, duplicateRecord, type Outcome } from "./audit";
+import { commitAudited, duplicateRecord, replayedResourceId, type Outcome } from "./audit";
 import type { AuditSubject, Ctx, RequestInfo } from "./context";
 import { requestInfo } from "./context";
 import { claimAnsweredStatements, claimKey, completeStatement, releaseKey, requestHash, storedKey, type Claim, type DuplicateRecord } from "./idempotency";
@@ -52,17 +52,6 @@ async function commit(c: Ctx, info: RequestInfo, plan: Plan, claim: Claim): Prom
       });
     }
     throw err;
-  }
-}
-
-/** The id of what a stored answer is about, for the replay's audit record. */
-function replayedResourceId(body: string): string | null {
-  try {
-    const v = JSON.parse(body) as { id?: unknown; payment?: { id?: unknown } };
-    const id = v.id ?? v.payment?.id;
-    return typeof id === "string" ? id : null;
-  } catch {
-    return null;
   }
 }
 

@@ -60,42 +60,44 @@ export function storedKey(secret: string, key: string): Promise<string> {
  */
 export const CLAIM_TOOK = "changes() = 1";
 
+/** The codes of claimKey's answers to a duplicate (its errors, and the replay the audit middleware records). */
+export const KEY_REUSED = { status: 422, code: "idempotency_key_reused" } as const;
+export const IN_FLIGHT = { status: 409, code: "idempotency_in_flight" } as const;
+export const REPLAY_CODE = "idempotent_replay";
+
+/**
+ * claimKey's answer to a duplicate as SQL, so that the duplicate's audit record can be written in the claim's own
+ * batch: the columns of the row source claimKey hands to DuplicateRecord.build, holding the answer's status and code
+ * and the stored body when the answer is a replay (NULL otherwise).
+ */
+export interface DuplicateAnswer {
+  status: string;
+  code: string;
+  body: string;
+}
+
+/**
+ * The answer decided from the key's row (alias `k`, LEFT JOINed: its columns NULL when the row is gone) and the
+ * request's hash (`one.request_hash`), as claimKey decides it in code below: another request under the key (422),
+ * one still in flight or the row gone (409), else the stored answer replayed. `test/idempotency.test.ts` compares
+ * the records with the answers.
+ */
+const REUSED_SQL = "(k.key IS NOT NULL AND k.request_hash <> one.request_hash)";
+const IN_FLIGHT_SQL = "(k.key IS NULL OR k.state <> 'done' OR k.response_status IS NULL OR k.response_body IS NULL)";
+const DUPLICATE_ANSWER_SQL = `SELECT
+    CASE WHEN ${REUSED_SQL} THEN ${KEY_REUSED.status} WHEN ${IN_FLIGHT_SQL} THEN ${IN_FLIGHT.status} ELSE k.response_status END AS status,
+    CASE WHEN ${REUSED_SQL} THEN '${KEY_REUSED.code}' WHEN ${IN_FLIGHT_SQL} THEN '${IN_FLIGHT.code}' ELSE '${REPLAY_CODE}' END AS code,
+    CASE WHEN ${REUSED_SQL} OR ${IN_FLIGHT_SQL} THEN NULL ELSE k.response_body END AS body
+  FROM (SELECT ? AS request_hash) AS one LEFT JOIN idempotency_keys AS k ON k.tenant_id = ? AND k.client_id = ? AND k.key = ?`;
+const DUPLICATE_ANSWER: DuplicateAnswer = { status: "answer.status", code: "answer.code", body: "answer.body" };
+
 /**
  * The audit record of a request whose claim did not take (a duplicate), written in the claim's own batch: `build`
- * makes the INSERT from the row source and the SQL values of `duplicateValues`; `written` is called when it was.
+ * makes the INSERT from the row source `from` and the duplicate's answer as SQL; `written` is called when it was.
  */
 export interface DuplicateRecord {
-  build: (from: SqlValue, values: DuplicateValues) => D1PreparedStatement;
+  build: (from: SqlValue, answer: DuplicateAnswer) => D1PreparedStatement;
   written: () => void;
-}
-
-/** What the duplicate's answer will be, as SQL over the key's row (alias `k`): the record's outcome, code and resource. */
-export interface DuplicateValues {
-  outcome: SqlValue;
-  code: SqlValue;
-  /** The replayed answer's own id (`id`, or `payment.id`), as the replay's record names it; NULL otherwise. */
-  replayedId: SqlValue;
-}
-
-/**
- * SQL deciding, from the key's row `k`, what claimKey decides in code below: another request under the key (422),
- * one still in flight or a row missing (409), or the stored answer replayed (its status mapped to the outcome as the
- * audit middleware maps a status). The two must agree: `test/idempotency.test.ts` compares the records.
- */
-function duplicateValues(hash: string): DuplicateValues {
-  const reused = "(k.key IS NOT NULL AND k.request_hash <> ?)";
-  const inFlight = "(k.key IS NULL OR k.state <> 'done' OR k.response_status IS NULL OR k.response_body IS NULL)";
-  const idAt = (p: string) => `CASE WHEN json_type(k.response_body, '${p}') = 'text' THEN json_extract(k.response_body, '${p}') END`;
-  return {
-    outcome: sqlValue(
-      `CASE WHEN ${reused} OR ${inFlight} THEN 'refused' WHEN k.response_status < 400 THEN 'allowed' WHEN k.response_status IN (401, 403) THEN 'denied'
-       WHEN k.response_status = 402 THEN 'declined' WHEN k.response_status >= 500 THEN 'failed' ELSE 'refused' END`,
-      hash,
-    ),
-    code: sqlValue(`CASE WHEN ${reused} THEN 'idempotency_key_reused' WHEN ${inFlight} THEN 'idempotency_in_flight' ELSE 'idempotent_replay' END`, hash),
-    // CASE evaluates lazily: json_type never sees a body that is not JSON.
-    replayedId: sqlValue(`CASE WHEN ${reused} OR ${inFlight} OR NOT json_valid(k.response_body) THEN NULL ELSE COALESCE(${idAt("$.id")}, ${idAt("$.payment.id")}) END`, hash),
-  };
 }
 
 export async function claimKey(
@@ -126,16 +128,9 @@ export async function claimKey(
     .prepare("SELECT request_hash, state, response_status, response_body FROM idempotency_keys WHERE tenant_id = ? AND client_id = ? AND key = ?")
     .bind(tenantId, clientId, key);
   // A duplicate's audit record, right after the claim: exactly one row when the claim did not take (one row from a
-  // constant, the key's row joined), none when it did. So after it, `changes() = 0` is what CLAIM_TOOK was.
-  const record = duplicate?.build(
-    sqlValue(
-      "(SELECT 1) AS one LEFT JOIN idempotency_keys AS k ON k.tenant_id = ? AND k.client_id = ? AND k.key = ? WHERE changes() = 0",
-      tenantId,
-      clientId,
-      key,
-    ),
-    duplicateValues(hash),
-  );
+  // constant, the key's row joined, the answer decided from it), none when it did. So after it, `changes() = 0` is
+  // what CLAIM_TOOK was.
+  const record = duplicate?.build(sqlValue(`(${DUPLICATE_ANSWER_SQL}) AS answer WHERE changes() = 0`, hash, tenantId, clientId, key), DUPLICATE_ANSWER);
   const took = record ? "changes() = 0" : CLAIM_TOOK;
   const results = await db.batch([claim, ...(record ? [record] : []), ...(withClaim ? [withClaim(took)] : []), readRow]);
   const claimed = results[0];
@@ -144,10 +139,10 @@ export async function claimKey(
   if (record && results[1]?.meta.changes === 1) duplicate?.written();
   const row = (read?.results[0] as { request_hash: string; state: string; response_status: number | null; response_body: string | null } | undefined) ?? null;
   if (row && row.request_hash !== hash) {
-    throw new ApiError(422, "idempotency_key_reused", "This Idempotency-Key was used with a different request.");
+    throw new ApiError(KEY_REUSED.status, KEY_REUSED.code, "This Idempotency-Key was used with a different request.");
   }
   if (!row || row.state !== "done" || row.response_status === null || row.response_body === null) {
-    throw new ApiError(409, "idempotency_in_flight", "A request with this Idempotency-Key is in progress; retry later.", {
+    throw new ApiError(IN_FLIGHT.status, IN_FLIGHT.code, "A request with this Idempotency-Key is in progress; retry later.", {
       headers: { "retry-after": "1" },
       extra: { retryable: true },
     });

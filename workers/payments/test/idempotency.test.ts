@@ -4,6 +4,7 @@ import { gatewayHeaders } from "../../../shared/testing/principal";
 import { countD1 } from "../../auth/test/d1-count";
 import { auditInsert } from "../../../shared/audit/append";
 import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRUNE_BATCH, requestHash, storedKey, type DuplicateRecord } from "../src/idempotency";
+import { duplicateColumns, outcomeOf, outcomeSql, replayedIdSql, replayedResourceId } from "../src/audit";
 import worker from "../src/index";
 import { SimulatedProcessor } from "../src/processor/simulated";
 import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, type PaymentBody } from "./helpers";
@@ -291,8 +292,7 @@ describe("the processor's record in the claim's batch", () => {
     let written = 0;
     const columns = { at: "t", tenant_id: "ten_default", actor_sub: "s", actor_client: "cli_dup", actor_roles: "[]", action: "payment.create", resource_type: "payment", amount: null, currency: null, trace_id: null, ip: "127.0.0.1" };
     const duplicate = (requestId: string, resourceId: string | null = null): DuplicateRecord => ({
-      build: (from, v) =>
-        auditInsert(env.DB, "audit_events", { ...columns, request_id: requestId, outcome: v.outcome, code: v.code, resource_id: resourceId ?? v.replayedId }, from),
+      build: (from, answer) => auditInsert(env.DB, "audit_events", duplicateColumns({ ...columns, request_id: requestId, resource_id: resourceId }, answer), from),
       written: () => void written++,
     });
     // A claim that takes writes no record, and the statement guarded after it (the processor's record) is written.
@@ -331,5 +331,35 @@ describe("the processor's record in the claim's batch", () => {
     await expect(claimKey(env.DB, "ten_default", "cli_dup", "d1", "h2", now + 4, undefined, duplicate(id))).rejects.toMatchObject({ status: 422 });
     expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_key_reused", resource_id: null }]);
     expect(written).toBe(cases.length + 3);
+  });
+
+  it("decides a duplicate's outcome and replayed resource in SQL exactly as the middleware decides them in code", async () => {
+    // Every status a response can have, in one statement: SQL's outcome beside the one the middleware records.
+    const statuses = Array.from({ length: 500 }, (_, i) => 100 + i);
+    const { results } = await env.DB.prepare(`SELECT value AS status, ${outcomeSql("value")} AS outcome FROM json_each(?)`)
+      .bind(JSON.stringify(statuses))
+      .all<{ status: number; outcome: string }>();
+    expect(results).toHaveLength(statuses.length);
+    for (const r of results) expect(r.outcome, String(r.status)).toBe(outcomeOf(r.status));
+    expect(new Set(results.map((r) => r.outcome))).toEqual(new Set(["allowed", "refused", "denied", "declined", "failed"]));
+    // Stored bodies of each shape: the id SQL finds is the one the code finds.
+    const bodies = [
+      JSON.stringify({ id: "pi_1" }),
+      JSON.stringify({ id: "pi_2", payment: { id: "pi_other" } }),
+      JSON.stringify({ id: 3, payment: { id: "pi_3" } }),
+      JSON.stringify({ refund: { id: "re_1" }, payment: { id: "pi_4" } }),
+      JSON.stringify({ payment: "pi_5" }),
+      JSON.stringify({ payment: null, id: null }),
+      JSON.stringify(["pi_6"]),
+      JSON.stringify("pi_7"),
+      "null",
+      "{not json",
+      "",
+    ];
+    for (const body of bodies) {
+      const row = await env.DB.prepare(`SELECT ${replayedIdSql("?1")} AS id`).bind(body).first<{ id: string | null }>();
+      expect(row?.id ?? null, body).toBe(replayedResourceId(body));
+    }
+    expect(await env.DB.prepare(`SELECT ${replayedIdSql("NULL")} AS id`).first("id")).toBeNull();
   });
 });
