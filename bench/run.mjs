@@ -35,17 +35,31 @@ const notes = [];
 const SHARD_GROUP = "Patient creation (POST /v1/phi/Patient), 4 tenants";
 
 /**
- * The bench's own requests (set-up, synthetic, registrations) are retried once when the runtime closed a
+ * The bench's own requests (set-up, probes, synthetic, registrations) are retried once when the runtime closed a
  * kept-alive connection just as it was reused: a race of Miniflare's HTTP entry after long or streamed
  * answers, not an answer from the platform. The load itself (autocannon) is not retried.
+ * Each is given BENCH_FETCH_TIMEOUT_S (default 60 s) to answer, body included: one that hangs stops the run with its
+ * method and path named (and the scenario running, in the log above it), not with undici's anonymous 300 s timeout.
  */
+const FETCH_TIMEOUT_MS = Number(process.env.BENCH_FETCH_TIMEOUT_S ?? 60) * 1000;
 const plainFetch = globalThis.fetch;
+const timedFetch = async (url, init = {}) => {
+  const signal = init.signal ?? AbortSignal.timeout(FETCH_TIMEOUT_MS);
+  try {
+    return await plainFetch(url, { ...init, signal });
+  } catch (err) {
+    if (err?.name === "TimeoutError") {
+      throw new Error(`bench request ${init.method ?? "GET"} ${new URL(url).pathname} had no answer within ${FETCH_TIMEOUT_MS / 1000} s`, { cause: err });
+    }
+    throw err;
+  }
+};
 globalThis.fetch = async (url, init) => {
   try {
-    return await plainFetch(url, init);
+    return await timedFetch(url, init);
   } catch (err) {
     if (!["UND_ERR_SOCKET", "ECONNRESET"].includes(err.cause?.code)) throw err;
-    return plainFetch(url, init);
+    return timedFetch(url, init);
   }
 };
 
