@@ -127,17 +127,17 @@ export async function runStaged(c: Ctx, input: unknown, stage: (info: RequestInf
   const { tenantId, clientId } = info.principal;
   // A decided write is planned before the claim and, as the common case (a new key), committed with it.
   const planned = staged.ok && staged.value.decided ? await settle(staged.value.plan()) : undefined;
-  let duplicate: DuplicateRecord | undefined;
   if (planned?.ok) {
     const done = await commitWithClaim(c, info, { tenantId, clientId, key, requestHash: hash }, planned.value, withClaim);
     if (done) return done;
-    // The batch failed, most likely on a live key: the claim below then answers a duplicate, and records it too.
-    const state = c.get("audit");
-    if (state) duplicate = duplicateRecord(c, info, state);
+    // The batch failed, most likely on a live key: the claim below then answers a duplicate.
   }
+  // A duplicate (a replay, 409 in flight, 422 another request) is recorded in the claim's own batch: its answer in
+  // one round trip (a capture's, a void's, a refund's), or two after a decided creation's failed batch.
+  const state = c.get("audit");
+  const duplicate: DuplicateRecord | undefined = state ? duplicateRecord(c, info, state) : undefined;
   const claimed = await claimKey(info.db, tenantId, clientId, key, hash, info.now.getTime(), withClaim, duplicate);
   if (claimed.kind === "replay") {
-    const state = c.get("audit");
     if (state && !state.resourceId) state.resourceId = replayedResourceId(claimed.body);
     return answer(claimed.status, claimed.body, true);
   }
@@ -146,7 +146,6 @@ export async function runStaged(c: Ctx, input: unknown, stage: (info: RequestInf
     if (!staged.ok) throw staged.err;
     if (planned && !planned.ok) throw planned.err;
     const plan = planned ? planned.value : await staged.value.plan();
-    const state = c.get("audit");
     if (state) Object.assign(state, plan.subject);
     const body = await commit(c, info, plan, claim);
     return answer(plan.status, body, false);

@@ -7,7 +7,7 @@ import { claimKey, completeStatement, IDEMPOTENCY_TTL_MS, IN_FLIGHT_LOCK_MS, PRU
 import { duplicateColumns, outcomeOf, outcomeSql, replayedIdSql, replayedResourceId } from "../src/audit";
 import worker from "../src/index";
 import { SimulatedProcessor } from "../src/processor/simulated";
-import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, type PaymentBody } from "./helpers";
+import { ALL_SCOPES, BASE, call, card, CARDS, json, newKey, pay, type PaymentBody } from "./helpers";
 
 const count = async (sql: string) => (await env.DB.prepare(sql).first<{ n: number }>())?.n ?? 0;
 
@@ -174,7 +174,8 @@ describe("the processor's record in the claim's batch", () => {
     expect((await book("pi_staged_takeover")).map((r) => r.operation)).toEqual(["authorize"]);
   });
 
-  const send = async (db: D1Database, body: unknown, key = newKey(), requestId = crypto.randomUUID()) => {
+  const send = (db: D1Database, body: unknown, key = newKey(), requestId = crypto.randomUUID()) => sendTo(db, "/v1/payments", body, key, requestId);
+  const sendTo = async (db: D1Database, path: string, body: unknown, key = newKey(), requestId = crypto.randomUUID()) => {
     const headers = {
       ...(await gatewayHeaders(env.GATEWAY_HMAC_KEY, { sub: "cli_maker", scopes: ALL_SCOPES, roles: ["billing"] })),
       "content-type": "application/json",
@@ -182,7 +183,7 @@ describe("the processor's record in the claim's batch", () => {
       "x-request-id": requestId,
     };
     const ctx = createExecutionContext();
-    const res = await worker.fetch?.(new Request(`${BASE}/v1/payments`, { method: "POST", headers, body: JSON.stringify(body) }), { ...env, DB: db }, ctx);
+    const res = await worker.fetch?.(new Request(`${BASE}${path}`, { method: "POST", headers, body: JSON.stringify(body) }), { ...env, DB: db }, ctx);
     await waitOnExecutionContext(ctx);
     if (!res) throw new Error("no response");
     return res;
@@ -285,6 +286,47 @@ describe("the processor's record in the claim's batch", () => {
     expect(counted.roundTrips()).toBe(2);
     expect(await recordsOf(id)).toEqual([{ outcome: "allowed", code: "idempotent_replay", resource_id: (JSON.parse(paid) as PaymentBody).id }]);
     expect([await payments(), await sales()]).toEqual([p1, s1]);
+  });
+
+  it("answers and records a duplicate capture, void or refund in one round trip: the replay, 422, 409", async () => {
+    const payment = await pay(900, "manual");
+    const capture = `/v1/payments/${payment.id}/capture`;
+    const key = newKey();
+    let id = crypto.randomUUID();
+    const first = await sendTo(env.DB, capture, {}, key, id);
+    expect(first.status).toBe(200);
+    const captured = await first.text();
+    // The claim that took wrote no duplicate's record: the capture's own, once.
+    expect(await recordsOf(id)).toEqual([{ outcome: "allowed", code: null, resource_id: payment.id }]);
+    // The replay: the claim, the key's row and the replay's record in one batch.
+    let counted = countD1(env.DB);
+    id = crypto.randomUUID();
+    const replay = await sendTo(counted.db, capture, {}, key, id);
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(await replay.text()).toBe(captured);
+    expect(counted.roundTrips()).toBe(1);
+    expect(await recordsOf(id)).toEqual([{ outcome: "allowed", code: "idempotent_replay", resource_id: payment.id }]);
+    // Another request under the key.
+    counted = countD1(env.DB);
+    id = crypto.randomUUID();
+    const other = await sendTo(counted.db, capture, { amount: 100 }, key, id);
+    expect(other.status).toBe(422);
+    expect(counted.roundTrips()).toBe(1);
+    expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_key_reused", resource_id: payment.id }]);
+    // The same request while the first is still in flight (its key put back in flight).
+    const { stored } = await keyRow(key);
+    await env.DB.prepare("UPDATE idempotency_keys SET state = 'in_flight', response_status = NULL, response_body = NULL, locked_until = ? WHERE key = ?")
+      .bind(Date.now() + IN_FLIGHT_LOCK_MS, stored)
+      .run();
+    counted = countD1(env.DB);
+    id = crypto.randomUUID();
+    const inFlight = await sendTo(counted.db, capture, {}, key, id);
+    expect(inFlight.status).toBe(409);
+    expect(counted.roundTrips()).toBe(1);
+    expect(await recordsOf(id)).toEqual([{ outcome: "refused", code: "idempotency_in_flight", resource_id: payment.id }]);
+    // Nothing of the duplicates was done: one capture.
+    expect(await json(await call("GET", `/v1/payments/${payment.id}`))).toMatchObject({ status: "succeeded", amount_captured: 900 });
   });
 
   it("records a duplicate in the claim's batch as the middleware would: each stored answer's outcome, its resource, and only when the claim did not take", async () => {
