@@ -11,8 +11,10 @@ import {
   parseKeyring,
   randomToken,
   sealedKid,
+  sha256Hex,
   timingSafeEqualStr,
   toBase64Url,
+  toHex,
 } from "../../../shared/crypto";
 import { ApiError } from "../../../shared/errors";
 import { d1Check, healthRoutes, serviceCheck } from "../../../shared/health";
@@ -88,6 +90,18 @@ describe("crypto", () => {
     // Only unpadded base64url: the standard alphabet, padding and whitespace are refused.
     for (const bad of ["a+b/", "YQ==", "Y Q", "YQ\n", "A"]) expect(() => fromBase64Url(bad), bad).toThrow();
     expect(randomToken(32, "x_")).toMatch(/^x_[A-Za-z0-9_-]{43}$/);
+  });
+
+  it("writes hex as two lowercase digits a byte, from bytes or a buffer, and SHA-256 as the known digests", async () => {
+    for (const size of [0, 1, 16, 32, 33]) {
+      const bytes = crypto.getRandomValues(new Uint8Array(size));
+      const expected = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+      expect(toHex(bytes)).toBe(expected);
+      expect(toHex(bytes.buffer)).toBe(expected);
+    }
+    expect(toHex(new Uint8Array([0, 9, 10, 15, 16, 255]))).toBe("00090a0f10ff");
+    expect(await sha256Hex("")).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    expect(await sha256Hex("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   });
 });
 
