@@ -43,6 +43,7 @@ const hr = (ms: number): HrTime => [Math.floor(ms / 1000), (ms % 1000) * 1e6];
 
 // Numeric values of the OTLP SDK enums (sdk-metrics DataPointType / AggregationTemporality / ValueType).
 const HISTOGRAM = 0;
+const GAUGE = 2;
 const SUM = 3;
 const DELTA = 0;
 const DOUBLE = 1;
@@ -80,12 +81,15 @@ export function toResourceMetrics(batch: MetricSnapshot[], service: string, envi
               }),
             };
           }
+          const dataPoints = m.points.map((p) => ({ attributes: p.labels, startTime, endTime, value: (p as { value: number }).value }));
+          // A gauge's point is the last value observed in the interval; it has no temporality of its own.
+          if (m.kind === "gauge") return { descriptor, aggregationTemporality: DELTA, dataPointType: GAUGE, dataPoints };
           return {
             descriptor,
             aggregationTemporality: DELTA,
             dataPointType: SUM,
             isMonotonic: m.kind === "counter",
-            dataPoints: m.points.map((p) => ({ attributes: p.labels, startTime, endTime, value: (p as { value: number }).value })),
+            dataPoints,
           };
         }),
       },

@@ -22,7 +22,7 @@ interface HistPoint {
 }
 
 type Instrument =
-  | { kind: "counter" | "updown"; description: string; unit: string; points: Map<string, SumPoint> }
+  | { kind: "counter" | "updown" | "gauge"; description: string; unit: string; points: Map<string, SumPoint> }
   | { kind: "histogram"; description: string; unit: string; bounds: number[]; points: Map<string, HistPoint> };
 
 const registry = new Map<string, Instrument>();
@@ -59,6 +59,27 @@ export function counter(name: string, description = "", unit = "1") {
 
 export function upDownCounter(name: string, description = "", unit = "1") {
   return sumInstrument("updown", name, description, unit);
+}
+
+/**
+ * A value observed now (a database's size): each label set keeps the last value set since the previous drain,
+ * exported as an OTLP gauge.
+ */
+export function gauge(name: string, description = "", unit = "1") {
+  let inst = registry.get(name);
+  if (!inst) {
+    inst = { kind: "gauge", description, unit, points: new Map() };
+    registry.set(name, inst);
+  }
+  const points = inst.points as Map<string, SumPoint>;
+  return {
+    set(value: number, labels: Labels = {}): void {
+      const key = labelKey(labels);
+      const p = points.get(key);
+      if (p) p.value = value;
+      else points.set(key, { labels: { ...labels }, value });
+    },
+  };
 }
 
 export function histogram(name: string, description = "", unit = "s", bounds: number[] = DEFAULT_BUCKETS) {

@@ -81,8 +81,9 @@ export default async function (ctx) {
   try {
     metrics = await waitFor(() => {
       const names = new Set(receiver.state.metrics.map((m) => m.name));
-      return ["auth_tokens_validated_total", "auth_request_duration_seconds", "auth_active_requests", "auth_security_events_total", "http_server_request_duration_seconds"].every((n) => names.has(n)) && receiver.state.metrics;
-    }, "the original metric names");
+      const phiSize = receiver.state.metrics.some((m) => m.name === "d1_database_size_bytes" && m.service === "phi");
+      return ["auth_tokens_validated_total", "auth_request_duration_seconds", "auth_active_requests", "auth_security_events_total", "http_server_request_duration_seconds"].every((n) => names.has(n)) && phiSize && receiver.state.metrics;
+    }, "the original metric names and phi's database size");
   } finally {
     clearInterval(beat);
   }
@@ -91,6 +92,9 @@ export default async function (ctx) {
   assert.ok(metrics.some((m) => m.name === "auth_security_events_total" && m.labels.event_type && m.labels.severity), "auth_security_events_total{event_type,severity}");
   assert.ok(metrics.some((m) => m.name === "auth_request_duration_seconds" && m.labels.endpoint && m.labels.method && m.labels.status && m.value >= 1), "auth_request_duration_seconds");
   assert.ok(metrics.some((m) => m.name === "http_server_request_duration_seconds" && m.service === "phi" && !/[0-9a-f]{8}-/.test(m.labels.route)), "route templates, not raw paths");
+  // The beat's reads are audited: phi's sealer links their records and reports its database's size, a gauge by binding.
+  const size = metrics.find((m) => m.name === "d1_database_size_bytes" && m.service === "phi");
+  assert.ok(size && size.kind === "gauge" && size.value > 0 && /^DB(_\d+)?$/.test(size.labels.database), `d1_database_size_bytes{database} from phi: ${JSON.stringify(size)}`);
   assert.deepEqual(receiver.state.errors, []);
 
   // Logs over OTLP: each worker's request lines reach /v1/logs with the trace and span ids of their request.

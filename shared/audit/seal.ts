@@ -21,6 +21,8 @@ export interface SealResult {
   checkpoint: Checkpoint | null;
   /** True when more pending records remain than one run seals. */
   more: boolean;
+  /** The database's size in bytes after the run, as D1 reports it (`meta.size_after`); 0 when it reports none. */
+  databaseBytes: number;
 }
 
 /** Records one run links at most: D1 batches stay small and the run short. */
@@ -45,7 +47,7 @@ export async function sealPending(db: D1Database, chain: ChainSpec, now: Date, m
   const pending = (pendingRes?.results ?? []) as Record<string, ChainValue>[];
   const more = pending.length > max;
   const batch = pending.slice(0, max);
-  if (batch.length === 0) return { sealed: 0, checkpoint: null, more: false };
+  if (batch.length === 0) return { sealed: 0, checkpoint: null, more: false, databaseBytes: sizeAfter(countRes) };
 
   let prevHash = head?.hash ?? GENESIS_HASH;
   const at = now.toISOString();
@@ -65,7 +67,7 @@ export async function sealPending(db: D1Database, chain: ChainSpec, now: Date, m
   // guarded by `hash IS NULL` and by the seal-once trigger, which fires per row as before. The unary `+` keeps
   // SQLite from driving the join from an index on `hash` (every pending row times every link): the links lead,
   // each finds its row by seq (the rowid).
-  await db.batch([
+  const [, recorded] = await db.batch([
     db
       .prepare(
         `UPDATE ${table} SET prev_hash = l.p, hash = l.h, sealed_at = ?1
@@ -77,7 +79,12 @@ export async function sealPending(db: D1Database, chain: ChainSpec, now: Date, m
       .prepare(`INSERT INTO ${checkpoints} (sealed_up_to, head_hash, sealed_count, batch, at) VALUES (?, ?, ?, ?, ?)`)
       .bind(checkpoint.sealed_up_to, checkpoint.head_hash, checkpoint.sealed_count, checkpoint.batch, checkpoint.at),
   ]);
-  return { sealed: batch.length, checkpoint, more };
+  return { sealed: batch.length, checkpoint, more, databaseBytes: sizeAfter(recorded) };
+}
+
+function sizeAfter(result: D1Result | undefined): number {
+  const bytes = (result?.meta as { size_after?: unknown } | undefined)?.size_after;
+  return typeof bytes === "number" && Number.isFinite(bytes) ? bytes : 0;
 }
 
 export async function latestCheckpoint(db: D1Database, chain: ChainSpec): Promise<Checkpoint | null> {

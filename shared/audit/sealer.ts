@@ -1,6 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { ApiError } from "../errors";
 import { logger } from "../logger";
+import { gauge } from "../metrics";
+import { scheduleMetricsFlush } from "../metrics-export";
+import type { TelemetryEnv } from "../telemetry/target";
 import { sealPending, type ChainSpec, type Checkpoint } from "./seal";
 
 /**
@@ -16,6 +19,42 @@ export interface SealerSettings {
   db: D1Database;
   chain: ChainSpec;
   delayMs: number;
+  /** The worker (the metrics' `service.name`) and the database's binding (their `database` label). */
+  service: string;
+  database: string;
+}
+
+/**
+ * The most a D1 database may hold (Cloudflare's limit per database, Workers Paid), and the share of it past which
+ * the sealer warns. Audit records are never deleted, so a chain's database only grows (README, "Audit trail").
+ */
+export const D1_DATABASE_LIMIT_BYTES = 10_000_000_000;
+export const D1_SIZE_WARN_RATIO = 0.8;
+const WARN_EVERY_MS = 10 * 60_000;
+
+/** Each audited database's size after its sealer's last run, by binding: what an operator alerts on (ops/alerts.yaml). */
+const databaseSize = gauge("d1_database_size_bytes", "Size of an audited D1 database after its sealer's last run", "By");
+/** Per database, when this isolate last warned that it is filling (plain data). */
+const lastWarned = new Map<string, number>();
+
+/**
+ * After a sealing run: the database's size as a gauge (exported in the run's own waitUntil when an export is due),
+ * and a warning at most every ten minutes while it is past D1_SIZE_WARN_RATIO of the limit.
+ */
+export function reportDatabaseSize(
+  settings: Pick<SealerSettings, "service" | "database">,
+  bytes: number,
+  env: TelemetryEnv,
+  ctx: { waitUntil(p: Promise<unknown>): void },
+  now = Date.now(),
+): void {
+  if (bytes <= 0) return;
+  databaseSize.set(bytes, { database: settings.database });
+  if (bytes >= D1_DATABASE_LIMIT_BYTES * D1_SIZE_WARN_RATIO && now - (lastWarned.get(settings.database) ?? 0) >= WARN_EVERY_MS) {
+    lastWarned.set(settings.database, now);
+    logger.warn("d1_database_filling", { database: settings.database, bytes, limit_bytes: D1_DATABASE_LIMIT_BYTES });
+  }
+  scheduleMetricsFlush(env, ctx, settings.service);
 }
 
 /** AUDIT_SEAL_DELAY_MS: the most a record waits to be sealed (default 2 s). */
@@ -44,11 +83,13 @@ export abstract class AuditSealer<E = unknown> extends DurableObject<E> {
   }
 
   override async alarm(): Promise<void> {
-    const { db, chain, delayMs } = this.settings();
+    const settings = this.settings();
+    const { db, chain, delayMs } = settings;
     const started = Date.now();
     try {
       const run = await sealPending(db, chain, new Date(started));
       if (run.checkpoint) await this.ctx.storage.put(CHECKPOINT, run.checkpoint);
+      reportDatabaseSize(settings, run.databaseBytes, this.env as TelemetryEnv, this.ctx);
       const nudged = (await this.ctx.storage.get<number>(NUDGED)) ?? 0;
       if (run.more) {
         await this.ctx.storage.setAlarm(Date.now());

@@ -1,10 +1,13 @@
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { auditInsert, commitWithRecord, sqlValue } from "../../../shared/audit/append";
 import { canonicalJson, chainHash, GENESIS_HASH, LATE_COLUMNS, splitRow, type ChainColumns, type ChainValue } from "../../../shared/audit/hash";
 import { listAudit } from "../../../shared/audit/list";
 import { latestCheckpoint, sealPending, type ChainSpec } from "../../../shared/audit/seal";
+import { D1_DATABASE_LIMIT_BYTES, D1_SIZE_WARN_RATIO, reportDatabaseSize } from "../../../shared/audit/sealer";
 import { verifyChain } from "../../../shared/audit/verify";
+import { drain, snapshot } from "../../../shared/metrics";
+import { jsonLines } from "../../../shared/testing/log-lines";
 
 /**
  * The shared audit module on a real D1 table shaped like the three trails (same
@@ -128,7 +131,11 @@ describe("audit seal and verify", () => {
     expect(await verifyChain(env.DB, chain)).toMatchObject({ ok: true, records: 5, sealed: 5, pending: 2, to: 5, complete: true });
     for (let i = 7; i < 10; i++) await append(chain, `a${i}`, i);
     expect((await sealPending(env.DB, chain, new Date())).sealed).toBe(5);
-    expect(await sealPending(env.DB, chain, new Date())).toEqual({ sealed: 0, checkpoint: null, more: false });
+    const idle = await sealPending(env.DB, chain, new Date());
+    expect(idle).toEqual({ sealed: 0, checkpoint: null, more: false, databaseBytes: expect.any(Number) as number });
+    // The run reports the database's size, as D1 gives it after the run's statements.
+    expect(idle.databaseBytes).toBe((await env.DB.prepare("SELECT 1").run()).meta.size_after);
+    expect(idle.databaseBytes).toBeGreaterThan(0);
     const v = await verifyChain(env.DB, chain);
     const head = await env.DB.prepare("SELECT hash FROM t_seal WHERE seq = 10").first<{ hash: string }>();
     expect(v).toMatchObject({ ok: true, records: 10, head: head?.hash, sealed: 10, pending: 0, complete: true });
@@ -215,6 +222,39 @@ describe("audit seal and verify", () => {
     await expect(verifyChain(env.DB, chain, { after: 29 })).rejects.toMatchObject({ status: 404 });
     for (const bad of [{ after: -1 }, { after: 1.5 }, { limit: 0 }, { limit: 2.5 }, { pageSize: 0 }]) {
       await expect(verifyChain(env.DB, chain, bad)).rejects.toThrow(RangeError);
+    }
+  });
+});
+
+describe("the audited database's size", () => {
+  it("is a gauge per database after each sealing run, with a warning every ten minutes past 80 % of D1's limit", () => {
+    drain();
+    const lines: string[] = [];
+    const warn = vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    const flushes: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (p: Promise<unknown>) => void flushes.push(p) };
+    // An export interval of an hour: nothing is due, so the gauge stays in the isolate to be read here.
+    const env = { OTEL_METRIC_EXPORT_INTERVAL: "3600000" };
+    const sizes = () => snapshot().find((m) => m.name === "d1_database_size_bytes")?.points;
+    const filling = (msg: unknown) => jsonLines(lines).filter((l) => l.msg === "d1_database_filling" && l.database === msg);
+    try {
+      const t0 = 1_800_000_000_000;
+      reportDatabaseSize({ service: "phi", database: "DB" }, 1_234_567, env, ctx, t0);
+      reportDatabaseSize({ service: "phi", database: "DB_1" }, 0, env, ctx, t0); // D1 reported no size: nothing
+      expect(sizes()).toEqual([{ labels: { database: "DB" }, value: 1_234_567 }]);
+      expect(filling("DB")).toEqual([]);
+      // Past the warning line: one warning, then none for ten minutes, then another.
+      const full = Math.ceil(D1_DATABASE_LIMIT_BYTES * D1_SIZE_WARN_RATIO);
+      reportDatabaseSize({ service: "phi", database: "DB" }, full, env, ctx, t0 + 1_000);
+      reportDatabaseSize({ service: "phi", database: "DB" }, full + 1, env, ctx, t0 + 599_000);
+      expect(filling("DB")).toEqual([expect.objectContaining({ level: "warn", bytes: full, limit_bytes: D1_DATABASE_LIMIT_BYTES })]);
+      reportDatabaseSize({ service: "phi", database: "DB" }, full + 2, env, ctx, t0 + 601_000);
+      expect(filling("DB")).toHaveLength(2);
+      expect(sizes()).toEqual([{ labels: { database: "DB" }, value: full + 2 }]);
+      expect(flushes).toEqual([]);
+    } finally {
+      warn.mockRestore();
+      drain();
     }
   });
 });

@@ -266,6 +266,31 @@ describe("metrics export", () => {
     expect(metrics.find((m) => m.name === "auth_request_duration_seconds")?.histogram?.dataPoints[0]?.count).toBe(1);
   });
 
+  it("keeps a gauge's last value per label set and serializes it as an OTLP gauge", async () => {
+    const { toResourceMetrics } = await import("../../../shared/metrics-export");
+    const { drain, gauge: mkGauge } = await import("../../../shared/metrics");
+    const { JsonMetricsSerializer } = await import("@opentelemetry/otlp-transformer");
+    drain();
+    const size = mkGauge("test_database_size_bytes", "size", "By");
+    size.set(100, { database: "DB" });
+    size.set(250, { database: "DB" });
+    size.set(7, { database: "DB_1" });
+    const batch = drain();
+    expect(batch.find((m) => m.name === "test_database_size_bytes")?.points).toEqual([
+      { labels: { database: "DB" }, value: 250 },
+      { labels: { database: "DB_1" }, value: 7 },
+    ]);
+    const doc = JSON.parse(new TextDecoder().decode(JsonMetricsSerializer.serializeRequest(toResourceMetrics(batch, "phi", "test", 1_000, 11_000)))) as {
+      resourceMetrics: { scopeMetrics: { metrics: { name: string; unit: string; gauge?: { dataPoints: { asDouble: number; attributes: unknown[] }[] }; sum?: unknown }[] }[] }[];
+    };
+    const m = doc.resourceMetrics[0]?.scopeMetrics[0]?.metrics.find((x) => x.name === "test_database_size_bytes");
+    expect(m?.sum).toBeUndefined();
+    expect(m?.unit).toBe("By");
+    expect(m?.gauge?.dataPoints.map((p) => p.asDouble)).toEqual([250, 7]);
+    // Drained: nothing is exported again until a new value is set.
+    expect(drain().find((x) => x.name === "test_database_size_bytes")).toBeUndefined();
+  });
+
   it("redacts identifiers and query values from URLs and drops sensitive attributes", async () => {
     const { redactAttribute, redactUrl } = await import("../../../shared/redact");
     expect(redactUrl("https://gw/v1/phi/Patient/pat_123/_history/2?family=Smith&_count=5")).toBe("https://gw/v1/phi/Patient/{id}/_history/{id}?family=REDACTED&_count=REDACTED");

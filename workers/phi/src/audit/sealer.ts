@@ -1,5 +1,5 @@
 import { AuditSealer, sealDelayMs, type SealerNamespace, type SealerSettings } from "../../../../shared/audit/sealer";
-import { shardDatabase } from "../store/shards";
+import { shardBinding, shardDatabase } from "../store/shards";
 import { PHI_CHAIN } from "./trail";
 
 const SHARD = "shard";
@@ -37,7 +37,7 @@ export class PhiAuditSealer extends AuditSealer<Env> {
   protected settings(): SealerSettings {
     const db = shardDatabase(this.env, this.shard);
     if (!db) throw new Error(`no database bound for PHI shard ${this.shard}`);
-    return { db, chain: PHI_CHAIN, delayMs: sealDelayMs(this.env.AUDIT_SEAL_DELAY_MS) };
+    return { db, chain: PHI_CHAIN, delayMs: sealDelayMs(this.env.AUDIT_SEAL_DELAY_MS), service: "phi", database: shardBinding(this.shard) };
   }
 }
 
