@@ -67,6 +67,9 @@ export function runtimeCpuSeconds() {
   return cpuSecondsOf(runtimePids());
 }
 
+const LOG_RANKS = { trace: 0, debug: 1, log: 2, info: 2, warn: 3, error: 4 };
+const RUNTIME_LOG_LEVEL = process.env.BENCH_RUNTIME_LOGS ? (LOG_RANKS[process.env.BENCH_RUNTIME_LOGS] ?? LOG_RANKS.warn) : -1;
+
 /**
  * Starts Miniflare on 127.0.0.1 with `workers`. `persist` (a directory) keeps D1 and Durable Object
  * state across restarts, so a second instance (e.g. with telemetry on) sees the same data.
@@ -82,8 +85,11 @@ export async function startMiniflare(workers, persist = mkdtempSync(path.join(os
     resourcePersistencePath: persist,
     // Workers' own log lines are part of their cost (workerd formats and writes them); drop them here rather than
     // print. Miniflare 5 hands each line to this handler (its v4 `handleRuntimeStdio` is no longer passed on: the
-    // lines went to this process's stdout, competing with the load generator).
-    handleStructuredLogs() {},
+    // lines went to this process's stdout, competing with the load generator). BENCH_RUNTIME_LOGS=warn (or info,
+    // debug) prints the lines at that level and above to stderr, for looking into a failure, not for measuring.
+    handleStructuredLogs: RUNTIME_LOG_LEVEL < 0 ? () => {} : (log) => {
+      if ((LOG_RANKS[log.level] ?? LOG_RANKS.info) >= RUNTIME_LOG_LEVEL) process.stderr.write(`[runtime ${log.level} ${new Date(log.timestamp).toISOString()}] ${log.message}\n`);
+    },
   }));
   const url = await mf.ready;
   return { mf, url: url.toString().replace(/\/$/, ""), persist };
