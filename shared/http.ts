@@ -5,6 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { RequestIdVariables } from "hono/request-id";
 import { routePath } from "hono/route";
 import { TrieRouter } from "hono/router/trie-router";
+import { issueForClient, type ZodIssueLike } from "./issues";
 import { ApiError, createNotFound, createOnError, renderProblem, type ErrorRenderer } from "./errors";
 import { logger, logsAt, setLogContext, setLogLevel, type LogLevel } from "./logger";
 import { histogram } from "./metrics";
@@ -192,16 +193,9 @@ export function routeTemplate(c: Context): string {
 /** zod-openapi validation hook: every invalid input becomes the same 400 shape. */
 export function validationHook(result: { success: boolean; error?: unknown; target?: string }): void {
   if (result.success) return;
-  const issues = (result.error as { issues?: { path: PropertyKey[]; message: string; code?: string }[] })?.issues ?? [];
+  const issues = (result.error as { issues?: ZodIssueLike[] })?.issues ?? [];
   throw new ApiError(400, "invalid_request", "The request is not valid.", {
-    extra: {
-      errors: issues.slice(0, 20).map((i) => ({
-        location: result.target,
-        path: i.path.map(String).join("."),
-        code: i.code,
-        message: i.message,
-      })),
-    },
+    extra: { errors: issues.slice(0, 20).map((i) => issueForClient(i, result.target)) },
   });
 }
 

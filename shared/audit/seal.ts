@@ -23,6 +23,11 @@ export interface SealResult {
   more: boolean;
   /** The database's size in bytes after the run, as D1 reports it (`meta.size_after`); 0 when it reports none. */
   databaseBytes: number;
+  /**
+   * Set when the run refused to seal because the chain in the database no longer extends the sealer's own
+   * checkpoint (see `regression`); nothing was written.
+   */
+  regressed?: string;
 }
 
 /** Records one run links at most: D1 batches stay small and the run short. */
@@ -35,19 +40,33 @@ export const SEAL_BATCH_MAX = 500;
  * guarded by `hash IS NULL`, and the triggers allow the seal columns to change
  * once, so even a second concurrent run could not relink a sealed record.
  */
-export async function sealPending(db: D1Database, chain: ChainSpec, now: Date, max = SEAL_BATCH_MAX): Promise<SealResult> {
+export async function sealPending(
+  db: D1Database,
+  chain: ChainSpec,
+  now: Date,
+  max = SEAL_BATCH_MAX,
+  expected: Checkpoint | null = null,
+): Promise<SealResult> {
   const table = ident(chain.table);
   const checkpoints = ident(chain.checkpoints);
-  const [headRes, pendingRes, countRes] = await db.batch([
+  const [headRes, pendingRes, countRes, markRes] = await db.batch([
     db.prepare(`SELECT seq, hash FROM ${table} WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1`),
     db.prepare(`SELECT * FROM ${table} WHERE hash IS NULL ORDER BY seq LIMIT ?`).bind(max + 1),
     db.prepare(`SELECT sealed_count FROM ${checkpoints} ORDER BY id DESC LIMIT 1`),
+    // The record the sealer's own checkpoint ends at, as the database holds it now.
+    db.prepare(`SELECT hash FROM ${table} WHERE seq = ?`).bind(expected?.sealed_up_to ?? 0),
   ]);
   const head = (headRes?.results[0] as { seq: number; hash: string } | undefined) ?? null;
   const pending = (pendingRes?.results ?? []) as Record<string, ChainValue>[];
+  const databaseBytes = sizeAfter(countRes);
+  if (expected) {
+    const mark = (markRes?.results[0] as { hash: string | null } | undefined) ?? null;
+    const regressed = regression(expected, mark, pending[0]?.seq);
+    if (regressed) return { sealed: 0, checkpoint: null, more: false, databaseBytes, regressed };
+  }
   const more = pending.length > max;
   const batch = pending.slice(0, max);
-  if (batch.length === 0) return { sealed: 0, checkpoint: null, more: false, databaseBytes: sizeAfter(countRes) };
+  if (batch.length === 0) return { sealed: 0, checkpoint: null, more: false, databaseBytes };
 
   let prevHash = head?.hash ?? GENESIS_HASH;
   const at = now.toISOString();
@@ -80,6 +99,23 @@ export async function sealPending(db: D1Database, chain: ChainSpec, now: Date, m
       .bind(checkpoint.sealed_up_to, checkpoint.head_hash, checkpoint.sealed_count, checkpoint.batch, checkpoint.at),
   ]);
   return { sealed: batch.length, checkpoint, more, databaseBytes: sizeAfter(recorded) };
+}
+
+/**
+ * Why the chain in the database no longer extends the sealer's own checkpoint, or undefined when it does.
+ * Sealing links pending records after the newest sealed one; if records up to the checkpoint were unsealed,
+ * edited or removed (possible only for someone who dropped the triggers), linking would re-seal the edited
+ * records and make them verify. So the sealer refuses: the record the checkpoint ends at must still be there
+ * with the checkpoint's hash, and no record at or below it may be pending. Records sealed after the checkpoint
+ * (a run whose batch committed but whose checkpoint copy was not stored) do not count against it.
+ */
+export function regression(expected: Checkpoint, mark: { hash: string | null } | null, firstPendingSeq: ChainValue | undefined): string | undefined {
+  if (expected.sealed_up_to <= 0) return undefined;
+  if (!mark) return "checkpoint_record_missing";
+  if (mark.hash === null) return "sealed_record_unsealed";
+  if (mark.hash !== expected.head_hash) return "checkpoint_record_changed";
+  if (typeof firstPendingSeq === "number" && firstPendingSeq <= expected.sealed_up_to) return "sealed_record_unsealed";
+  return undefined;
 }
 
 function sizeAfter(result: D1Result | undefined): number {

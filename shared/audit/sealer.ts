@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { ApiError } from "../errors";
 import { logger } from "../logger";
-import { gauge } from "../metrics";
+import { counter, gauge } from "../metrics";
 import { scheduleMetricsFlush } from "../metrics-export";
 import type { TelemetryEnv } from "../telemetry/target";
 import { sealPending, type ChainSpec, type Checkpoint } from "./seal";
@@ -34,6 +34,8 @@ const WARN_EVERY_MS = 10 * 60_000;
 
 /** Each audited database's size after its sealer's last run, by binding: what an operator alerts on (ops/alerts.yaml). */
 const databaseSize = gauge("d1_database_size_bytes", "Size of an audited D1 database after its sealer's last run", "By");
+/** Runs that refused to seal because the chain no longer extends the sealer's checkpoint (ops/alerts.yaml pages on any). */
+const sealRefused = counter("audit_seal_refused_total", "Sealing runs refused because the audit chain no longer extends the sealer's own checkpoint");
 /** Per database, when this isolate last warned that it is filling (plain data). */
 const lastWarned = new Map<string, number>();
 
@@ -87,7 +89,16 @@ export abstract class AuditSealer<E = unknown> extends DurableObject<E> {
     const { db, chain, delayMs } = settings;
     const started = Date.now();
     try {
-      const run = await sealPending(db, chain, new Date(started));
+      const run = await sealPending(db, chain, new Date(started), undefined, await this.checkpoint());
+      if (run.regressed) {
+        // Records the sealer had sealed were unsealed, edited or removed behind the triggers: linking now would
+        // re-seal them. Nothing is written; the records stay pending, verify reports the break, and every later
+        // run (each nudge arms one) refuses and reports again until an operator has looked.
+        sealRefused.add(1, { database: settings.database });
+        logger.error("audit_chain_regressed", { table: chain.table, reason: run.regressed });
+        reportDatabaseSize(settings, run.databaseBytes, this.env as TelemetryEnv, this.ctx);
+        return;
+      }
       if (run.checkpoint) await this.ctx.storage.put(CHECKPOINT, run.checkpoint);
       reportDatabaseSize(settings, run.databaseBytes, this.env as TelemetryEnv, this.ctx);
       const nudged = (await this.ctx.storage.get<number>(NUDGED)) ?? 0;

@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { ChainSpec } from "../audit/seal";
 import type { AuditSealer } from "../audit/sealer";
 
@@ -43,4 +43,14 @@ export async function withoutGuards<T>(db: D1Database, table: string, fn: () => 
   } finally {
     for (const t of results) await db.prepare(t.sql).run();
   }
+}
+
+/**
+ * After a test that broke the chain on purpose: the sealer forgets its own checkpoint, so it links what the
+ * database holds now (what an operator does only once the incident is recorded; README, "Audit trail").
+ */
+export async function forgetSealerCheckpoint(ns: SealerBinding, chain: ChainSpec): Promise<void> {
+  await runInDurableObject(sealerOf(ns, chain), async (_obj, state) => {
+    await state.storage.delete("checkpoint");
+  });
 }

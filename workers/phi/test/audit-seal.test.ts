@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { chainHash } from "../../../shared/audit/hash";
 import { latestCheckpoint } from "../../../shared/audit/seal";
 import { sealDelayMs } from "../../../shared/audit/sealer";
-import { pendingCount, sealerOf, withoutGuards } from "../../../shared/testing/audit";
+import { forgetSealerCheckpoint, pendingCount, sealerOf, withoutGuards } from "../../../shared/testing/audit";
 import { asInsider, auditRows, call, createPatient, json, patient, PHI_CHAIN, sealAll } from "./helpers";
 
 type Verify = { ok: boolean; records: number; sealed: number; pending: number; complete: boolean; checkpoint: { sealed_up_to: number; head_hash: string; sealed_count: number } | null };
@@ -121,6 +121,43 @@ describe("sealing: one sealer object per chain, on its alarm, within the delay",
     await asInsider(() => env.DB.prepare("DELETE FROM phi_audit WHERE seq = ?").bind(newest?.seq ?? 0).run());
     expect(await verify()).toMatchObject({ ok: false, broken_at: newest?.seq, reason: "gap" });
     expect(last?.seq).toBeLessThan(newest?.seq ?? 0);
+    // The sealer now refuses to go on from a chain that lost its checkpoint's record (next test); the tests after
+    // this one start from the chain as it stands.
+    await forgetSealerCheckpoint(env.AUDIT_SEALER, PHI_CHAIN);
+  });
+
+  it("refuses to re-seal records an insider unsealed and edited: they stay pending and verify reports the break", async () => {
+    for (let i = 0; i < 3; i++) await createPatient(patient(`Reseal${i}`));
+    await sealAll();
+    const own = await sealer().checkpoint();
+    const head = own?.sealed_up_to ?? 0;
+    expect(head).toBeGreaterThan(0);
+    // The insider drops the triggers, clears the seal of the two newest sealed records and edits one of them,
+    // hoping the sealer links the edited records afresh (and the checkpoints then agree with them).
+    await asInsider(() =>
+      env.DB.prepare("UPDATE phi_audit SET prev_hash = NULL, hash = NULL, sealed_at = NULL, actor_sub = CASE WHEN seq = ?1 THEN 'someone-else' ELSE actor_sub END WHERE seq > ?1 - 2 AND seq <= ?1")
+        .bind(head)
+        .run(),
+    );
+    const before = await latestCheckpoint(env.DB, PHI_CHAIN);
+    await sealer().nudge();
+    expect(await runDurableObjectAlarm(sealer())).toBe(true);
+    // Nothing was linked: the edited records are still pending, neither checkpoint moved, verify does not pass.
+    const rows = await auditRows();
+    expect(rows.filter((r) => r.seq > head - 2 && r.seq <= head).every((r) => r.hash === null)).toBe(true);
+    expect(await latestCheckpoint(env.DB, PHI_CHAIN)).toEqual(before);
+    expect(await sealer().checkpoint()).toEqual(own);
+    expect((await verify()).ok).toBe(false);
+    // Records written after the break wait too (they would be linked onto the edited ones).
+    const later = await createPatient(patient("AfterBreak"));
+    expect(later.res.status).toBe(201);
+    await sealer().nudge();
+    await runDurableObjectAlarm(sealer());
+    expect((await auditRows()).find((r) => r.action === "create" && r.resource_id === later.id)?.hash).toBeNull();
+    // Only an operator's decision (forgetting the sealer's checkpoint) lets it seal the chain as it now stands.
+    await forgetSealerCheckpoint(env.AUDIT_SEALER, PHI_CHAIN);
+    await sealAll();
+    expect(await pendingCount(env.DB, PHI_CHAIN)).toBe(0);
   });
 });
 
@@ -142,6 +179,7 @@ describe("the sealer's own checkpoint", () => {
     const own = await sealer().checkpoint();
     expect(own?.sealed_up_to).toBe(seq);
     expect(await verify()).toMatchObject({ ok: false, broken_at: seq, reason: "hash_mismatch" });
+    await forgetSealerCheckpoint(env.AUDIT_SEALER, PHI_CHAIN);
   });
 });
 

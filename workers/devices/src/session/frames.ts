@@ -1,3 +1,4 @@
+import { issueForClient } from "../../../../shared/issues";
 import { ReadingInput } from "../schemas/reading";
 
 /** Largest frame a device may send: one reading is well under 1 KiB. */
@@ -35,7 +36,10 @@ export function parseFrame(message: string | ArrayBuffer): FrameResult {
       error: "invalid_reading",
       detail: "The reading is not valid; it was not stored.",
       ...(typeof seq === "number" && Number.isSafeInteger(seq) ? { seq } : {}),
-      issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
+      issues: r.error.issues.slice(0, 10).map((i) => {
+        const { path, message } = issueForClient(i, undefined);
+        return { path, message };
+      }),
     },
   };
 }
