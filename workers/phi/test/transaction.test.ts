@@ -178,6 +178,25 @@ describe("a transaction with a failing entry changes nothing", () => {
     await expectRefused(txn("transaction", [create, { request: { method: "PATCH", url: `Patient/${id}` } }]), 405, "method_not_allowed");
   });
 
+  it("a resource nested 100,000 levels deep (JSON.parse accepts it, ~200 KB): the entry's 400, not a 500", async () => {
+    const before = await tableCounts();
+    const seqBefore = (await auditRows()).at(-1)?.seq ?? 0;
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    const create = JSON.stringify({ resource: patient("Txndeepok"), request: { method: "POST", url: "Patient" } });
+    const raw = `{"resourceType":"Bundle","type":"transaction","entry":[${create},{"request":{"method":"POST","url":"Patient"},"resource":{"resourceType":"Patient","x":${deep}}}]}`;
+    const res = await call("", { method: "POST", raw });
+    expect(res.status).toBe(400);
+    const outcome = await json<{ resourceType: string; issue: { expression?: string[]; details?: { coding?: { code: string }[] } }[] }>(res);
+    await expectValidFhir(outcome);
+    expect(outcome.issue[0]?.details?.coding?.[0]?.code).toBe("invalid_request");
+    expect(outcome.issue.flatMap((i) => i.expression ?? [])).toContain("Bundle.entry[1].resource");
+    const after = await tableCounts();
+    expect(after.resource_versions).toBe(before.resource_versions);
+    expect(after.search_index).toBe(before.search_index);
+    const added = (await auditRows()).filter((r) => r.seq > seqBefore);
+    expect(added.map((r) => [r.action, r.outcome, r.reason])).toEqual([["bundle", "failed", "invalid_request"]]);
+  });
+
   it("two transactions updating the same version at once: one commits, the other is a 409 and writes nothing", async () => {
     const { id, resource } = await createPatient(patient("Txnrace"));
     const update = (gender: string) =>
