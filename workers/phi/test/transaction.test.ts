@@ -1,6 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { auditRows, call, createPatient, expectValidFhir, json, patient } from "./helpers";
+import { auditRows, BASE, call, createPatient, expectValidFhir, json, patient } from "./helpers";
 import { observation, outcomeCode, postBundle, postCounted, tableCounts, txn, urn, type BundleOut } from "./bundle-helpers";
 
 const SSN = "http://hl7.org/fhir/sid/us-ssn";
@@ -227,6 +227,40 @@ describe("a transaction with a failing entry changes nothing", () => {
     const read = await postBundle(txn("transaction", [{ request: { method: "GET", url: `Patient/${id}` } }]), { scopes: ["phi:read"] });
     expect(read.status).toBe(200);
     await expectRefused(txn("transaction", [{ request: { method: "GET", url: `Patient/${id}` } }]), 403, "insufficient_scope", ["phi:write"]);
+  });
+});
+
+describe("SMART-scoped tokens and absolute request.url", () => {
+  it("an entry absolute on the base is judged on its resource type, as the same entry relative to it", async () => {
+    const { id } = await createPatient(patient("Txnsmartabs"));
+    const smart = { scopes: ["system/Patient.cruds"] };
+    const p = urn();
+    const res = await postBundle(
+      txn("transaction", [
+        { fullUrl: p, resource: patient("Txnsmartnew"), request: { method: "POST", url: `${BASE}/Patient` } },
+        { request: { method: "GET", url: `${BASE}/Patient/${id}` } },
+      ]),
+      smart,
+    );
+    const out = await json<BundleOut>(res);
+    expect(res.status, JSON.stringify(out).slice(0, 300)).toBe(200);
+    expect(out.entry?.map((e) => e.response.status)).toEqual(["201 Created", "200 OK"]);
+    expect(out.entry?.[1]?.resource?.id).toBe(id);
+    const batch = await postBundle(txn("batch", [{ request: { method: "GET", url: `${BASE}/Patient/${id}` } }]), smart);
+    expect(batch.status).toBe(200);
+    expect((await json<BundleOut>(batch)).entry?.[0]?.response.status).toBe("200 OK");
+    // The scope still decides, absolute or not: no Observation scope, no create on Patient with .rs; nothing written.
+    const before = await tableCounts();
+    for (const [scopes, entry] of [
+      [["system/Patient.cruds"], { request: { method: "GET", url: `${BASE}/Observation/${crypto.randomUUID()}` } }],
+      [["system/Patient.rs"], { resource: patient("Txnsmartno"), request: { method: "POST", url: `${BASE}/Patient` } }],
+    ] as const) {
+      const refused = await postBundle(txn("transaction", [entry]), { scopes: [...scopes] });
+      expect(refused.status).toBe(403);
+      expect(await outcomeCode(refused)).toBe("insufficient_scope");
+    }
+    const after = await tableCounts();
+    expect(after.resource_versions).toBe(before.resource_versions);
   });
 });
 

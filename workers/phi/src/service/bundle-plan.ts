@@ -41,9 +41,14 @@ export function entryError(index: number, status: number, code: string, detail: 
   });
 }
 
+/** An entry's `request.url` relative to the base: an absolute URL on the base loses it, anything else is as sent. */
+export function relativeUrl(url: string, base: string): string {
+  return url.startsWith(`${base}/`) ? url.slice(base.length + 1) : url;
+}
+
 /** `Patient`, `Observation/abc` (relative to the base, or absolute on it) -> type and id. */
 function parseUrl(index: number, url: string, base: string): { type: ResourceType; id?: string } {
-  const rel = url.startsWith(`${base}/`) ? url.slice(base.length + 1) : url;
+  const rel = relativeUrl(url, base);
   if (rel.includes("?") || rel.includes("#")) throw entryError(index, 400, "unsupported_entry", "Searches and conditional operations in request.url are not supported in a Bundle.");
   const [type, id, more] = rel.split("/");
   if (type !== "Patient" && type !== "Observation") throw entryError(index, 404, "unknown_resource_type", "request.url must name Patient or Observation.");
