@@ -88,6 +88,52 @@ describe("transaction Bundles (POST /v1/phi)", () => {
     expect(entries[1]?.resource?.subject).toEqual({ reference: `Patient/${existing.id}` });
   });
 
+  it("conditional create after a DELETE of its match in the same transaction: the deleted Patient no longer matches, a new one is created", async () => {
+    const value = `txn-del-${crypto.randomUUID()}`;
+    const ifNoneExist = `identifier=${SSN}|${value}`;
+    // Alone: the POST is a create, not a 200 with the content of the Patient the same commit deletes.
+    const first = await createPatient(patient("Txndelcond", "First", { identifier: [{ system: SSN, value }] }));
+    const bare = await postBundle(
+      txn("transaction", [
+        { request: { method: "DELETE", url: `Patient/${first.id}` } },
+        { resource: patient("Txndelcond", "Old", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist } },
+      ]),
+    );
+    const bareOut = await json<BundleOut>(bare);
+    expect(bare.status, JSON.stringify(bareOut).slice(0, 300)).toBe(200);
+    expect(bareOut.entry?.map((e) => e.response.status)).toEqual(["204 No Content", "201 Created"]);
+    expect(bareOut.entry?.[1]?.resource?.id).not.toBe(first.id);
+    expect(bareOut.entry?.[1]?.resource?.name).toEqual([{ use: "official", family: "Txndelcond", given: ["Old"] }]);
+    // With a placeholder naming it: references name the new Patient.
+    const doomed = { id: String(bareOut.entry?.[1]?.resource?.id) };
+    const p = urn();
+    const res = await postBundle(
+      txn("transaction", [
+        { fullUrl: p, resource: patient("Txndelcond", "New", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist } },
+        { resource: observation(p), request: { method: "POST", url: "Observation" } },
+        { request: { method: "DELETE", url: `Patient/${doomed.id}` } },
+      ]),
+    );
+    const out = await json<BundleOut>(res);
+    expect(res.status, JSON.stringify(out).slice(0, 300)).toBe(200);
+    expect(out.entry?.map((e) => e.response.status)).toEqual(["201 Created", "201 Created", "204 No Content"]);
+    const created = String(out.entry?.[0]?.resource?.id);
+    expect(created).not.toBe(doomed.id);
+    expect(out.entry?.[0]?.resource?.name).toEqual([{ use: "official", family: "Txndelcond", given: ["New"] }]);
+    expect(out.entry?.[1]?.resource?.subject).toEqual({ reference: `Patient/${created}` });
+    // Committed as answered: the old Patient is gone, the new one is the identifier's only match.
+    expect((await call(`/Patient/${doomed.id}`)).status).toBe(410);
+    const found = await json<{ total?: number; entry?: { resource: { id: string } }[] }>(await call(`/Patient?${ifNoneExist}`));
+    expect(found.total).toBe(1);
+    expect(found.entry?.[0]?.resource.id).toBe(created);
+    // With another live match left besides the deleted one, that match is the answer (nothing created).
+    const other = await createPatient(patient("Txndelcond", "Other", { identifier: [{ system: SSN, value }] }));
+    const again = await postBundle(txn("transaction", [{ resource: patient("Txndelcond", "Newer", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist } }, { request: { method: "DELETE", url: `Patient/${created}` } }]));
+    const twice = await json<BundleOut>(again);
+    expect(again.status).toBe(200);
+    expect(twice.entry?.map((e) => [e.response.status, e.resource?.id])).toEqual([["200 OK", other.id], ["204 No Content", undefined]]);
+  });
+
   it("concurrent transactions with the same conditional create make one Patient; a loser is a 409 that changed nothing", async () => {
     const value = `txn-race-${crypto.randomUUID()}`;
     const instances = [SELF, env.ISO_1, env.ISO_2, env.ISO_3];
