@@ -2,6 +2,7 @@ import { ApiError } from "../../../shared/errors";
 import { hasAllScopes } from "../../../shared/scopes";
 import { platformScopeFor, smartAllows, smartScopeNeeded, type Interaction } from "../../../shared/smart-scopes";
 import type { AuditAction, MoveAction } from "./audit/describe";
+import { relativeUrl } from "./service/bundle-plan";
 
 /**
  * Access decisions as pure functions over plain data (HIPAA 164.312(a)(1) access
@@ -99,10 +100,11 @@ const ENTRY_INTERACTION: Record<string, Interaction> = { POST: "c", PUT: "u", DE
  * resource type (`GET Patient/1` `r`, `GET Patient?...` `s`, `POST` `c`, `PUT` `u`, `DELETE` `d`), so a
  * SMART `system/Patient.rs` token cannot write by wrapping the write in a Bundle. An entry whose
  * method is unknown is judged as a create; malformed entries are refused by the Bundle's validation.
+ * A `request.url` absolute on `base` is judged as the same URL relative to it, as the entry is planned.
  */
-export function decideBundle(scopes: readonly string[], entries: readonly { method: unknown; url: unknown }[]): Decision {
+export function decideBundle(scopes: readonly string[], entries: readonly { method: unknown; url: unknown }[], base: string): Decision {
   for (const e of entries) {
-    const url = typeof e.url === "string" ? e.url : "";
+    const url = typeof e.url === "string" ? relativeUrl(e.url, base) : "";
     const type = url.split(/[/?]/)[0] ?? "";
     const read = e.method === "GET" || e.method === "HEAD";
     const i: Interaction = read ? (/^[A-Za-z]+\/[^/?]+/.test(url) ? "r" : "s") : (ENTRY_INTERACTION[String(e.method)] ?? "c");

@@ -35,6 +35,34 @@ describe("audit trail: one record per access", () => {
     expect(JSON.stringify(rows)).not.toMatch(/Auditable|Zed|555-0100|1980-02-29|Main St/);
   });
 
+  it("ids a client chose (a name, an SSN in a URL or a subject) never reach the trail; server ids do", async () => {
+    const { id } = await createPatient(patient("Idkept"));
+    const before = (await auditRows()).length;
+    const bundle = (entry: unknown[]) => call("", { method: "POST", body: { resourceType: "Bundle", type: "transaction", entry } });
+    const obs = (subject: string) => ({ resourceType: "Observation", status: "final", code: { text: "pulse" }, subject: { reference: subject } });
+    expect((await bundle([{ request: { method: "GET", url: "Patient/123-45-6789" } }])).status).toBe(404);
+    expect((await bundle([{ resource: obs("Patient/JohnSmith"), request: { method: "POST", url: "Observation" } }])).status).toBe(422);
+    expect((await call("/Observation", { method: "POST", body: obs("Patient/JohnSmith") })).status).toBe(422);
+    expect((await call("/Patient/123-45-6789")).status).toBe(404);
+    // Server ids the request named are still recorded, failed or not.
+    expect((await bundle([{ request: { method: "GET", url: `Patient/${id}` } }, { request: { method: "GET", url: "Patient/123-45-6789" } }])).status).toBe(404);
+    expect((await call("/Observation", { method: "POST", body: obs("Patient/JaneDoe") })).status).toBe(422);
+    const unknown = crypto.randomUUID();
+    expect((await call("/Observation", { method: "POST", body: obs(`Patient/${unknown}`) })).status).toBe(422);
+
+    const rows = (await auditRows()).slice(before);
+    expect(rows.map((r) => [r.action, r.resource_id, r.patient_ids, r.outcome, r.reason])).toEqual([
+      ["bundle", "", "", "failed", "not_found"],
+      ["bundle", "", "", "failed", "unknown_subject"],
+      ["create", "", "", "failed", "unknown_subject"],
+      ["read", "(not a server id)", "(not a server id)", "failed", "not_found"],
+      ["bundle", "", id, "failed", "not_found"],
+      ["create", "", "", "failed", "unknown_subject"],
+      ["create", "", unknown, "failed", "unknown_subject"],
+    ]);
+    expect(JSON.stringify(rows)).not.toMatch(/123-45-6789|JohnSmith|JaneDoe/);
+  });
+
   it("verifies a long chain in segments: a walk agrees with one pass, a break is named by its segment, bad ranges are 400", async () => {
     type Verify = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean; sealed: number; pending: number };
     const verify = async (query = "") => {

@@ -123,6 +123,25 @@ describe("batch Bundles (POST /v1/phi)", () => {
     expect(await onlyReads.text()).not.toMatch(/Batchsecret|Sibyl/);
   });
 
+  it("a resource nested 100,000 levels deep is that entry's 400 (not a 500); the other entries are served", async () => {
+    const seqBefore = (await auditRows()).at(-1)?.seq ?? 0;
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    const create = JSON.stringify({ resource: patient("Batchdeepok"), request: { method: "POST", url: "Patient" } });
+    const raw = `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"POST","url":"Patient"},"resource":{"resourceType":"Patient","x":${deep}}},${create}]}`;
+    const res = await call("", { method: "POST", raw });
+    expect(res.status).toBe(200);
+    const out = await json<BundleOut>(res);
+    await expectValidFhir(out);
+    expect(out.entry?.map((e) => e.response.status)).toEqual(["400 Bad Request", "201 Created"]);
+    expect(out.entry?.[0]?.response.outcome?.issue[0]?.details?.coding?.[0]?.code).toBe("invalid_request");
+    const added = (await auditRows()).filter((r) => r.seq > seqBefore);
+    expect(added.map((r) => [r.action, r.resource_type, r.outcome, r.reason]).sort()).toEqual([
+      ["create", "Patient", "failed", "invalid_request"],
+      ["create", "Patient", "success", ""],
+    ]);
+    expect((await json<{ total?: number }>(await call("/Patient?family=Batchdeepok"))).total).toBe(1);
+  });
+
   it("a token without phi:write cannot write through a batch: 403 for the whole Bundle, nothing changes", async () => {
     const before = await tableCounts();
     const res = await postBundle(txn("batch", [{ resource: patient("Batchro"), request: { method: "POST", url: "Patient" } }]), { scopes: ["phi:read"] });

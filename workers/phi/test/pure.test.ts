@@ -158,6 +158,15 @@ describe("FHIR dates and search parameters", () => {
     // Result parameters: _count above the maximum is capped, 0 asks for the total only.
     expect(parseSearch("Patient", [["_count", "123456789"]], 100).count).toBe(100);
     expect(parseSearch("Patient", [["_count", "0"]], 100)).toMatchObject({ count: 0, total: true });
+    // ... in any order with _total (which then cannot turn the count into 0).
+    for (const params of [
+      [["_count", "0"], ["_total", "none"]],
+      [["_total", "none"], ["_count", "0"]],
+      [["_summary", "count"], ["_total", "none"]],
+      [["_total", "none"], ["_summary", "count"]],
+    ] as [string, string][][]) {
+      expect(parseSearch("Patient", params, 100), JSON.stringify(params)).toMatchObject({ total: true });
+    }
     expect(parseSearch("Patient", [["_sort", "-_lastUpdated"], ["_total", "accurate"], ["_revinclude", "Observation:patient"]], 100)).toMatchObject({
       sort: "-_lastUpdated",
       total: true,

@@ -1,6 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { auditRows, call, createPatient, expectValidFhir, json, patient } from "./helpers";
+import { auditRows, BASE, call, createPatient, expectValidFhir, json, patient } from "./helpers";
 import { observation, outcomeCode, postBundle, postCounted, tableCounts, txn, urn, type BundleOut } from "./bundle-helpers";
 
 const SSN = "http://hl7.org/fhir/sid/us-ssn";
@@ -86,6 +86,52 @@ describe("transaction Bundles (POST /v1/phi)", () => {
     expect(entries[0]?.response.status).toBe("200 OK");
     expect(entries[0]?.resource?.id).toBe(existing.id);
     expect(entries[1]?.resource?.subject).toEqual({ reference: `Patient/${existing.id}` });
+  });
+
+  it("conditional create after a DELETE of its match in the same transaction: the deleted Patient no longer matches, a new one is created", async () => {
+    const value = `txn-del-${crypto.randomUUID()}`;
+    const ifNoneExist = `identifier=${SSN}|${value}`;
+    // Alone: the POST is a create, not a 200 with the content of the Patient the same commit deletes.
+    const first = await createPatient(patient("Txndelcond", "First", { identifier: [{ system: SSN, value }] }));
+    const bare = await postBundle(
+      txn("transaction", [
+        { request: { method: "DELETE", url: `Patient/${first.id}` } },
+        { resource: patient("Txndelcond", "Old", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist } },
+      ]),
+    );
+    const bareOut = await json<BundleOut>(bare);
+    expect(bare.status, JSON.stringify(bareOut).slice(0, 300)).toBe(200);
+    expect(bareOut.entry?.map((e) => e.response.status)).toEqual(["204 No Content", "201 Created"]);
+    expect(bareOut.entry?.[1]?.resource?.id).not.toBe(first.id);
+    expect(bareOut.entry?.[1]?.resource?.name).toEqual([{ use: "official", family: "Txndelcond", given: ["Old"] }]);
+    // With a placeholder naming it: references name the new Patient.
+    const doomed = { id: String(bareOut.entry?.[1]?.resource?.id) };
+    const p = urn();
+    const res = await postBundle(
+      txn("transaction", [
+        { fullUrl: p, resource: patient("Txndelcond", "New", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist } },
+        { resource: observation(p), request: { method: "POST", url: "Observation" } },
+        { request: { method: "DELETE", url: `Patient/${doomed.id}` } },
+      ]),
+    );
+    const out = await json<BundleOut>(res);
+    expect(res.status, JSON.stringify(out).slice(0, 300)).toBe(200);
+    expect(out.entry?.map((e) => e.response.status)).toEqual(["201 Created", "201 Created", "204 No Content"]);
+    const created = String(out.entry?.[0]?.resource?.id);
+    expect(created).not.toBe(doomed.id);
+    expect(out.entry?.[0]?.resource?.name).toEqual([{ use: "official", family: "Txndelcond", given: ["New"] }]);
+    expect(out.entry?.[1]?.resource?.subject).toEqual({ reference: `Patient/${created}` });
+    // Committed as answered: the old Patient is gone, the new one is the identifier's only match.
+    expect((await call(`/Patient/${doomed.id}`)).status).toBe(410);
+    const found = await json<{ total?: number; entry?: { resource: { id: string } }[] }>(await call(`/Patient?${ifNoneExist}`));
+    expect(found.total).toBe(1);
+    expect(found.entry?.[0]?.resource.id).toBe(created);
+    // With another live match left besides the deleted one, that match is the answer (nothing created).
+    const other = await createPatient(patient("Txndelcond", "Other", { identifier: [{ system: SSN, value }] }));
+    const again = await postBundle(txn("transaction", [{ resource: patient("Txndelcond", "Newer", { identifier: [{ system: SSN, value }] }), request: { method: "POST", url: "Patient", ifNoneExist } }, { request: { method: "DELETE", url: `Patient/${created}` } }]));
+    const twice = await json<BundleOut>(again);
+    expect(again.status).toBe(200);
+    expect(twice.entry?.map((e) => [e.response.status, e.resource?.id])).toEqual([["200 OK", other.id], ["204 No Content", undefined]]);
   });
 
   it("concurrent transactions with the same conditional create make one Patient; a loser is a 409 that changed nothing", async () => {
@@ -178,6 +224,25 @@ describe("a transaction with a failing entry changes nothing", () => {
     await expectRefused(txn("transaction", [create, { request: { method: "PATCH", url: `Patient/${id}` } }]), 405, "method_not_allowed");
   });
 
+  it("a resource nested 100,000 levels deep (JSON.parse accepts it, ~200 KB): the entry's 400, not a 500", async () => {
+    const before = await tableCounts();
+    const seqBefore = (await auditRows()).at(-1)?.seq ?? 0;
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    const create = JSON.stringify({ resource: patient("Txndeepok"), request: { method: "POST", url: "Patient" } });
+    const raw = `{"resourceType":"Bundle","type":"transaction","entry":[${create},{"request":{"method":"POST","url":"Patient"},"resource":{"resourceType":"Patient","x":${deep}}}]}`;
+    const res = await call("", { method: "POST", raw });
+    expect(res.status).toBe(400);
+    const outcome = await json<{ resourceType: string; issue: { expression?: string[]; details?: { coding?: { code: string }[] } }[] }>(res);
+    await expectValidFhir(outcome);
+    expect(outcome.issue[0]?.details?.coding?.[0]?.code).toBe("invalid_request");
+    expect(outcome.issue.flatMap((i) => i.expression ?? [])).toContain("Bundle.entry[1].resource");
+    const after = await tableCounts();
+    expect(after.resource_versions).toBe(before.resource_versions);
+    expect(after.search_index).toBe(before.search_index);
+    const added = (await auditRows()).filter((r) => r.seq > seqBefore);
+    expect(added.map((r) => [r.action, r.outcome, r.reason])).toEqual([["bundle", "failed", "invalid_request"]]);
+  });
+
   it("two transactions updating the same version at once: one commits, the other is a 409 and writes nothing", async () => {
     const { id, resource } = await createPatient(patient("Txnrace"));
     const update = (gender: string) =>
@@ -208,6 +273,40 @@ describe("a transaction with a failing entry changes nothing", () => {
     const read = await postBundle(txn("transaction", [{ request: { method: "GET", url: `Patient/${id}` } }]), { scopes: ["phi:read"] });
     expect(read.status).toBe(200);
     await expectRefused(txn("transaction", [{ request: { method: "GET", url: `Patient/${id}` } }]), 403, "insufficient_scope", ["phi:write"]);
+  });
+});
+
+describe("SMART-scoped tokens and absolute request.url", () => {
+  it("an entry absolute on the base is judged on its resource type, as the same entry relative to it", async () => {
+    const { id } = await createPatient(patient("Txnsmartabs"));
+    const smart = { scopes: ["system/Patient.cruds"] };
+    const p = urn();
+    const res = await postBundle(
+      txn("transaction", [
+        { fullUrl: p, resource: patient("Txnsmartnew"), request: { method: "POST", url: `${BASE}/Patient` } },
+        { request: { method: "GET", url: `${BASE}/Patient/${id}` } },
+      ]),
+      smart,
+    );
+    const out = await json<BundleOut>(res);
+    expect(res.status, JSON.stringify(out).slice(0, 300)).toBe(200);
+    expect(out.entry?.map((e) => e.response.status)).toEqual(["201 Created", "200 OK"]);
+    expect(out.entry?.[1]?.resource?.id).toBe(id);
+    const batch = await postBundle(txn("batch", [{ request: { method: "GET", url: `${BASE}/Patient/${id}` } }]), smart);
+    expect(batch.status).toBe(200);
+    expect((await json<BundleOut>(batch)).entry?.[0]?.response.status).toBe("200 OK");
+    // The scope still decides, absolute or not: no Observation scope, no create on Patient with .rs; nothing written.
+    const before = await tableCounts();
+    for (const [scopes, entry] of [
+      [["system/Patient.cruds"], { request: { method: "GET", url: `${BASE}/Observation/${crypto.randomUUID()}` } }],
+      [["system/Patient.rs"], { resource: patient("Txnsmartno"), request: { method: "POST", url: `${BASE}/Patient` } }],
+    ] as const) {
+      const refused = await postBundle(txn("transaction", [entry]), { scopes: [...scopes] });
+      expect(refused.status).toBe(403);
+      expect(await outcomeCode(refused)).toBe("insufficient_scope");
+    }
+    const after = await tableCounts();
+    expect(after.resource_versions).toBe(before.resource_versions);
   });
 });
 

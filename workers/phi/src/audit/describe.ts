@@ -40,6 +40,11 @@ export function safeId(raw: string | undefined): string {
   return SERVER_ID.test(raw) ? raw : "(not a server id)";
 }
 
+/** The server ids among `ids` (patients a record names): anything else a client chose is left out, never recorded. */
+export function serverIds(ids: readonly string[]): string[] {
+  return ids.filter((id) => SERVER_ID.test(id));
+}
+
 export function describeRequest(method: string, pathname: string): RequestDescription {
   // A Bundle posted to the base: its entries are recorded one by one; this names a refused Bundle.
   if (pathname === "/v1/phi") return method === "POST" ? { action: "bundle", resourceType: "Bundle", resourceId: "" } : { action: "unknown", resourceType: "", resourceId: "" };

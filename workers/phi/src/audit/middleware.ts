@@ -2,14 +2,17 @@ import type { PhiEnv } from "../env";
 import type { Context, MiddlewareHandler } from "hono";
 import { ApiError, isStorageError } from "../../../../shared/errors";
 import { logger } from "../../../../shared/logger";
-import { describeRequest, outcomeFor, parsePurpose, traceIdOf, type AuditAction } from "./describe";
+import { describeRequest, outcomeFor, parsePurpose, serverIds, traceIdOf, type AuditAction } from "./describe";
 import { actorFrom, appendAudit, type AuditActor, type DecidedColumns } from "./trail";
 
 /** Per-request audit state: handlers that record their own access mark it done. */
 export interface AuditState {
   actor: AuditActor;
   done: boolean;
-  /** Patients the request concerns, when known before it failed (e.g. an Observation's subject). */
+  /**
+   * Patients the request concerns, when known before it failed (e.g. an Observation's subject), as the client
+   * named them: a failure's record keeps only the server ids among them (`serverIds`).
+   */
   patients: string[];
 }
 
@@ -65,7 +68,10 @@ export function auditEveryAccess(): MiddlewareHandler<PhiEnv> {
 
 async function recordFailure(c: Context<PhiEnv>, state: AuditState, status: number, reason: string): Promise<void> {
   const d = describeRequest(c.req.method, new URL(c.req.url).pathname);
-  const patients = state.patients.length > 0 ? state.patients : d.resourceType === "Patient" && d.resourceId ? [d.resourceId] : [];
+  // Ids a client put in a Bundle entry's URL or a subject (a name, an SSN) never reach the trail: server ids only, as
+  // batch entries record; the path's own id is already `(not a server id)` when it is not one (describeRequest).
+  const named = serverIds(state.patients);
+  const patients = named.length > 0 ? named : d.resourceType === "Patient" && d.resourceId ? [d.resourceId] : [];
   try {
     await appendAudit(
       c,

@@ -132,7 +132,6 @@ function resultParam(type: ResourceType, q: SearchQuery, name: string, raw: stri
       // Above the maximum is capped, not refused (R4 search.html#count: the server may return fewer).
       if (!/^\d{1,9}$/.test(raw)) throw bad("_count must be a non-negative integer.");
       q.count = Math.min(Number(raw), pageMax);
-      if (q.count === 0) q.total = true;
       return;
     case "_sort":
       if (raw !== "_lastUpdated" && raw !== "-_lastUpdated" && raw !== "_id") throw bad("_sort supports _lastUpdated, -_lastUpdated and _id.");
@@ -145,7 +144,6 @@ function resultParam(type: ResourceType, q: SearchQuery, name: string, raw: stri
     case "_summary":
       if (raw !== "count" && raw !== "false") throw bad("_summary supports count and false.");
       q.summaryCount = raw === "count";
-      if (q.summaryCount) q.total = true;
       return;
     case "_include":
     case "_revinclude": {
@@ -184,5 +182,7 @@ export function parseSearch(type: ResourceType, params: [string, string][], page
     else q.conditions.push(exactCondition(name, raw));
   }
   if (q.conditions.length > MAX_CONDITIONS) throw bad("Too many search parameters.");
+  // A count-only search (`_count=0`, `_summary=count`) answers the total, whatever `_total` says and wherever it is.
+  if (q.count === 0 || q.summaryCount) q.total = true;
   return q;
 }

@@ -45,13 +45,14 @@ bundleRoutes.openapi(
     const bundle = c.req.valid("json");
     const entries = bundle.entry ?? [];
     // Each entry as its own request would be judged, SMART scopes included (the gateway checked the coarse scopes).
-    enforce(decideBundle(c.get("principal").scopes, entries.map((e) => ({ method: e.request.method, url: e.request.url }))));
+    const base = publicBase(c);
+    enforce(decideBundle(c.get("principal").scopes, entries.map((e) => ({ method: e.request.method, url: e.request.url })), base));
     if (entries.length > BUNDLE_MAX_ENTRIES) throw new ApiError(413, "too_many_entries", `A Bundle holds at most ${BUNDLE_MAX_ENTRIES} entries.`);
     const cfg = await phiSettings(c);
     const pref = returnPreference(c.req.header("prefer"));
     const now = new Date();
     const run = bundle.type === "transaction" ? runTransaction : runBatch;
-    const out = await run(c, cfg, entries, publicBase(c), pref, now);
+    const out = await run(c, cfg, entries, base, pref, now);
     return c.json(out, 200, { "content-type": FHIR_JSON });
   },
 );

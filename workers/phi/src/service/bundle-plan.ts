@@ -41,9 +41,14 @@ export function entryError(index: number, status: number, code: string, detail: 
   });
 }
 
+/** An entry's `request.url` relative to the base: an absolute URL on the base loses it, anything else is as sent. */
+export function relativeUrl(url: string, base: string): string {
+  return url.startsWith(`${base}/`) ? url.slice(base.length + 1) : url;
+}
+
 /** `Patient`, `Observation/abc` (relative to the base, or absolute on it) -> type and id. */
 function parseUrl(index: number, url: string, base: string): { type: ResourceType; id?: string } {
-  const rel = url.startsWith(`${base}/`) ? url.slice(base.length + 1) : url;
+  const rel = relativeUrl(url, base);
   if (rel.includes("?") || rel.includes("#")) throw entryError(index, 400, "unsupported_entry", "Searches and conditional operations in request.url are not supported in a Bundle.");
   const [type, id, more] = rel.split("/");
   if (type !== "Patient" && type !== "Observation") throw entryError(index, 404, "unknown_resource_type", "request.url must name Patient or Observation.");
@@ -99,10 +104,23 @@ export function placeholderMap(entries: readonly PlannedEntry[]): Map<string, st
   return map;
 }
 
+/**
+ * How deep an entry's resource may nest (objects and arrays) before its schema sees it. The schemas accept far
+ * less (a valid Patient or Observation nests about ten levels: extensions two), so a deeper resource is invalid
+ * anyway; the bound only keeps `rewrite` from recursing through whatever JSON.parse accepted (a 1 MiB body holds
+ * ~500,000 levels of `[[[...]]]`, a stack overflow), and answers it as the schema would: the entry's 400.
+ */
+export const MAX_RESOURCE_DEPTH = 64;
+
 /** A copy of `value` with every `reference` that is a placeholder replaced; throws on one not in `map`. */
-function rewrite(index: number, value: unknown, map: ReadonlyMap<string, string>): unknown {
-  if (Array.isArray(value)) return value.map((v) => rewrite(index, v, map));
+function rewrite(index: number, value: unknown, map: ReadonlyMap<string, string>, depth = 0): unknown {
   if (typeof value !== "object" || value === null) return value;
+  if (depth >= MAX_RESOURCE_DEPTH) {
+    throw entryError(index, 400, "invalid_request", "The resource is not valid.", [
+      { path: "resource", code: "too_deep", message: `The resource nests deeper than ${MAX_RESOURCE_DEPTH} levels.` },
+    ]);
+  }
+  if (Array.isArray(value)) return value.map((v) => rewrite(index, v, map, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (k === "reference" && typeof v === "string" && v.toLowerCase().startsWith(URN)) {
@@ -110,7 +128,7 @@ function rewrite(index: number, value: unknown, map: ReadonlyMap<string, string>
       if (!resolved) throw entryError(index, 422, "unresolved_reference", "A urn:uuid: reference names no entry of this transaction.");
       out[k] = resolved;
     } else {
-      out[k] = rewrite(index, v, map);
+      out[k] = rewrite(index, v, map, depth + 1);
     }
   }
   return out;

@@ -76,7 +76,8 @@ export async function runSearch(c: Context<PhiEnv>, cfg: PhiSettings, page: Page
     after: page.after,
     limit: count === 0 ? 0 : count + 1,
     asOf: page.asOf,
-    total: q.total,
+    // A count-only page has no free total: counting is all it does (also for a cursor sealed before that rule).
+    total: q.total || count === 0,
     include: q.include && count > 0,
     revinclude: q.revinclude && count > 0,
     revincludeMax: REVINCLUDE_MAX,

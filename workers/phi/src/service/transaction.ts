@@ -11,7 +11,7 @@ import { processingRank, type BundleEntryInput } from "../fhir/bundle";
 import type { ReturnPreference } from "../fhir/prefer";
 import { readHead } from "../store/resources";
 import { decideEntry, readState, type EntryResult } from "./bundle-entry";
-import { placeholderMap, planEntry, refuseDuplicateTargets, resolveResource, type PlannedEntry, type ValidResource } from "./bundle-plan";
+import { placeholderMap, planEntry, refuseDuplicateTargets, resolveResource, targetKey, type PlannedEntry, type ValidResource } from "./bundle-plan";
 import { responseBundle, successEntry, type ResponseBundle } from "./bundle-response";
 
 /**
@@ -50,6 +50,13 @@ export async function runTransaction(
   const state = await readState(c, cfg, entries, failed);
   const conditionFailure = [...failed.values()][0];
   if (conditionFailure) throw conditionFailure;
+  // FHIR processes a transaction's DELETEs before its POSTs (R4 http.html#trules), so a conditional create is
+  // evaluated after them: a Patient this transaction deletes no longer matches. Left in, the create would answer
+  // 200 with that Patient's old content (and placeholders would name it) while the same commit tombstones it.
+  // Without it the entry is judged on the other matches: none is the guarded create (the guard runs after the
+  // DELETE's statements in the one batch, which removed the deleted Patient's index rows), several a 412.
+  const deleting = new Set(planned.filter((p) => p.method === "DELETE").map(targetKey));
+  for (const [i, found] of state.matches) state.matches.set(i, found.filter((r) => !deleting.has(targetKey({ type: r.resource_type, id: r.id }))));
   // A conditional create that matched takes the match's id: references to its fullUrl now name it.
   if ([...state.matches.values()].some((m) => m.length === 1)) {
     planned = planned.map((p) => {
