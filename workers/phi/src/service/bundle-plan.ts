@@ -1,4 +1,5 @@
 import { ApiError } from "../../../../shared/errors";
+import { issueForClient, type ZodIssueLike } from "../../../../shared/issues";
 import type { BundleEntryInput } from "../fhir/bundle";
 import { ObservationSchema, subjectPatientId, type Observation } from "../fhir/observation";
 import { PatientSchema, type Patient } from "../fhir/patient";
@@ -138,8 +139,8 @@ function rewrite(index: number, value: unknown, map: ReadonlyMap<string, string>
 export function resolveResource(p: PlannedEntry, map: ReadonlyMap<string, string>): ValidResource | undefined {
   if (!p.raw) return undefined;
   const body = rewrite(p.index, p.raw, map);
-  const issues = (e: { issues: { path: PropertyKey[]; code?: string; message: string }[] }) =>
-    e.issues.slice(0, 20).map((i) => ({ path: ["resource", ...i.path.map(String)].join("."), code: i.code, message: i.message }));
+  // The same masking as a resource sent alone (shared/issues.ts): a key the client chose is named only when identifier-like.
+  const issues = (e: { issues: ZodIssueLike[] }) => e.issues.slice(0, 20).map((i) => issueForClient({ ...i, path: ["resource", ...i.path] }, undefined));
   if (p.type === "Patient") {
     const r = PatientSchema.safeParse(body);
     if (!r.success) throw entryError(p.index, 400, "invalid_request", "The resource is not valid.", issues(r.error));
