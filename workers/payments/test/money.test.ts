@@ -163,6 +163,21 @@ describe("ledger", () => {
     expect((await call("GET", "/v1/payments/ledger/daily", { caller: AUDITOR })).status).toBe(200);
     expect((await call("GET", "/v1/payments/ledger/daily?from=2026-02-30&to=2026-01-01", { caller: AUDITOR })).status).toBe(400);
     expect((await call("GET", "/v1/payments/ledger/daily?from=2020-01-01&to=2026-01-01", { caller: AUDITOR })).status).toBe(400);
+  });
+
+  it("refuses impossible days in the daily summary (400 invalid_range) instead of rolling them over", async () => {
+    for (const q of ["from=2024-02-30&to=2024-03-05", "from=2024-02-01&to=2024-02-30", "from=2023-02-29&to=2023-03-01", "from=2024-04-31&to=2024-05-01", "to=2024-13-01", "to=2024-00-10", "from=2024-01-00&to=2024-01-02"]) {
+      const res = await call("GET", `/v1/payments/ledger/daily?${q}`, { caller: AUDITOR });
+      expect(res.status, q).toBe(400);
+      expect(res.headers.get("content-type")).toContain("application/problem+json");
+      expect(await json(res), q).toMatchObject({ code: "invalid_range" });
+    }
+    // Real days at the edges still answer, echoing the days asked for.
+    const leap = await call("GET", "/v1/payments/ledger/daily?from=2024-02-29&to=2024-03-01", { caller: AUDITOR });
+    expect(leap.status).toBe(200);
+    expect(await json(leap)).toMatchObject({ from: "2024-02-29", to: "2024-03-01" });
+    const defaulted = await call("GET", "/v1/payments/ledger/daily?to=2024-03-31", { caller: AUDITOR });
+    expect(await json(defaulted)).toMatchObject({ from: "2024-03-01", to: "2024-03-31" });
     expect((await call("GET", "/v1/payments/ledger/balance", { caller: { sub: "cli_billing", scopes: ["payment:read", "payment:write"] } })).status).toBe(403);
   });
 });
