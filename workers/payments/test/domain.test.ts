@@ -188,6 +188,10 @@ describe("maker-checker", () => {
   it("needs approval strictly above the threshold", () => {
     expect(needsApproval(50_000, 50_000)).toBe(false);
     expect(needsApproval(50_001, 50_000)).toBe(true);
+    // The payment's earlier refunds (paid and pending) count: a split refund is held from the part that passes it.
+    expect(needsApproval(20_000, 50_000, 30_000)).toBe(false);
+    expect(needsApproval(20_001, 50_000, 30_000)).toBe(true);
+    expect(needsApproval(1, 50_000, 50_000)).toBe(true);
   });
   it("lets only a different principal with payment:approve release a pending refund", () => {
     expect(decideApproval(pending, { sub: "checker", scopes: ["payment:approve"] })).toEqual({ ok: true });

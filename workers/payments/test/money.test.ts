@@ -73,6 +73,24 @@ describe("maker-checker refunds", () => {
     ]);
   });
 
+  it("holds the part of a split refund that takes the payment's refunds past the threshold", async () => {
+    const p = await pay(THRESHOLD * 3);
+    const refund = async (amount: number) => json<Refund>(await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount, reason: "split" }, caller: MAKER }));
+    const half = Math.floor(THRESHOLD / 2);
+    expect(await refund(half)).toMatchObject({ status: "succeeded" });
+    expect(await refund(THRESHOLD - half)).toMatchObject({ status: "succeeded" });
+    // Refunded: exactly the threshold. Any more needs a checker, however small.
+    const third = await refund(1);
+    expect(third).toMatchObject({ status: "pending_approval" });
+    // A pending refund counts too.
+    expect(await refund(1)).toMatchObject({ status: "pending_approval" });
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ amount_refunded: THRESHOLD, amount_refund_pending: 2 });
+    const refundLines = await env.DB.prepare("SELECT COUNT(*) AS n FROM ledger_lines WHERE refund_id = ?").bind(third.id).first<{ n: number }>();
+    expect(refundLines?.n).toBe(0);
+    expect((await call("POST", `/v1/payments/refunds/${third.id}/approve`, { caller: CHECKER })).status).toBe(200);
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ amount_refunded: THRESHOLD + 1, amount_refund_pending: 1 });
+  });
+
   it("fully refunds through approval, and 404s unknown refunds", async () => {
     const p = await pay(THRESHOLD + 10);
     const held = await json<Refund>(await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: THRESHOLD + 10, reason: "all" }, caller: MAKER }));

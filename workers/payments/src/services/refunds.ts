@@ -10,8 +10,8 @@ import { approveRefundStatement, getRefund, insertRefund, refundView, type Refun
 import { apply, atProcessorTransition, loadForTransition, notFound, operations } from "./payments";
 
 /**
- * A refund: at or under the threshold it is paid at once; above it, the amount
- * is reserved and the refund waits for a second principal (maker-checker).
+ * A refund: while the payment's refunds, this one included, stay at or under the threshold it is paid at once;
+ * past it, the amount is reserved and the refund waits for a second principal (maker-checker).
  */
 export async function createRefund(
   info: RequestInfo,
@@ -20,7 +20,8 @@ export async function createRefund(
   processor: CardProcessor,
 ): Promise<Plan> {
   const row = await loadForTransition(info, paymentId);
-  const held = needsApproval(input.amount, info.config.REFUND_APPROVAL_THRESHOLD);
+  // The payment's refunds so far count (from the row just read: no round trip), so splitting one does not evade approval.
+  const held = needsApproval(input.amount, info.config.REFUND_APPROVAL_THRESHOLD, row.amount_refunded + row.amount_refund_pending);
   const next = apply(info, row, { type: "request_refund", amount: input.amount, needsApproval: held });
   const at = info.now.toISOString();
   const refund: RefundRow = {
