@@ -74,6 +74,24 @@ describe("card checks", () => {
     expect(containsPan("4242424242424241")).toBe(false);
   });
 
+  it("finds a card number inside a longer digit run or behind any punctuation (a window of 13-19 digits, Luhn, a brand)", () => {
+    for (const text of [
+      "order 7 4242424242424242",
+      "card 4242 4242 4242 4242 2 items",
+      "4242.4242.4242.4242",
+      "4242/4242/4242/4242",
+      "4242 - 4242 - 4242 - 4242",
+      "x 1 378282246310005 9",
+      "pm 5555-5555-5555-4444-7",
+      "\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12",
+    ]) {
+      expect(containsPan(text), text).toBe(true);
+    }
+    for (const text of ["call +1 (415) 555-0100", "order #12345, 2 items", "2026-12-03 05:56:48.816", "tracking 9400 1000 0000 0000 0000 00", "4242424242424241"]) {
+      expect(containsPan(text), text).toBe(false);
+    }
+  });
+
   it("reads the trace id of a W3C traceparent only", () => {
     expect(traceIdOf("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
     expect(traceIdOf("00-00000000000000000000000000000000-00f067aa0ba902b7-01")).toBeNull();
@@ -170,6 +188,10 @@ describe("maker-checker", () => {
   it("needs approval strictly above the threshold", () => {
     expect(needsApproval(50_000, 50_000)).toBe(false);
     expect(needsApproval(50_001, 50_000)).toBe(true);
+    // The payment's earlier refunds (paid and pending) count: a split refund is held from the part that passes it.
+    expect(needsApproval(20_000, 50_000, 30_000)).toBe(false);
+    expect(needsApproval(20_001, 50_000, 30_000)).toBe(true);
+    expect(needsApproval(1, 50_000, 50_000)).toBe(true);
   });
   it("lets only a different principal with payment:approve release a pending refund", () => {
     expect(decideApproval(pending, { sub: "checker", scopes: ["payment:approve"] })).toEqual({ ok: true });

@@ -73,6 +73,24 @@ describe("maker-checker refunds", () => {
     ]);
   });
 
+  it("holds the part of a split refund that takes the payment's refunds past the threshold", async () => {
+    const p = await pay(THRESHOLD * 3);
+    const refund = async (amount: number) => json<Refund>(await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount, reason: "split" }, caller: MAKER }));
+    const half = Math.floor(THRESHOLD / 2);
+    expect(await refund(half)).toMatchObject({ status: "succeeded" });
+    expect(await refund(THRESHOLD - half)).toMatchObject({ status: "succeeded" });
+    // Refunded: exactly the threshold. Any more needs a checker, however small.
+    const third = await refund(1);
+    expect(third).toMatchObject({ status: "pending_approval" });
+    // A pending refund counts too.
+    expect(await refund(1)).toMatchObject({ status: "pending_approval" });
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ amount_refunded: THRESHOLD, amount_refund_pending: 2 });
+    const refundLines = await env.DB.prepare("SELECT COUNT(*) AS n FROM ledger_lines WHERE refund_id = ?").bind(third.id).first<{ n: number }>();
+    expect(refundLines?.n).toBe(0);
+    expect((await call("POST", `/v1/payments/refunds/${third.id}/approve`, { caller: CHECKER })).status).toBe(200);
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ amount_refunded: THRESHOLD + 1, amount_refund_pending: 1 });
+  });
+
   it("fully refunds through approval, and 404s unknown refunds", async () => {
     const p = await pay(THRESHOLD + 10);
     const held = await json<Refund>(await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: THRESHOLD + 10, reason: "all" }, caller: MAKER }));
@@ -163,6 +181,21 @@ describe("ledger", () => {
     expect((await call("GET", "/v1/payments/ledger/daily", { caller: AUDITOR })).status).toBe(200);
     expect((await call("GET", "/v1/payments/ledger/daily?from=2026-02-30&to=2026-01-01", { caller: AUDITOR })).status).toBe(400);
     expect((await call("GET", "/v1/payments/ledger/daily?from=2020-01-01&to=2026-01-01", { caller: AUDITOR })).status).toBe(400);
+  });
+
+  it("refuses impossible days in the daily summary (400 invalid_range) instead of rolling them over", async () => {
+    for (const q of ["from=2024-02-30&to=2024-03-05", "from=2024-02-01&to=2024-02-30", "from=2023-02-29&to=2023-03-01", "from=2024-04-31&to=2024-05-01", "to=2024-13-01", "to=2024-00-10", "from=2024-01-00&to=2024-01-02"]) {
+      const res = await call("GET", `/v1/payments/ledger/daily?${q}`, { caller: AUDITOR });
+      expect(res.status, q).toBe(400);
+      expect(res.headers.get("content-type")).toContain("application/problem+json");
+      expect(await json(res), q).toMatchObject({ code: "invalid_range" });
+    }
+    // Real days at the edges still answer, echoing the days asked for.
+    const leap = await call("GET", "/v1/payments/ledger/daily?from=2024-02-29&to=2024-03-01", { caller: AUDITOR });
+    expect(leap.status).toBe(200);
+    expect(await json(leap)).toMatchObject({ from: "2024-02-29", to: "2024-03-01" });
+    const defaulted = await call("GET", "/v1/payments/ledger/daily?to=2024-03-31", { caller: AUDITOR });
+    expect(await json(defaulted)).toMatchObject({ from: "2024-03-01", to: "2024-03-31" });
     expect((await call("GET", "/v1/payments/ledger/balance", { caller: { sub: "cli_billing", scopes: ["payment:read", "payment:write"] } })).status).toBe(403);
   });
 });

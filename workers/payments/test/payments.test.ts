@@ -9,6 +9,17 @@ import { capturePayment, voidPayment } from "../src/services/payments";
 import { countD1 } from "../../auth/test/d1-count";
 import { call, card, CARDS, json, pay, type PaymentBody } from "./helpers";
 
+/** The simulator's book for one payment (its authorization, and the operations on its processor_ref): count and total per operation. */
+async function book(paymentId: string): Promise<Record<string, { n: number; total: number }>> {
+  const { results } = await env.DB.prepare(
+    `SELECT operation, COUNT(*) AS n, SUM(amount) AS total FROM processor_operations
+     WHERE reference = ? OR reference = (SELECT processor_ref FROM payments WHERE id = ?) GROUP BY operation`,
+  )
+    .bind(paymentId, paymentId)
+    .all<{ operation: string; n: number; total: number }>();
+  return Object.fromEntries(results.map((r) => [r.operation, { n: r.n, total: r.total }]));
+}
+
 const opCount = async (op: string) =>
   (await env.DB.prepare("SELECT COUNT(*) AS n FROM processor_operations WHERE operation = ?").bind(op).first<{ n: number }>())?.n ?? 0;
 
@@ -240,6 +251,8 @@ describe("payments: transitions over HTTP", () => {
     expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ status: "succeeded", amount_captured: 1000 });
     const voids = await env.DB.prepare("SELECT COUNT(*) AS n FROM ledger_lines WHERE payment_id = ? AND kind = 'void'").bind(p.id).first<{ n: number }>();
     expect(voids?.n).toBe(0);
+    // The processor's book rolled back with it: the capture that committed, no void.
+    expect(await book(p.id)).toEqual({ authorize: { n: 1, total: 1000 }, capture: { n: 1, total: 1000 } });
   });
 
   it("404s transitions of unknown payments", async () => {
@@ -253,6 +266,67 @@ describe("payments: transitions over HTTP", () => {
     await call("POST", `/v1/payments/${p.id}/capture`);
     expect(await opCount("authorize")).toBe(before.auth + 1);
     expect(await opCount("capture")).toBe(before.cap + 1);
+  });
+});
+
+describe("payments: the processor's book holds only what committed", () => {
+  const MAKER = { sub: "cli_maker", scopes: ["payment:read", "payment:write", "payment:refund"] };
+  const CHECKERS = ["cli_checker", "cli_checker2"].map((sub) => ({ sub, scopes: ["payment:read", "payment:approve"] }));
+  const THRESHOLD = Number(env.REFUND_APPROVAL_THRESHOLD);
+  const answers = (results: Response[]) => Promise.all(results.map(async (r) => ({ status: r.status, code: r.status >= 400 ? (await json(r)).code : undefined })));
+
+  it("concurrent full refunds of one payment: one 201, the rest 409, exactly one refund of the captured amount at the processor", async () => {
+    const p = await pay(1000);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: 1000, reason: "race" }, caller: MAKER })),
+    );
+    const got = await answers(results);
+    expect(got.filter((a) => a.status === 201), JSON.stringify(got)).toHaveLength(1);
+    expect(got.filter((a) => a.status === 409), JSON.stringify(got)).toHaveLength(5);
+    for (const a of got.filter((x) => x.status === 409)) expect(["invalid_state_transition", "concurrent_update"]).toContain(a.code);
+    expect(await book(p.id)).toEqual({ authorize: { n: 1, total: 1000 }, capture: { n: 1, total: 1000 }, refund: { n: 1, total: 1000 } });
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ status: "refunded", amount_refunded: 1000 });
+  });
+
+  it("concurrent captures and voids of one authorization: one wins, and the processor saw that one only", async () => {
+    const p = await pay(1000, "manual");
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => call("POST", `/v1/payments/${p.id}/${i % 3 ? "capture" : "void"}`)));
+    const got = await answers(results);
+    expect(got.filter((a) => a.status === 200), JSON.stringify(got)).toHaveLength(1);
+    expect(got.filter((a) => a.status === 409), JSON.stringify(got)).toHaveLength(5);
+    const { status } = await json<PaymentBody>(await call("GET", `/v1/payments/${p.id}`));
+    const won = status === "succeeded" ? { capture: { n: 1, total: 1000 } } : { void: { n: 1, total: 1000 } };
+    expect(await book(p.id)).toEqual({ authorize: { n: 1, total: 1000 }, ...won });
+  });
+
+  it("concurrent approvals of one held refund: one 200, and one refund at the processor", async () => {
+    const p = await pay(THRESHOLD * 2);
+    const held = await json<{ id: string; status: string }>(await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: THRESHOLD + 1, reason: "big" }, caller: MAKER }));
+    expect(held.status).toBe("pending_approval");
+    const results = await Promise.all(Array.from({ length: 4 }, (_, i) => call("POST", `/v1/payments/refunds/${held.id}/approve`, { caller: CHECKERS[i % 2] })));
+    const got = await answers(results);
+    expect(got.filter((a) => a.status === 200), JSON.stringify(got)).toHaveLength(1);
+    expect(got.filter((a) => a.status === 409), JSON.stringify(got)).toHaveLength(3);
+    expect((await book(p.id)).refund).toEqual({ n: 1, total: THRESHOLD + 1 });
+  });
+
+  it("a refund whose commit batch fails books nothing at the processor; the retry with its key refunds once", async () => {
+    const p = await pay(700);
+    const key = `refund-fault-${crypto.randomUUID()}`;
+    const body = { amount: 300, reason: "fault" };
+    await env.DB.prepare("ALTER TABLE ledger_lines RENAME TO ledger_lines_fault_refund").run();
+    try {
+      const res = await call("POST", `/v1/payments/${p.id}/refunds`, { body, key, caller: MAKER });
+      expect(res.status).toBe(503);
+      expect((await book(p.id)).refund).toBeUndefined();
+    } finally {
+      await env.DB.prepare("ALTER TABLE ledger_lines_fault_refund RENAME TO ledger_lines").run();
+    }
+    expect((await call("POST", `/v1/payments/${p.id}/refunds`, { body, key, caller: MAKER })).status).toBe(201);
+    const again = await call("POST", `/v1/payments/${p.id}/refunds`, { body, key, caller: MAKER });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect((await book(p.id)).refund).toEqual({ n: 1, total: 300 });
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ status: "partially_refunded", amount_refunded: 300 });
   });
 });
 

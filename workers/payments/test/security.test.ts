@@ -98,6 +98,39 @@ const invalidFor = (schema: { safeParse: (v: unknown) => { success: boolean } })
       return sent !== undefined && !schema.safeParse(JSON.parse(sent)).success;
     });
 
+describe("card numbers hidden in free text", () => {
+  const HIDDEN = ["order 7 4242424242424242", "card 4242 4242 4242 4242 2 items", "4242.4242.4242.4242"];
+  const NEAR_MISSES = ["call +1 (415) 555-0100", "order #12345, 2 items"];
+  const body = (text: Record<string, unknown>) => ({ amount: 100, currency: "usd", card: { number: "4242424242424242", exp_month: 12, exp_year: YEAR, cvc: "123" }, ...text });
+
+  it("refuses them in a description, a metadata value and a refund reason (400, nothing written), and lets near misses through", async () => {
+    const paid = await pay(2000);
+    const before = await tableCounts();
+    for (const text of HIDDEN) {
+      for (const [path, sent] of [
+        ["/v1/payments", body({ description: text })],
+        ["/v1/payments", body({ metadata: { note: text } })],
+        [`/v1/payments/${paid.id}/refunds`, { amount: 100, reason: text }],
+      ] as const) {
+        const res = await call("POST", path, { body: sent });
+        expect(res.status, `${path} ${text}`).toBe(400);
+        expect(res.headers.get("content-type")).toContain("application/problem+json");
+        const answer = await res.text();
+        expect(answer).toContain("invalid_request");
+        expect(answer.replace(/\D/g, "")).not.toContain("4242424242424242");
+      }
+    }
+    const { audit_events: _a, ...restBefore } = before;
+    const { audit_events: _b, ...restAfter } = await tableCounts();
+    expect(restAfter).toEqual(restBefore);
+    for (const text of NEAR_MISSES) {
+      const res = await call("POST", "/v1/payments", { body: body({ description: text, metadata: { note: text } }) });
+      expect(res.status, text).toBe(201);
+      expect(await json(res)).toMatchObject({ description: text, metadata: { note: text } });
+    }
+  });
+});
+
 describe("malformed input on every route: 4xx and nothing written", () => {
   it("fuzzes every POST body", async () => {
     const p = await pay(1000, "manual");

@@ -84,15 +84,39 @@ export function checkCard(
   return { ok: true, number, brand, last4: number.slice(-4) };
 }
 
+/** Digits joined by anything but letters and digits: spaces, dashes, dots, slashes, punctuation, symbols. */
+const DIGIT_RUN = /\d(?:[^\p{L}\p{N}]*\d)*/gu;
+/** The typed form of a card number: digits joined by single spaces or dashes. */
+const TYPED_RUN = /\d(?:[ -]?\d)*/g;
+
 /**
- * True when free text holds something that looks like a card number (13-19
- * digits, optionally separated by spaces or dashes, passing Luhn). Free-text
- * fields refuse it so a PAN never lands in plaintext columns (PCI-DSS 3.4.1).
+ * True when free text holds something that looks like a card number. Free-text fields refuse it so a PAN never
+ * lands in plaintext columns (PCI-DSS 3.4.1). Two rules, either suffices:
+ * - a number as typed on a card (digits joined by single spaces or dashes) of 13-19 digits passing Luhn, of any
+ *   brand (so numbers of networks we do not process are refused too);
+ * - inside any run of digits joined by non-alphanumeric characters (`4242.4242.4242.4242`, `4242 / 4242 ...`),
+ *   any window of 13-19 consecutive digits passing Luhn that is a known brand at a length that brand issues
+ *   (`brandOf`): this finds a number with digits around it (`order 7 4242424242424242`,
+ *   `4242 4242 4242 4242 2 items`). The brand is required here because a run of n digits holds up to 7(n-15)
+ *   windows, each passing Luhn one time in ten: without it most 16-digit references, and nearly every timestamp
+ *   with milliseconds, would be refused. With it, a stray window must also start with an issuer's prefix and have
+ *   its length, as card-number scanners (DLP) require.
+ * Text is NFKC-normalized first, so full-width or styled digits count as digits.
  */
 export function containsPan(text: string): boolean {
-  for (const m of text.matchAll(/\d(?:[ -]?\d)*/g)) {
+  const normalized = text.normalize("NFKC");
+  for (const m of normalized.matchAll(TYPED_RUN)) {
     const digits = m[0].replace(/[ -]/g, "");
     if (digits.length >= 13 && digits.length <= 19 && luhnValid(digits)) return true;
+  }
+  for (const m of normalized.matchAll(DIGIT_RUN)) {
+    const digits = m[0].replace(/\D/g, "");
+    for (let start = 0; start + 13 <= digits.length; start++) {
+      for (let len = 13; len <= 19 && start + len <= digits.length; len++) {
+        const window = digits.slice(start, start + len);
+        if (brandOf(window) && luhnValid(window)) return true;
+      }
+    }
   }
   return false;
 }

@@ -2,11 +2,14 @@ import { scopeCovers } from "../../../../shared/scopes";
 
 /**
  * Segregation of duties for refunds (SOX 404; PCI-DSS 6.5.4 / 7.2 least
- * privilege): a refund above the threshold is held until a different
- * principal holding `payment:approve` releases it.
+ * privilege): a refund is held until a different principal holding
+ * `payment:approve` releases it when the payment's refunds, counted together,
+ * would pass the threshold: `earlier` is what the payment has refunded and
+ * holds pending approval already, so a large refund split into small ones is
+ * held from the one that passes it on.
  */
-export function needsApproval(amount: number, threshold: number): boolean {
-  return amount > threshold;
+export function needsApproval(amount: number, threshold: number, earlier = 0): boolean {
+  return earlier + amount > threshold;
 }
 
 export type ApprovalDecision =

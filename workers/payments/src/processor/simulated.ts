@@ -1,6 +1,6 @@
 import { randomToken } from "../../../../shared/crypto";
 import { expired } from "../domain/card";
-import { ProcessorError, type AuthorizeRequest, type AuthorizeResult, type CardProcessor, type DeclineCode, type StagedCall } from "./types";
+import { ProcessorError, type AuthorizeRequest, type AuthorizeResult, type CardProcessor, type DeclineCode, type StagedCall, type TransitionCall, type TransitionOperation } from "./types";
 
 /**
  * Documented test card numbers (README "Test cards"), after Stripe's. Any
@@ -47,10 +47,6 @@ export class SimulatedProcessor implements CardProcessor {
       .bind(...rows.flatMap(([operation, reference, outcome]) => [randomToken(12, "sim_"), this.tenantId, operation, reference, amount, currency, outcome, at]));
   }
 
-  private async record(operation: string, reference: string, amount: number, currency: string, outcome: string, now: Date) {
-    await this.entries([[operation, reference, outcome]], amount, currency, now).run();
-  }
-
   private decide(req: AuthorizeRequest, now: Date): DeclineCode | undefined {
     if (req.card.number === TEST_CARDS.processorError) throw new ProcessorError();
     return DECLINES[req.card.number] ?? (expired(req.card.expMonth, req.card.expYear, now) ? "expired_card" : undefined);
@@ -83,15 +79,24 @@ export class SimulatedProcessor implements CardProcessor {
     return this.call("sale", req, now);
   }
 
-  async capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {
-    await this.record("capture", processorRef, amount, currency, "ok", now);
+  /**
+   * A capture, void or refund as a statement of the transition's commit batch (see CardProcessor.stageTransition):
+   * booked exactly when the transition commits. The book keeps the authorization's `processorRef` as its reference.
+   */
+  stageTransition(operation: TransitionOperation, call: TransitionCall, now: Date): D1PreparedStatement {
+    return this.entries([[operation, call.processorRef, "ok"]], call.amount, call.currency, now);
   }
 
-  async void(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {
-    await this.record("void", processorRef, amount, currency, "ok", now);
+  /** Called at once (the compensating void of a creation whose commit failed), booked in a round trip of its own. */
+  async capture(call: TransitionCall, now: Date): Promise<void> {
+    await this.stageTransition("capture", call, now).run();
   }
 
-  async refund(processorRef: string, amount: number, currency: string, now: Date): Promise<void> {
-    await this.record("refund", processorRef, amount, currency, "ok", now);
+  async void(call: TransitionCall, now: Date): Promise<void> {
+    await this.stageTransition("void", call, now).run();
+  }
+
+  async refund(call: TransitionCall, now: Date): Promise<void> {
+    await this.stageTransition("refund", call, now).run();
   }
 }

@@ -26,6 +26,24 @@ export interface StagedCall {
   record: (guard: string) => D1PreparedStatement;
 }
 
+/** What moves an existing payment from one version to the next at the processor. */
+export type TransitionOperation = "capture" | "void" | "refund";
+
+export interface TransitionCall {
+  /**
+   * `<payment id>:v<version>`: the payment and the version this operation moves it from (`transitionReference`).
+   * Our transition guard (`payment_transitions`, one row per payment and version) lets at most one operation per
+   * version commit, so this names the one attempt that can: two requests racing from one version, and the retry of
+   * one whose commit failed, carry the same reference. A remote adapter must send it as the processor's idempotency
+   * key (README "Test cards": what a remote adapter must do).
+   */
+  reference: string;
+  /** The processor's id of the authorization (`processor_ref`). */
+  processorRef: string;
+  amount: number;
+  currency: string;
+}
+
 export interface CardProcessor {
   authorize(req: AuthorizeRequest, now: Date): Promise<AuthorizeResult>;
   /**
@@ -38,9 +56,16 @@ export interface CardProcessor {
    * returned statement (throws ProcessorError as the call would). A remote processor is called after the claim.
    */
   stage?(operation: "authorize" | "sale", req: AuthorizeRequest, now: Date): StagedCall;
-  capture(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
-  void(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
-  refund(processorRef: string, amount: number, currency: string, now: Date): Promise<void>;
+  /**
+   * Only a processor whose book is in our database has this: a capture, void or refund recorded by the returned
+   * statement, which the transition's own commit batch runs. A lost race or a failed commit then rolls it back with
+   * the transition: the book never holds an operation our payment does not. A remote processor is called instead
+   * (the three methods below), after the claim and before the commit, with `call.reference` as its idempotency key.
+   */
+  stageTransition?(operation: TransitionOperation, call: TransitionCall, now: Date): D1PreparedStatement;
+  capture(call: TransitionCall, now: Date): Promise<void>;
+  void(call: TransitionCall, now: Date): Promise<void>;
+  refund(call: TransitionCall, now: Date): Promise<void>;
 }
 
 /** The processor did not answer or failed: nothing is known to have moved. */

@@ -10,6 +10,15 @@ import { router } from "./router";
 const app = router();
 const DAY_MS = 24 * 3600 * 1000;
 
+/**
+ * The UTC start of a `YYYY-MM-DD` day, or undefined when no such day exists: Date.parse rolls an impossible date
+ * over (2024-02-30 is 1 March), so the day must come back unchanged from the time it parses to.
+ */
+function dayStart(day: string): number | undefined {
+  const ms = Date.parse(day);
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === day ? ms : undefined;
+}
+
 const balance = createRoute({
   method: "get",
   path: "/v1/payments/ledger/balance",
@@ -43,14 +52,15 @@ app.openapi(daily, async (c) => {
   beginAudit(c, { action: "ledger.daily", resourceType: "ledger" });
   assertScopes(c.get("principal"), "audit:read");
   const q = c.req.valid("query");
+  const invalid = () => new ApiError(400, "invalid_range", "from and to must be real days, from <= to, at most 366 days apart.");
   const today = new Date().toISOString().slice(0, 10);
   const to = q.to ?? today;
-  const from = q.from ?? new Date(Date.parse(to) - 30 * DAY_MS).toISOString().slice(0, 10);
-  const fromMs = Date.parse(from);
-  const endMs = Date.parse(to) + DAY_MS;
-  if (Number.isNaN(fromMs) || Number.isNaN(endMs) || endMs <= fromMs || endMs - fromMs > 366 * DAY_MS) {
-    throw new ApiError(400, "invalid_range", "from and to must be real days, from <= to, at most 366 days apart.");
-  }
+  const toMs = dayStart(to);
+  if (toMs === undefined) throw invalid();
+  const from = q.from ?? new Date(toMs - 30 * DAY_MS).toISOString().slice(0, 10);
+  const fromMs = dayStart(from);
+  const endMs = toMs + DAY_MS;
+  if (fromMs === undefined || endMs <= fromMs || endMs - fromMs > 366 * DAY_MS) throw invalid();
   const data = await dailySummary(c.env.DB, c.get("principal").tenantId, new Date(fromMs).toISOString(), new Date(endMs).toISOString());
   return c.json({ object: "ledger_daily" as const, from, to, data }, 200);
 });

@@ -5,7 +5,7 @@ import type { RequestInfo } from "../context";
 import { checkCard } from "../domain/card";
 import { transition, type PaymentEvent, type TransitionError } from "../domain/state-machine";
 import type { Plan, Staged } from "../executor";
-import { ProcessorError, type AuthorizeResult, type CardProcessor } from "../processor/types";
+import { ProcessorError, type AuthorizeResult, type CardProcessor, type TransitionCall, type TransitionOperation } from "../processor/types";
 import type { CreatePaymentInput } from "../schemas/payment";
 import { ledgerStatement } from "../store/ledger";
 import { getPayment, paymentView, stateOf, transitionStatements, versionMoved, withState, type PaymentRow } from "../store/payments";
@@ -22,6 +22,28 @@ export async function atProcessor<T>(operation: string, call: () => Promise<T> |
     operations.add(1, { operation, outcome: "processor_error" });
     throw new ApiError(502, "processor_error", "The card processor failed. Nothing was charged; retry with the same Idempotency-Key.");
   }
+}
+
+/** The processor's idempotency reference of an operation moving `row` from its version (TransitionCall.reference). */
+export const transitionReference = (row: Pick<PaymentRow, "id" | "version">): string => `${row.id}:v${row.version}`;
+
+/**
+ * A capture, void or refund at the processor, for a plan. A processor whose book is in our database (the
+ * simulator) hands back its record as a statement for the plan's commit batch: it takes effect exactly when the
+ * transition commits, never for a lost race or a failed batch. A remote processor is called now, with the
+ * payment's version as its idempotency reference, so the racers of one version and a retry act there once.
+ */
+export async function atProcessorTransition(
+  processor: CardProcessor,
+  operation: TransitionOperation,
+  row: PaymentRow,
+  amount: number,
+  now: Date,
+): Promise<D1PreparedStatement[]> {
+  const call: TransitionCall = { reference: transitionReference(row), processorRef: row.processor_ref ?? "", amount, currency: row.currency };
+  if (processor.stageTransition) return [processor.stageTransition(operation, call, now)];
+  await atProcessor(operation, () => processor[operation](call, now));
+  return [];
 }
 
 export const notFound = (what: string) => new ApiError(404, "resource_missing", `No ${what} has this id.`);
@@ -126,7 +148,8 @@ function paymentPlan(
       outcome: "allowed",
       code: null,
       statements: all,
-      compensate: () => processor.void(ref, row.amount, currency, info.now),
+      // Its own reference: no version of this payment ever committed, so no transition shares it.
+      compensate: () => processor.void({ reference: `${id}:compensate`, processorRef: ref, amount: row.amount, currency }, info.now),
     };
   }
   operations.add(1, { operation: "authorize", outcome: auth.declineCode });
@@ -158,7 +181,7 @@ export function apply(info: RequestInfo, row: PaymentRow, event: PaymentEvent): 
 export async function capturePayment(info: RequestInfo, id: string, amount: number | undefined, processor: CardProcessor): Promise<Plan> {
   const row = await loadForTransition(info, id);
   const next = apply(info, row, { type: "capture", amount });
-  await atProcessor("capture", () => processor.capture(row.processor_ref ?? "", next.amount_captured, row.currency, info.now));
+  const booked = await atProcessorTransition(processor, "capture", row, next.amount_captured, info.now);
   operations.add(1, { operation: "capture", outcome: "ok" });
   return {
     status: 200,
@@ -169,6 +192,7 @@ export async function capturePayment(info: RequestInfo, id: string, amount: numb
     statements: [
       ...transitionStatements(info, row, next, "capture"),
       ledgerStatement(info, { paymentId: id, currency: row.currency }, { kind: "capture", authorized: row.amount, captured: next.amount_captured }),
+      ...booked,
     ],
     lostRace: () => versionMoved(info.db, info.principal.tenantId, id, row.version),
   };
@@ -177,7 +201,7 @@ export async function capturePayment(info: RequestInfo, id: string, amount: numb
 export async function voidPayment(info: RequestInfo, id: string, reason: string | undefined, processor: CardProcessor): Promise<Plan> {
   const row = await loadForTransition(info, id);
   const next = apply(info, row, { type: "void" });
-  await atProcessor("void", () => processor.void(row.processor_ref ?? "", row.amount, row.currency, info.now));
+  const booked = await atProcessorTransition(processor, "void", row, row.amount, info.now);
   operations.add(1, { operation: "void", outcome: "ok" });
   return {
     status: 200,
@@ -188,6 +212,7 @@ export async function voidPayment(info: RequestInfo, id: string, reason: string 
     statements: [
       ...transitionStatements(info, row, next, "void"),
       ledgerStatement(info, { paymentId: id, currency: row.currency, reason: reason ?? null }, { kind: "void", authorized: row.amount }),
+      ...booked,
     ],
     lostRace: () => versionMoved(info.db, info.principal.tenantId, id, row.version),
   };

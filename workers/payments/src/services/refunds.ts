@@ -7,11 +7,11 @@ import type { CardProcessor } from "../processor/types";
 import { ledgerStatement } from "../store/ledger";
 import { getPayment, transitionStatements, versionMoved } from "../store/payments";
 import { approveRefundStatement, getRefund, insertRefund, refundView, type RefundRow } from "../store/refunds";
-import { apply, atProcessor, loadForTransition, notFound, operations } from "./payments";
+import { apply, atProcessorTransition, loadForTransition, notFound, operations } from "./payments";
 
 /**
- * A refund: at or under the threshold it is paid at once; above it, the amount
- * is reserved and the refund waits for a second principal (maker-checker).
+ * A refund: while the payment's refunds, this one included, stay at or under the threshold it is paid at once;
+ * past it, the amount is reserved and the refund waits for a second principal (maker-checker).
  */
 export async function createRefund(
   info: RequestInfo,
@@ -20,7 +20,8 @@ export async function createRefund(
   processor: CardProcessor,
 ): Promise<Plan> {
   const row = await loadForTransition(info, paymentId);
-  const held = needsApproval(input.amount, info.config.REFUND_APPROVAL_THRESHOLD);
+  // The payment's refunds so far count (from the row just read: no round trip), so splitting one does not evade approval.
+  const held = needsApproval(input.amount, info.config.REFUND_APPROVAL_THRESHOLD, row.amount_refunded + row.amount_refund_pending);
   const next = apply(info, row, { type: "request_refund", amount: input.amount, needsApproval: held });
   const at = info.now.toISOString();
   const refund: RefundRow = {
@@ -39,7 +40,7 @@ export async function createRefund(
   };
   const statements = [insertRefund(info.db, refund), ...transitionStatements(info, row, next, held ? "refund_requested" : "refund")];
   if (!held) {
-    await atProcessor("refund", () => processor.refund(row.processor_ref ?? "", input.amount, row.currency, info.now));
+    statements.push(...(await atProcessorTransition(processor, "refund", row, input.amount, info.now)));
     const entry = { paymentId, refundId: refund.id, currency: row.currency, reason: input.reason };
     statements.push(ledgerStatement(info, entry, { kind: "refund", refunded: input.amount }));
   }
@@ -66,7 +67,7 @@ export async function approveRefund(info: RequestInfo, refundId: string, process
   const row = await getPayment(info.db, info.principal.tenantId, refund.payment_id);
   if (!row) throw notFound("payment");
   const next = apply(info, row, { type: "approve_refund", amount: refund.amount });
-  await atProcessor("refund", () => processor.refund(row.processor_ref ?? "", refund.amount, row.currency, info.now));
+  const booked = await atProcessorTransition(processor, "refund", row, refund.amount, info.now);
   const at = info.now.toISOString();
   const approved: RefundRow = { ...refund, status: "succeeded", approved_by: info.principal.sub, approved_at: at };
   operations.add(1, { operation: "refund_approve", outcome: "ok" });
@@ -80,6 +81,7 @@ export async function approveRefund(info: RequestInfo, refundId: string, process
       approveRefundStatement(info.db, info.principal.tenantId, refundId, info.principal.sub, at),
       ...transitionStatements(info, row, next, "refund_approved"),
       ledgerStatement(info, { paymentId: row.id, refundId, currency: row.currency, reason: refund.reason }, { kind: "refund", refunded: refund.amount }),
+      ...booked,
     ],
     lostRace: () => versionMoved(info.db, info.principal.tenantId, row.id, row.version),
   };
