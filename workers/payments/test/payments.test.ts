@@ -1,11 +1,13 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { auditInsert, commitWithRecord } from "../../../shared/audit/append";
+import { DEFAULT_TENANT_ID } from "../../../shared/tenants";
 import { auditColumns } from "../src/audit";
 import { paymentsConfig } from "../src/config";
 import type { RequestInfo } from "../src/context";
 import { SimulatedProcessor } from "../src/processor/simulated";
 import { capturePayment, voidPayment } from "../src/services/payments";
+import { approveRefundStatements } from "../src/store/refunds";
 import { countD1 } from "../../auth/test/d1-count";
 import { call, card, CARDS, json, pay, type PaymentBody } from "./helpers";
 
@@ -308,6 +310,24 @@ describe("payments: the processor's book holds only what committed", () => {
     expect(got.filter((a) => a.status === 200), JSON.stringify(got)).toHaveLength(1);
     expect(got.filter((a) => a.status === 409), JSON.stringify(got)).toHaveLength(3);
     expect((await book(p.id)).refund).toEqual({ n: 1, total: THRESHOLD + 1 });
+  });
+
+  it("an approval's batch fails unless its refund is still pending when it runs (a second approval that read the refund as pending pays nothing)", async () => {
+    // Two held refunds of one payment: once the first is approved, its payment's version has moved, so a late
+    // approval of it that read the payment afterwards would pass the version guard; its own guard stops it.
+    const p = await pay(THRESHOLD * 4);
+    const hold = async () =>
+      json<{ id: string; status: string }>(await call("POST", `/v1/payments/${p.id}/refunds`, { body: { amount: THRESHOLD + 1, reason: "big" }, caller: MAKER }));
+    const [first, second] = [await hold(), await hold()];
+    expect([first.status, second.status]).toEqual(["pending_approval", "pending_approval"]);
+    expect((await call("POST", `/v1/payments/refunds/${first.id}/approve`, { caller: CHECKERS[0] })).status).toBe(200);
+    const at = new Date().toISOString();
+    const [lateGuard] = approveRefundStatements(env.DB, DEFAULT_TENANT_ID, first.id, "cli_checker2", at);
+    await expect(env.DB.batch([lateGuard as D1PreparedStatement])).rejects.toThrow();
+    const [pendingGuard] = approveRefundStatements(env.DB, DEFAULT_TENANT_ID, second.id, "cli_checker2", at);
+    await expect(env.DB.batch([pendingGuard as D1PreparedStatement])).resolves.toHaveLength(1);
+    expect((await book(p.id)).refund).toEqual({ n: 1, total: THRESHOLD + 1 });
+    expect(await json(await call("GET", `/v1/payments/${p.id}`))).toMatchObject({ amount_refunded: THRESHOLD + 1, amount_refund_pending: THRESHOLD + 1 });
   });
 
   it("a refund whose commit batch fails books nothing at the processor; the retry with its key refunds once", async () => {

@@ -6,7 +6,7 @@ import type { Plan } from "../executor";
 import type { CardProcessor } from "../processor/types";
 import { ledgerStatement } from "../store/ledger";
 import { getPayment, transitionStatements, versionMoved } from "../store/payments";
-import { approveRefundStatement, getRefund, insertRefund, refundView, type RefundRow } from "../store/refunds";
+import { approveRefundStatements, getRefund, refundSettled, insertRefund, refundView, type RefundRow } from "../store/refunds";
 import { apply, atProcessorTransition, loadForTransition, notFound, operations } from "./payments";
 
 /**
@@ -78,11 +78,12 @@ export async function approveRefund(info: RequestInfo, refundId: string, process
     outcome: "allowed",
     code: null,
     statements: [
-      approveRefundStatement(info.db, info.principal.tenantId, refundId, info.principal.sub, at),
+      ...approveRefundStatements(info.db, info.principal.tenantId, refundId, info.principal.sub, at),
       ...transitionStatements(info, row, next, "refund_approved"),
       ledgerStatement(info, { paymentId: row.id, refundId, currency: row.currency, reason: refund.reason }, { kind: "refund", refunded: refund.amount }),
       ...booked,
     ],
-    lostRace: () => versionMoved(info.db, info.principal.tenantId, row.id, row.version),
+    lostRace: async () =>
+      (await versionMoved(info.db, info.principal.tenantId, row.id, row.version)) || (await refundSettled(info.db, info.principal.tenantId, refundId)),
   };
 }

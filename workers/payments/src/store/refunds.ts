@@ -44,8 +44,25 @@ export function insertRefund(db: D1Database, r: RefundRow): D1PreparedStatement 
     .bind(r.id, r.tenant_id, r.payment_id, r.amount, r.currency, r.reason, r.status, r.requested_by, r.requested_by_client, r.approved_by, r.created_at, r.approved_at);
 }
 
-export function approveRefundStatement(db: D1Database, tenantId: string, id: string, approver: string, at: string): D1PreparedStatement {
-  return db
-    .prepare("UPDATE refunds SET status = 'succeeded', approved_by = ?, approved_at = ? WHERE id = ? AND tenant_id = ? AND status = 'pending_approval'")
-    .bind(approver, at, id, tenantId);
+/**
+ * The approval's statements for the commit batch. The first fails the whole batch (json() of a malformed value
+ * raises) unless the refund is still pending approval when the batch runs: two approvals of one refund that both
+ * read it as pending, the second reading the payment after the first committed, would otherwise both pass the
+ * payment's version guard and pay the refund twice out of another pending refund's reservation.
+ */
+export function approveRefundStatements(db: D1Database, tenantId: string, id: string, approver: string, at: string): D1PreparedStatement[] {
+  return [
+    db
+      .prepare("SELECT json(CASE WHEN (SELECT status FROM refunds WHERE id = ? AND tenant_id = ?) = 'pending_approval' THEN '1' ELSE 'refund not pending' END)")
+      .bind(id, tenantId),
+    db
+      .prepare("UPDATE refunds SET status = 'succeeded', approved_by = ?, approved_at = ? WHERE id = ? AND tenant_id = ? AND status = 'pending_approval'")
+      .bind(approver, at, id, tenantId),
+  ];
+}
+
+/** For the executor: is the refund no longer pending approval (another approval committed first)? */
+export async function refundSettled(db: D1Database, tenantId: string, id: string): Promise<boolean> {
+  const row = await db.prepare("SELECT status FROM refunds WHERE id = ? AND tenant_id = ?").bind(id, tenantId).first<{ status: string }>();
+  return row !== null && row.status !== "pending_approval";
 }
