@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { ApiError } from "../../../shared/errors";
 import { hasAllScopes, parseScopeString } from "../../../shared/scopes";
 import { withPlatformScopes } from "../../../shared/smart-scopes";
-import { authConfig, MAX_TOKEN_LENGTH, viewOptions } from "./config";
+import { authConfig, MAX_TOKEN_LENGTH, viewOptions, type AuthConfig } from "./config";
 import { loadKeySet } from "./tokens/keys";
 import { verifyAccessTokenCached } from "./tokens/verified-cache";
 import type { AccessClaims, TokenFailure } from "./tokens/verify";
@@ -110,6 +110,18 @@ async function verifySigned(env: Env, token: string, now: number) {
 }
 
 /**
+ * A token's client against the configured bootstrap client (which lives in configuration, not
+ * D1): "active" while both BOOTSTRAP_CLIENT_ID and BOOTSTRAP_CLIENT_SECRET are set; "retired"
+ * when the id is still set but the secret removed, which is how the bootstrap client is
+ * disabled, so its tokens are refused like a disabled client's, at once, by introspection and
+ * the gateway alike (no storage read); undefined for any other client id.
+ */
+export function bootstrapStatus(cfg: AuthConfig, clientId: string): "active" | "retired" | undefined {
+  if (cfg.BOOTSTRAP_CLIENT_ID === undefined || clientId !== cfg.BOOTSTRAP_CLIENT_ID) return undefined;
+  return cfg.BOOTSTRAP_CLIENT_SECRET ? "active" : "retired";
+}
+
+/**
  * Verifies a token authoritatively, for introspection (RFC 7662): signature and
  * claims, then revocation and the client's state read from D1 (one query).
  * The gateway does not use this: see `requireBearer`. Returns a reason instead of throwing.
@@ -122,7 +134,9 @@ export async function checkToken(
   const cfg = authConfig(env);
   const r = await verifySigned(env, token, now);
   if (!r.ok) return r;
-  const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
+  const boot = bootstrapStatus(cfg, r.claims.client_id);
+  if (boot === "retired") return { ok: false, reason: "client_disabled" };
+  const isBootstrap = boot === "active";
   const row = await env.DB.prepare(
     `SELECT EXISTS(SELECT 1 FROM revoked_tokens WHERE jti = ?1) AS revoked, (SELECT disabled FROM clients WHERE id = ?2) AS disabled,
      (SELECT tokens_not_before FROM tenants WHERE id = ?3) AS cutoff`,
@@ -153,8 +167,10 @@ export async function checkGatewayToken(
   const cfg = authConfig(env);
   const r = await verifySigned(env, token, Math.floor(nowMs / 1000));
   if (!r.ok) return r;
-  const isBootstrap = cfg.BOOTSTRAP_CLIENT_ID !== undefined && r.claims.client_id === cfg.BOOTSTRAP_CLIENT_ID;
-  const v = await checkRevocation(env.DB, ctx, viewOptions(env), { jti: r.claims.jti, clientId: r.claims.client_id, isBootstrap, tenantId: r.claims.tenant_id, iat: r.claims.iat }, nowMs);
+  const boot = bootstrapStatus(cfg, r.claims.client_id);
+  // The bootstrap client's secret was removed: refused like a disabled client, from configuration alone.
+  if (boot === "retired") return { ok: false, reason: "client_disabled" };
+  const v = await checkRevocation(env.DB, ctx, viewOptions(env), { jti: r.claims.jti, clientId: r.claims.client_id, isBootstrap: boot === "active", tenantId: r.claims.tenant_id, iat: r.claims.iat }, nowMs);
   return v.ok ? r : v;
 }
 

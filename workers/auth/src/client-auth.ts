@@ -182,7 +182,8 @@ export async function authenticateClient(req: RequestFacts, params: Map<string, 
   if (!client) {
     const outcome = failureOutcome(locksFrom(failures, [addressKey], now), row !== undefined || boot !== undefined);
     const counted = keys.filter((k) => outcome.count.includes(k === addressKey ? "address" : "client"));
-    if (counted.length > 0) await recordFailure(req.env.DB, counted, now);
+    // Every policy's window is AUTH_FAILURE_WINDOW_SECONDS long: windows that old have ended, whatever their key.
+    if (counted.length > 0) await recordFailure(req.env.DB, counted, now, cfg.AUTH_FAILURE_WINDOW_SECONDS);
     if (outcome.status === 429) {
       securityEventOf(req, "client_lockout", { clientId: id, reason: `address_limited:${reason}` });
       throw tooMany(outcome.retryAfter ?? 1);

@@ -258,7 +258,7 @@ export class ClientStore {
   async disable(id: string, visibleTo: Visibility = null): Promise<Client> {
     const boot = bootstrapClient(this.cfg);
     if (boot && id === boot.id && visibleTo === null) {
-      throw new ApiError(409, "bootstrap_client", "The bootstrap client is defined by configuration; remove its secret to disable it.");
+      throw new ApiError(409, "bootstrap_client", "The bootstrap client is defined by configuration; remove its secret to disable it (keep its id until its tokens have expired).");
     }
     if (boot && id === boot.id) throw new ApiError(404, "client_not_found", "No client has this id.");
     // One round trip: the update, then the row as it is now (a D1 batch runs in order, as one transaction).

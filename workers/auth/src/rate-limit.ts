@@ -53,19 +53,29 @@ export function locksFrom(rows: FailureRow[], keys: { key: string; policy: Limit
  * still gets its token. Once the address is over its limit a failure answers 429 and is no
  * longer counted against the address (its window is already full); it still counts against
  * a client that exists, so guessing one client's secret from there still locks that client.
+ * A failure naming no existing client counts against the address only: an attacker-chosen id
+ * never gets a row of its own (the address's limit bounds those attempts).
  */
 export function failureOutcome(
   address: LimitState,
   clientExists: boolean,
 ): { status: 401 | 429; retryAfter?: number; count: ("address" | "client")[] } {
   if (address.locked) return { status: 429, retryAfter: address.retryAfter, count: clientExists ? ["client"] : [] };
-  return { status: 401, count: ["address", "client"] };
+  return { status: 401, count: clientExists ? ["address", "client"] : ["address"] };
 }
 
-/** Counts one failure against each key; a window that has ended starts again. */
-export async function recordFailure(db: D1Database, keys: { key: string; policy: LimitPolicy }[], now: number): Promise<void> {
-  await db.batch(
-    keys.map(({ key, policy }) =>
+/** At most this many ended windows are deleted per recorded failure (more than a failure can add). */
+export const FAILURE_PRUNE_LIMIT = 100;
+
+/**
+ * Counts one failure against each key; a window that has ended starts again. In the same batch,
+ * up to FAILURE_PRUNE_LIMIT windows of any key that ended `retainSeconds` (the longest window of
+ * any policy) ago or more are deleted (index `auth_failures_window_start`): such a row locks
+ * nothing, and a later failure would restart it anyway. The success path writes none of this.
+ */
+export async function recordFailure(db: D1Database, keys: { key: string; policy: LimitPolicy }[], now: number, retainSeconds: number): Promise<void> {
+  await db.batch([
+    ...keys.map(({ key, policy }) =>
       db
         .prepare(
           `INSERT INTO auth_failures (key, window_start, failures) VALUES (?1, ?2, 1)
@@ -75,7 +85,10 @@ export async function recordFailure(db: D1Database, keys: { key: string; policy:
         )
         .bind(key, now, policy.windowSeconds),
     ),
-  );
+    db
+      .prepare("DELETE FROM auth_failures WHERE key IN (SELECT key FROM auth_failures WHERE window_start <= ?1 LIMIT ?2)")
+      .bind(now - Math.max(retainSeconds, ...keys.map((k) => k.policy.windowSeconds)), FAILURE_PRUNE_LIMIT),
+  ]);
 }
 
 export async function clearFailures(db: D1Database, key: string): Promise<void> {

@@ -45,7 +45,7 @@ describe("client lookup without the query builder", () => {
   it("lockout windows: the same rows as drizzle's for one and two keys, none for unknown keys", async () => {
     const now = Math.floor(Date.now() / 1000);
     const policy = { maxFailures: 5, windowSeconds: 60 };
-    await recordFailure(env.DB, [{ key: "ip:203.0.113.77", policy }, { key: "client:cli_lookup_x", policy }], now);
+    await recordFailure(env.DB, [{ key: "ip:203.0.113.77", policy }, { key: "client:cli_lookup_x", policy }], now, Number(env.AUTH_FAILURE_WINDOW_SECONDS));
     for (const keys of [["ip:203.0.113.77"], ["ip:203.0.113.77", "client:cli_lookup_x"], ["ip:198.51.100.1", "client:none"]]) {
       const viaDrizzle = await failuresQuery(env.DB, keys);
       const viaStatement = failureRows(await failuresStatement(env.DB, keys).run());
@@ -58,7 +58,7 @@ describe("client lookup without the query builder", () => {
     const now = Math.floor(Date.now() / 1000);
     const policy = { maxFailures: 5, windowSeconds: 60 };
     const known = await createClient({ name: "lookup-login", roles: ["clinician"], scopes: ["phi:read"] });
-    await recordFailure(env.DB, [{ key: "ip:203.0.113.88", policy }, { key: `client:${known.client_id}`, policy }], now);
+    await recordFailure(env.DB, [{ key: "ip:203.0.113.88", policy }, { key: `client:${known.client_id}`, policy }], now, Number(env.AUTH_FAILURE_WINDOW_SECONDS));
     const byKey = (rows: { key: string }[]) => [...rows].sort((a, b) => a.key.localeCompare(b.key));
     for (const id of [known.client_id, "cli_doesnotexist"]) {
       for (const keys of [["ip:203.0.113.88"], ["ip:203.0.113.88", `client:${id}`], ["ip:198.51.100.2"]]) {

@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { PRINCIPAL_HEADER } from "../../../shared/principal";
 import { SERVICES, fullPath } from "../src/gateway/route-table";
-import { BASE, bootstrapAuth, FORM, gw, token } from "./helpers";
+import { BASE, bootstrapAuth, FORM, gw, ISSUER, token } from "./helpers";
 
 describe("gateway forwarding", () => {
   it("reaches every service through its binding with a verified principal", async () => {
@@ -64,7 +64,8 @@ describe("gateway forwarding", () => {
     expect((await gw("/v1/phi/metadata", { method: "POST" })).status).toBe(405);
     const smart = await gw("/v1/phi/.well-known/smart-configuration");
     expect(smart.status).toBe(200);
-    expect(await smart.json()).toMatchObject({ token_endpoint: `${BASE}/oauth/token`, grant_types_supported: ["client_credentials"] });
+    // The SMART URLs are the issuer's (the audience a private_key_jwt assertion must name), not the host called.
+    expect(await smart.json()).toMatchObject({ token_endpoint: `${ISSUER}/oauth/token`, grant_types_supported: ["client_credentials"] });
   });
 
   it("an internal worker called directly, without the gateway, refuses with 401", async () => {

@@ -80,6 +80,50 @@ describe("rate limiting of failed client authentication", () => {
     expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(bystander.client_id, bystander.client_secret), "cf-connecting-ip": ip })).status).toBe(200);
   });
 
+  it("failures naming unknown client ids add no row per id: only the address's window, which still limits them", async () => {
+    const ip = randomIp();
+    const tag = crypto.randomUUID();
+    const total = () => env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures").first<number>("n");
+    const before = (await total()) ?? 0;
+    for (let i = 0; i < 15; i++) {
+      const r = await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(`junk-${tag}-${crypto.randomUUID()}`, "x"), "cf-connecting-ip": ip });
+      expect(r.status).toBe(401);
+    }
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures WHERE key LIKE ?").bind(`client:junk-${tag}-%`).first("n")).toBe(0);
+    expect(await env.DB.prepare("SELECT failures FROM auth_failures WHERE key = ?").bind(`ip:${ip}`).first("failures")).toBe(15);
+    expect(((await total()) ?? 0) - before).toBeLessThanOrEqual(1);
+    // An unknown id and an existing client alike still reach the address's limit (20): then 429.
+    for (let i = 0; i < 5; i++) await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(`junk-${tag}-x${i}`, "x"), "cf-connecting-ip": ip });
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(`junk-${tag}-last`, "x"), "cf-connecting-ip": ip })).status).toBe(429);
+  });
+
+  it("a failure prunes ended windows of any key (at most 100 at a time) and keeps the live ones", async () => {
+    const window = Number(env.AUTH_FAILURE_WINDOW_SECONDS);
+    const now = Math.floor(Date.now() / 1000);
+    const tag = crypto.randomUUID();
+    const rows = (prefix: string) => env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures WHERE key LIKE ?").bind(`${prefix}-${tag}-%`).first<number>("n");
+    const put = (key: string, windowStart: number) => env.DB.prepare("INSERT INTO auth_failures (key, window_start, failures) VALUES (?, ?, 3)").bind(key, windowStart);
+    // 150 windows that ended (one just at the boundary), 5 still open (a minute short of ending).
+    await env.DB.batch([
+      ...Array.from({ length: 149 }, (_, i) => put(`ip:ended-${tag}-${i}`, now - window - 60 - i)),
+      put(`ip:ended-${tag}-edge`, now - window - 1),
+      ...Array.from({ length: 5 }, (_, i) => put(`ip:live-${tag}-${i}`, now - window + 60)),
+    ]);
+    const ended = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM auth_failures WHERE window_start <= ?").bind(now - window).first<number>("n")) ?? 0;
+    const before = await ended();
+    expect(before).toBeGreaterThanOrEqual(150);
+    const fail = () => tokenRequest({ grant_type: "client_credentials" }, { authorization: basic(`cli_prune_${tag}`, "x"), "cf-connecting-ip": randomIp() });
+    expect((await fail()).status).toBe(401);
+    expect(await ended()).toBe(before - Math.min(before, 100));
+    expect((await fail()).status).toBe(401);
+    expect(await rows("ip:ended")).toBe(0);
+    expect(await rows("ip:live")).toBe(5);
+    // A success writes nothing of this: a client that authenticates leaves an ended window in place.
+    await put(`ip:ended-${tag}-after`, now - window - 60).run();
+    expect((await tokenRequest({ grant_type: "client_credentials" }, { authorization: bootstrapAuth(), "cf-connecting-ip": randomIp() })).status).toBe(200);
+    expect(await rows("ip:ended")).toBe(1);
+  });
+
   it("starts a new window once the old one has passed", async () => {
     const { lockState } = await import("../src/rate-limit");
     const policy = { maxFailures: 5, windowSeconds: 300 };
@@ -89,10 +133,10 @@ describe("rate limiting of failed client authentication", () => {
     expect(lockState({ windowStart: 1000, failures: 9 }, policy, 1300)).toEqual({ locked: false });
   });
 
-  it("failureOutcome: 401 counted against address and client under the limit; over it 429, counted against an existing client only", async () => {
+  it("failureOutcome: 401 counted against the address, and the client when it exists; over the limit 429, counted against an existing client only", async () => {
     const { failureOutcome } = await import("../src/rate-limit");
     expect(failureOutcome({ locked: false }, true)).toEqual({ status: 401, count: ["address", "client"] });
-    expect(failureOutcome({ locked: false }, false)).toEqual({ status: 401, count: ["address", "client"] });
+    expect(failureOutcome({ locked: false }, false)).toEqual({ status: 401, count: ["address"] });
     expect(failureOutcome({ locked: true, retryAfter: 42 }, true)).toEqual({ status: 429, retryAfter: 42, count: ["client"] });
     expect(failureOutcome({ locked: true, retryAfter: 42 }, false)).toEqual({ status: 429, retryAfter: 42, count: [] });
   });

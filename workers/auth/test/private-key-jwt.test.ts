@@ -120,9 +120,25 @@ describe("discovery", () => {
     expect(meta).toMatchObject({ token_endpoint: TOKEN_URL, token_endpoint_auth_signing_alg_values_supported: algs });
     expect(meta.token_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
     const smart = await (await gw("/v1/phi/.well-known/smart-configuration")).json<Record<string, unknown>>();
-    expect(smart).toMatchObject({ token_endpoint: `${BASE}/oauth/token`, token_endpoint_auth_signing_alg_values_supported: algs });
+    // On the issuer like the RFC 8414 document, not on the host called (BASE): the same token endpoint.
+    expect(smart).toMatchObject({ token_endpoint: TOKEN_URL, jwks_uri: meta.jwks_uri, introspection_endpoint: meta.introspection_endpoint, revocation_endpoint: meta.revocation_endpoint, token_endpoint_auth_signing_alg_values_supported: algs });
     expect(smart.token_endpoint_auth_methods_supported).toContain("private_key_jwt");
     expect(smart.capabilities).toEqual(expect.arrayContaining(["client-confidential-asymmetric"]));
+  });
+
+  it("a SMART client that signs aud = the discovered token_endpoint gets a token, even when it called another host", async () => {
+    // The test calls BASE (https://gw.test) while JWT_ISSUER is http://127.0.0.1:8787, as a
+    // workers.dev or second custom domain would: SMART Backend Services says aud = token_endpoint.
+    const smart = await (await gw("/v1/phi/.well-known/smart-configuration")).json<{ token_endpoint: string }>();
+    expect(new URL(smart.token_endpoint).origin).not.toBe(BASE);
+    const key = await testKey("ES384");
+    const id = await jwtClient([key]);
+    const res = await assertionRequest(await assertion(id, key, { aud: smart.token_endpoint }), { scope: "phi:read" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ token_type: "Bearer", scope: "phi:read" });
+    // The host the client called is still no audience: it is the client's to choose.
+    const other = await assertionRequest(await assertion(id, key, { aud: `${BASE}/oauth/token` }), { scope: "phi:read" });
+    expect(other.status).toBe(401);
   });
 });
 

@@ -83,6 +83,59 @@ describe("gateway: changes made in another isolate take effect within the bound"
   });
 });
 
+describe("the bootstrap client retired by configuration", () => {
+  const noSecret = { ...env, BOOTSTRAP_CLIENT_SECRET: undefined } as unknown as Env;
+  const neither = { ...env, BOOTSTRAP_CLIENT_SECRET: undefined, BOOTSTRAP_CLIENT_ID: undefined } as unknown as Env;
+  const bearer = (tok: string) => ({ headers: { authorization: `Bearer ${tok}` } });
+  const introspect = async (e: Env, tok: string) => (await serve(e, "/introspect", bearer(tok))).json<{ active: boolean }>();
+
+  it("its secret removed, its id kept: a token already issued is refused at once like a disabled client's, on both paths", async () => {
+    const boot = await token("admin phi:read");
+    expect((await serve(env, "/admin/clients", bearer(boot))).status).toBe(200);
+    expect(await introspect(env, boot)).toMatchObject({ active: true });
+    // A D1 client disabled, for the answer to compare with.
+    const c = await createClient({ name: "gw-disabled-peer", roles: ["clinician"] });
+    const disabledTok = await clientToken(c, "phi:read");
+    await env.DB.prepare("UPDATE clients SET disabled = 1, disabled_at = ? WHERE id = ?").bind(new Date().toISOString(), c.client_id).run();
+    const disabled = await pollUntil(() => read(fast, disabledTok), 401, [404]);
+
+    for (const path of ["/admin/clients", "/v1/phi/Patient/no-such-patient"]) {
+      const res = await serve(noSecret, path, bearer(boot));
+      expect(res.status, path).toBe(401);
+      expect(res.headers.get("www-authenticate")).toBe(disabled.headers.get("www-authenticate"));
+      const body = await res.json<Record<string, unknown>>();
+      const peer = await (await read(fast, disabledTok)).json<Record<string, unknown>>();
+      expect({ code: body.code, status: body.status, detail: body.detail }).toEqual({ code: peer.code, status: peer.status, detail: peer.detail });
+      expect(JSON.stringify(body)).not.toContain(boot);
+    }
+    // Introspection (authoritative, D1) agrees: inactive, and nothing else said.
+    expect(await introspect(noSecret, boot)).toEqual({ active: false });
+    const admin = await createClient({ name: "gw-introspector", roles: ["admin"] });
+    const rfc7662 = await serve(noSecret, "/oauth/introspect", { method: "POST", headers: { ...FORM, authorization: basic(admin.client_id, admin.client_secret) }, body: form({ token: boot }) });
+    expect(await rfc7662.json()).toEqual({ active: false });
+    // No new token either.
+    const again = await serve(noSecret, "/oauth/token", { method: "POST", headers: { ...FORM, "cf-connecting-ip": randomIp(), authorization: bootstrapAuth() }, body: form({ grant_type: "client_credentials" }) });
+    expect(again.status).toBe(401);
+    // The same token with the secret configured again is accepted again: nothing was stored.
+    expect((await serve(env, "/admin/clients", bearer(boot))).status).toBe(200);
+  });
+
+  it("id and secret both removed (README): introspection calls its tokens inactive; the gateway accepts them until expiry", async () => {
+    // Documented limit: the id is then unknown, and the gateway's view holds disabled clients only. Remove the
+    // secret first and the id after ACCESS_TOKEN_TTL_SECONDS, or revoke the tokens, or rotate the signing key.
+    const boot = await token("admin");
+    expect(await introspect(neither, boot)).toEqual({ active: false });
+    expect((await serve(neither, "/admin/clients", bearer(boot))).status).toBe(200);
+    const { jti } = claimsOf(boot);
+    // A platform admin (no tenant) may revoke any token, the bootstrap client's too.
+    const admin = await createClient({ name: "gw-revoker", roles: ["admin"], tenant_id: null } as Parameters<typeof createClient>[0]);
+    const revoked = await serve(neither, "/oauth/revoke", { method: "POST", headers: { ...FORM, authorization: basic(admin.client_id, admin.client_secret) }, body: form({ token: boot }) });
+    expect(revoked.status).toBe(200);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM revoked_tokens WHERE jti = ?").bind(jti).first<number>("n")).toBe(1);
+    expect((await serve(neither, "/admin/clients", bearer(boot))).status).toBe(401);
+  });
+});
+
 describe("D1 round trips, counted on the real binding", () => {
   it("a gateway-verified request makes none while the view is fresh", async () => {
     const tok = await token("phi:read");

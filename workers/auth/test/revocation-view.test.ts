@@ -1,9 +1,9 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { checkGatewayToken } from "../src/bearer";
-import { viewStats } from "../src/revocation/view";
+import { REVOKED_KEEP_SECONDS, REVOKED_PRUNE_LIMIT, viewStats } from "../src/revocation/view";
 import { countD1 } from "./d1-count";
-import { clientToken, createClient } from "./helpers";
+import { basic, clientToken, createClient, form, FORM, gw } from "./helpers";
 
 /**
  * The gateway's revocation view against the real D1, with `now` injected: the clock
@@ -91,6 +91,55 @@ describe("revocation view: a change made elsewhere is refused within the bound",
     for (let i = 1; i <= 4; i++) expect(await check(first, t + i * REFRESH)).toBe("revoked");
     expect(viewStats(t + 4 * REFRESH)?.seq).toBe(seqBefore + 1);
     clock = t + 4 * REFRESH;
+  });
+});
+
+describe("revoked_tokens pruning (the revoke handler's batch)", () => {
+  const insert = (jti: string, exp: number) =>
+    env.DB.prepare("INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)")
+      .bind(jti, "cli_prune_test", exp, new Date().toISOString(), "another-isolate");
+  const head = () => env.DB.prepare("SELECT MAX(seq) AS m FROM revoked_tokens").first<number>("m");
+  const present = async (jtis: string[]) =>
+    (await env.DB.prepare(`SELECT jti FROM revoked_tokens WHERE jti IN (${jtis.map(() => "?").join(",")})`).bind(...jtis).all<{ jti: string }>()).results.map((r) => r.jti).sort();
+  const oldCount = async (nowSec: number) =>
+    env.DB.prepare("SELECT COUNT(*) AS n FROM revoked_tokens WHERE expires_at < ? AND seq < (SELECT MAX(seq) FROM revoked_tokens)").bind(nowSec - REVOKED_KEEP_SECONDS).first<number>("n");
+
+  it("a revocation deletes long-expired rows (bounded), keeps recent and live ones and the highest seq; the view stays right", async () => {
+    const c = await createClient({ name: "view-prune", roles: ["clinician"] });
+    const [kept, revokedHere, revokedElsewhere] = [await clientToken(c, "phi:read"), await clientToken(c, "phi:read"), await clientToken(c, "phi:read")];
+    const t = await freshViewAt(kept);
+    const nowSec = Math.floor(Date.now() / 1000);
+    const tag = crypto.randomUUID();
+    // 150 revocations of tokens expired two hours ago, one expired a minute ago (still within the hour kept).
+    const old = Array.from({ length: 150 }, (_, i) => `old-${tag}-${i}`);
+    await env.DB.batch([...old.map((j) => insert(j, nowSec - 7200)), insert(`recent-${tag}`, nowSec - 60)]);
+    const before = (await oldCount(nowSec)) ?? 0;
+    expect(before).toBeGreaterThanOrEqual(150);
+    const revoke = (tok: string) => gw("/oauth/revoke", { method: "POST", headers: { ...FORM, authorization: basic(c.client_id, c.client_secret) }, body: form({ token: tok }) });
+    expect((await revoke(revokedHere)).status).toBe(200);
+    // At most 100 deleted per revocation, only rows more than an hour past their token's exp.
+    expect(await oldCount(nowSec)).toBe(before - Math.min(before, REVOKED_PRUNE_LIMIT));
+    expect(await present([`recent-${tag}`, jtiOf(revokedHere).jti])).toEqual([`recent-${tag}`, jtiOf(revokedHere).jti].sort());
+    // A second revocation (here of the same token: nothing inserted) prunes the rest.
+    expect((await revoke(revokedHere)).status).toBe(200);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM revoked_tokens WHERE jti LIKE ?").bind(`old-${tag}-%`).first<number>("n")).toBe(0);
+
+    // The row with the highest seq stays even when long expired, so MAX(seq) never moves back by pruning.
+    await insert(`old-top-${tag}`, nowSec - 7200).run();
+    const top = await head();
+    expect((await revoke(revokedHere)).status).toBe(200);
+    expect(await head()).toBe(top);
+    expect(await present([`old-top-${tag}`])).toEqual([`old-top-${tag}`]);
+
+    // The view, refreshing incrementally after the pruning: a revocation made elsewhere is refused, the
+    // revoked token still is, the other token is not, and its cursor is the table's head (no reload as "restored").
+    const { jti, exp } = jtiOf(revokedElsewhere);
+    await insert(jti, exp).run();
+    expect(await check(revokedElsewhere, t + REFRESH)).toBe("revoked");
+    expect(await check(revokedHere, t + REFRESH + 1)).toBe("revoked");
+    expect(await check(kept, t + REFRESH + 2)).toBe("ok");
+    expect(viewStats(t + REFRESH + 2)?.seq).toBe(await head());
+    clock = t + REFRESH + 2;
   });
 });
 

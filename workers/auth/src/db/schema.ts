@@ -111,12 +111,19 @@ export const usedAssertions = sqliteTable(
   (t) => [primaryKey({ columns: [t.clientId, t.jti] }), index("used_assertions_expires_at").on(t.expiresAt)],
 );
 
-/** Failed client authentications per key (`client:<id>` / `ip:<addr>`) in a fixed window. */
-export const authFailures = sqliteTable("auth_failures", {
-  key: text("key").primaryKey(),
-  windowStart: integer("window_start").notNull(),
-  failures: integer("failures").notNull(),
-});
+/**
+ * Failed client authentications per key (`client:<id>` of an existing client / `ip:<addr>`) in a
+ * fixed window. Ended windows are pruned by the failure path (`recordFailure`), by `window_start`.
+ */
+export const authFailures = sqliteTable(
+  "auth_failures",
+  {
+    key: text("key").primaryKey(),
+    windowStart: integer("window_start").notNull(),
+    failures: integer("failures").notNull(),
+  },
+  (t) => [index("auth_failures_window_start").on(t.windowStart)],
+);
 
 /** Security events: failed auth, bad tokens, scope denials, lockouts. Never a token or secret. */
 export const securityEvents = sqliteTable(

@@ -102,7 +102,9 @@ export function refusalOf(data: ViewData, token: { jti: string; clientId: string
   if (data.revoked.has(token.jti)) return { refused: true, reason: "revoked" };
   const cutoff = token.tenantId === undefined ? undefined : data.tenantCutoff?.get(token.tenantId);
   if (cutoff !== undefined && (token.iat ?? 0) < cutoff) return { refused: true, reason: "revoked" };
-  // The bootstrap client lives in configuration, not D1: removing its secret is how it is disabled.
+  // The bootstrap client lives in configuration, not D1: removing its secret is how it is disabled, and
+  // its tokens are refused before the view is asked (bearer.ts `bootstrapStatus`). `isBootstrap` is true
+  // only while its secret is configured.
   if (!isBootstrap && data.disabled.has(token.clientId)) return { refused: true, reason: "client_disabled" };
   return { refused: false };
 }

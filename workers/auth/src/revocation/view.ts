@@ -146,6 +146,28 @@ function merge(now: number, since: number, head: number, rows: RevokedRow[], cli
   view = v;
 }
 
+/** A revocation is kept this long past its token's `exp` (verifiers stop accepting at `exp` + 30 s). */
+export const REVOKED_KEEP_SECONDS = 3600;
+/** At most this many old revocations are deleted per revocation (the table shrinks faster than it grows). */
+export const REVOKED_PRUNE_LIMIT = 100;
+
+/**
+ * The statement that deletes revocations whose token expired over REVOKED_KEEP_SECONDS ago, at
+ * most REVOKED_PRUNE_LIMIT (index `revoked_tokens_expires_at`), for the revoke handler's batch.
+ * Safe for the views: no view or introspection consults a row past `exp` + skew, and the row
+ * with the highest `seq` is always kept, so `MAX(seq)` never goes backwards by pruning (which
+ * `refreshView` would take for a restored table: a full reload, correct but wasted). AUTOINCREMENT
+ * never reuses a deleted `seq`, so a later revocation is still above every isolate's cursor.
+ */
+export function pruneRevokedStatement(db: D1Database, nowSec: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `DELETE FROM revoked_tokens WHERE seq IN (
+         SELECT seq FROM revoked_tokens WHERE expires_at < ?1 AND seq < (SELECT MAX(seq) FROM revoked_tokens) LIMIT ?2)`,
+    )
+    .bind(nowSec - REVOKED_KEEP_SECONDS, REVOKED_PRUNE_LIMIT);
+}
+
 /** Entries that can no longer refuse a live token are dropped, so the view stays small. */
 function prune(v: View, nowSec: number, retention: number): void {
   for (const [jti, exp] of v.revoked) if (exp + EXP_SKEW_SECONDS < nowSec) v.revoked.delete(jti);

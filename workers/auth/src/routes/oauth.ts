@@ -6,7 +6,7 @@ import { bearerToken, checkToken, REALM, requestFacts } from "../bearer";
 import { authenticateClient, oauthError, readOAuthParams } from "../client-auth";
 import type { Client } from "../clients";
 import { authConfig, MAX_TOKEN_LENGTH } from "../config";
-import { noteRevoked } from "../revocation/view";
+import { noteRevoked, pruneRevokedStatement } from "../revocation/view";
 import { issueToken } from "../token-first";
 import { loadKeySet } from "../tokens/keys";
 import { verifyAccessToken, type AccessClaims } from "../tokens/verify";
@@ -87,11 +87,14 @@ app.post("/oauth/revoke", async (c) => {
   const isAdmin = hasAllScopes(allowedScopes(caller.roles, caller.scopes), ["admin"]);
   // An admin revokes any token of its own tenant (a platform admin: any token at all).
   if (r.ok && (r.claims.client_id === caller.id || (isAdmin && sameTenant(caller, r.claims)))) {
-    await c.env.DB.prepare(
-      "INSERT OR IGNORE INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)",
-    )
-      .bind(r.claims.jti, r.claims.client_id, r.claims.exp, new Date().toISOString(), caller.id)
-      .run();
+    const db = c.env.DB;
+    // One batch (one transaction): the revocation, then revocations of long-expired tokens pruned (bounded).
+    await db.batch([
+      db
+        .prepare("INSERT OR IGNORE INTO revoked_tokens (jti, client_id, expires_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, ?)")
+        .bind(r.claims.jti, r.claims.client_id, r.claims.exp, new Date().toISOString(), caller.id),
+      pruneRevokedStatement(db, now),
+    ]);
     // Refused in this isolate at once; every other gateway isolate within the revocation bound.
     noteRevoked(r.claims.jti, r.claims.exp);
   }

@@ -26,17 +26,20 @@ const SCOPES_SUPPORTED = [...SCOPES, ...SMART_SCOPES_SUPPORTED];
 /**
  * SMART App Launch 2.x discovery (https://hl7.org/fhir/smart-app-launch/conformance.html)
  * for the FHIR base `/v1/phi`, public like the OAuth metadata. The token service is this
- * worker, so it answers here rather than phi; URLs are absolute on the origin the client
- * called (the same origin phi's CapabilityStatement names).
+ * worker, so it answers here rather than phi. URLs are absolute on JWT_ISSUER, as in the
+ * RFC 8414 metadata, whatever host the client called: SMART Backend Services clients sign
+ * their assertions with `aud` = this token_endpoint, and only the issuer's token URL is
+ * accepted as an audience (client-auth.ts `assertionAudiences`; the Host header is the
+ * client's to choose, so it is never one).
  */
 app.get("/v1/phi/.well-known/smart-configuration", (c) => {
-  const origin = new URL(c.req.url).origin;
+  const base = authConfig(c.env).JWT_ISSUER.replace(/\/$/, "");
   return c.json(
     {
-      token_endpoint: `${origin}/oauth/token`,
-      jwks_uri: `${origin}/.well-known/jwks.json`,
-      introspection_endpoint: `${origin}/oauth/introspect`,
-      revocation_endpoint: `${origin}/oauth/revoke`,
+      token_endpoint: `${base}/oauth/token`,
+      jwks_uri: `${base}/.well-known/jwks.json`,
+      introspection_endpoint: `${base}/oauth/introspect`,
+      revocation_endpoint: `${base}/oauth/revoke`,
       grant_types_supported: ["client_credentials"],
       token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
       token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS,
