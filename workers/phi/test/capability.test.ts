@@ -16,6 +16,8 @@ interface Capability {
 }
 
 const GW = "https://gateway.test";
+/** The gateway's JWT_ISSUER in the test pool (the root wrangler.toml's local value). */
+const ISSUER = "http://127.0.0.1:8787";
 
 function tokenUrl(c: Capability): string | undefined {
   return c.rest[0]?.security.extension[0]?.extension.find((e) => e.url === "token")?.valueUri;
@@ -67,13 +69,15 @@ describe("GET /v1/phi/metadata", () => {
     expect(await xml.json()).toMatchObject({ resourceType: "OperationOutcome" });
   });
 
-  it("through the gateway: no token needed, absolute URLs on the origin the client called", async () => {
-    const res = await env.GATEWAY.fetch(`${GW}/v1/phi/metadata`, { headers: { "x-forwarded-host": "evil.example" } });
+  it("through the gateway: no token needed, absolute URLs on the origin the client called, the token endpoint on the issuer", async () => {
+    const res = await env.GATEWAY.fetch(`${GW}/v1/phi/metadata`, { headers: { "x-forwarded-host": "evil.example", "x-oauth-issuer": "https://evil.example" } });
     expect(res.status).toBe(200);
     const cap = await res.json<Capability>();
-    // The client's own X-Forwarded-Host is replaced by the gateway's.
+    // The client's own X-Forwarded-Host and X-OAuth-Issuer are replaced by the gateway's.
     expect(cap.implementation.url).toBe(`${GW}/v1/phi`);
-    expect(tokenUrl(cap)).toBe(`${GW}/oauth/token`);
+    // The token endpoint is the issuer's (JWT_ISSUER), as in the SMART configuration: the URL a private_key_jwt
+    // assertion's aud must name, whichever host the client called.
+    expect(tokenUrl(cap)).toBe(`${ISSUER}/oauth/token`);
     // The token URL it names is the gateway's real token endpoint (401 without a client, not 404).
     expect((await env.GATEWAY.fetch(tokenUrl(cap) ?? "", { method: "POST" })).status).not.toBe(404);
   });
@@ -83,8 +87,8 @@ describe("GET /v1/phi/metadata", () => {
     expect(res.status).toBe(200);
     const smart = await res.json<Record<string, unknown>>();
     expect(smart).toMatchObject({
-      token_endpoint: `${GW}/oauth/token`,
-      jwks_uri: `${GW}/.well-known/jwks.json`,
+      token_endpoint: `${ISSUER}/oauth/token`,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
       grant_types_supported: ["client_credentials"],
       token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"],
       capabilities: ["client-confidential-symmetric", "client-confidential-asymmetric", "permission-v2", "permission-v1"],

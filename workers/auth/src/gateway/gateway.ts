@@ -14,8 +14,15 @@ import type { RouteScope } from "./routes/types";
 
 type Ctx = Context<{ Bindings: Env; Variables: AppVariables }>;
 
+/**
+ * On a public route only (no principal): the token service's issuer (JWT_ISSUER), so a worker's discovery
+ * document (phi's CapabilityStatement) names the same token endpoint as the SMART and RFC 8414 metadata,
+ * the one a `private_key_jwt` assertion's `aud` must name, whatever host the client called.
+ */
+export const ISSUER_HEADER = "x-oauth-issuer";
+
 /** Headers a client must never be able to pass through to an internal worker. */
-const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host", "x-forwarded-proto"];
+const STRIPPED = [PRINCIPAL_HEADER, "authorization", "cookie", "x-forwarded-host", "x-forwarded-proto", ISSUER_HEADER];
 
 /**
  * The request a service receives: the client's method, path, query and headers, less the ones it may
@@ -29,6 +36,7 @@ export function upstreamRequest(
   principal: string | null,
   requestId: string,
   body?: ArrayBuffer,
+  issuer?: string,
 ): Request {
   // The service root is forwarded as the table names it, whichever spelling the client used (see gatewayTable).
   const pathname = url.pathname === `${svc.prefix}/` ? svc.prefix : url.pathname;
@@ -42,6 +50,7 @@ export function upstreamRequest(
   for (const h of STRIPPED) headers.delete(h);
   forwardOwnTrace(headers);
   if (principal) headers.set(PRINCIPAL_HEADER, principal);
+  else if (issuer) headers.set(ISSUER_HEADER, issuer);
   // The origin clients called, so workers can write absolute links (FHIR Bundle links, fullUrl).
   headers.set("x-forwarded-host", url.host);
   headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
@@ -82,11 +91,12 @@ export function upstreamUnreachable(requestId: string, svc: Service, err: unknow
  */
 async function forward(c: Ctx, svc: Service, principal: Principal | null, body?: ArrayBuffer): Promise<Response> {
   if (c.req.raw.headers.has(PRINCIPAL_HEADER)) securityEvent(c, "principal_header_spoofed", { clientId: principal?.clientId ?? null });
-  const signed = principal ? await signPrincipal(authConfig(c.env).GATEWAY_HMAC_KEY, principal) : null;
+  const cfg = authConfig(c.env);
+  const signed = principal ? await signPrincipal(cfg.GATEWAY_HMAC_KEY, principal) : null;
   const requestId = c.get("requestId");
   let res: Response;
   try {
-    res = await c.env[svc.binding].fetch(upstreamRequest(c.req.raw, new URL(c.req.url), svc, signed, requestId, body));
+    res = await c.env[svc.binding].fetch(upstreamRequest(c.req.raw, new URL(c.req.url), svc, signed, requestId, body, signed ? undefined : cfg.JWT_ISSUER));
   } catch (err) {
     throw upstreamUnreachable(requestId, svc, err);
   }

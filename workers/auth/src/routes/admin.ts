@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../../../../shared/errors";
 import type { AppVariables } from "../../../../shared/http";
+import { issueForClient } from "../../../../shared/issues";
 import { isScopeToken, ROLES } from "../../../../shared/scopes";
 import { TENANT_ID_PATTERN } from "../../../../shared/tenants";
 import { requireBearer } from "../bearer";
@@ -57,7 +58,10 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new ApiError(400, "invalid_request", "The request is not valid.", {
-      extra: { errors: r.error.issues.slice(0, 20).map((i) => ({ path: i.path.join("."), message: i.message })) },
+      extra: { errors: r.error.issues.slice(0, 20).map((i) => {
+        const { path, code, message } = issueForClient(i, undefined);
+        return { path, code, message };
+      }) },
     });
   }
   return r.data;

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { VERSION } from "../../../../shared/version";
 import { capabilityStatement, type ServedRoute } from "../fhir/capability";
 import { FHIR_JSON } from "../fhir/outcome";
-import { publicBase, publicOrigin } from "../service/base-url";
+import { publicBase, tokenEndpoint } from "../service/base-url";
 import { fhirJson, phiRouter } from "./openapi";
 
 const CapabilityOut = z.object({ resourceType: z.literal("CapabilityStatement"), fhirVersion: z.string() }).catchall(z.unknown()).openapi("CapabilityStatement");
@@ -22,7 +22,7 @@ export function metadataRoutes(routes: () => readonly ServedRoute[]) {
       responses: { 200: { description: "CapabilityStatement", content: fhirJson(CapabilityOut) } },
     }),
     (c) => {
-      const body = capabilityStatement({ routes: routes(), base: publicBase(c), tokenUrl: `${publicOrigin(c)}/oauth/token`, version: VERSION });
+      const body = capabilityStatement({ routes: routes(), base: publicBase(c), tokenUrl: tokenEndpoint(c), version: VERSION });
       return c.json(body, 200, { "content-type": FHIR_JSON, "cache-control": "public, max-age=300" });
     },
   );

@@ -23,3 +23,21 @@ export function publicBase(c: Context): string {
 export function publicOrigin(c: Context): string {
   return publicBase(c).slice(0, -PATH_PREFIX.length);
 }
+
+/**
+ * The token endpoint a discovery document names: the gateway's issuer (JWT_ISSUER, in `X-OAuth-Issuer` on
+ * public routes; the gateway strips any a client sent) + `/oauth/token`, the URL the SMART configuration names
+ * and a `private_key_jwt` assertion's `aud` must name. Without it (a direct binding call, a test): the origin.
+ */
+export function tokenEndpoint(c: Context): string {
+  const issuer = c.req.header("x-oauth-issuer");
+  if (issuer && issuer.length <= 2048) {
+    try {
+      const u = new URL(issuer);
+      if ((u.protocol === "https:" || u.protocol === "http:") && HOST.test(u.host)) return `${issuer.replace(/\/+$/, "")}/oauth/token`;
+    } catch {
+      // Not a URL: fall back to the origin.
+    }
+  }
+  return `${publicOrigin(c)}/oauth/token`;
+}
