@@ -35,12 +35,25 @@ export interface ExportTarget {
   ratio: number;
 }
 
+/**
+ * OTEL_EXPORTER_OTLP_HEADERS values are percent-decoded (the OpenTelemetry spec's W3C Baggage format); a value
+ * that is not valid percent-encoding (an API key with a bare `%`) is kept as written rather than failing every
+ * request of the worker.
+ */
+function decodeOrRaw(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 export function parseOtlpHeaders(raw: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of (raw ?? "").split(",")) {
     const eq = pair.indexOf("=");
     if (eq <= 0) continue;
-    out[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(pair.slice(eq + 1).trim());
+    out[decodeOrRaw(pair.slice(0, eq).trim())] = decodeOrRaw(pair.slice(eq + 1).trim());
   }
   return out;
 }

@@ -70,6 +70,8 @@ describe("telemetry configuration", () => {
   it("reads the endpoint, headers, batching and sampling from env; no endpoint means no target", () => {
     expect(parseOtlpHeaders("api-key=abc, x-team = ops ,bad,=x")).toEqual({ "api-key": "abc", "x-team": "ops" });
     expect(parseOtlpHeaders(undefined)).toEqual({});
+    // Percent-encoded values are decoded; one that is not valid percent-encoding is kept as written, not thrown on.
+    expect(parseOtlpHeaders("authorization=Basic%20abc,x-api-key=ab%zz%")).toEqual({ authorization: "Basic abc", "x-api-key": "ab%zz%" });
     expect(otlpUrl("https://otel.example:4318/", "traces")).toBe("https://otel.example:4318/v1/traces");
     expect(otlpUrl("https://otel.example:4318", "logs")).toBe("https://otel.example:4318/v1/logs");
     expect(exportTarget({ ENVIRONMENT: "test" })).toBeUndefined();

@@ -131,6 +131,20 @@ describe("device registry", () => {
     expect((await call(CLINICIAN, "/v1/devices", { method: "DELETE" })).status).toBe(405);
   });
 
+  it("a decommission whose push to the session object failed is completed by its retry (409, and the sockets close)", async () => {
+    const dev = await register();
+    const device = await connectDevice(dev.id);
+    device.ws.send(JSON.stringify(reading(1)));
+    await device.inbox.count(1);
+    // The state a failed push leaves: the registry says decommissioned, the session object was never told.
+    await env.DB.prepare("UPDATE devices SET status = 'decommissioned', decommissioned_at = ? WHERE id = ?").bind(new Date().toISOString(), dev.id).run();
+    const retry = await call(WRITER, `/v1/devices/${dev.id}/decommission`, { method: "POST", body: { reason: "retry" } });
+    expect(retry.status).toBe(409);
+    await device.inbox.until(() => device.inbox.closed !== undefined);
+    expect(device.inbox.closed?.code).toBe(4010);
+    expect((await openSocket(asDevice(dev.id), `/v1/devices/${dev.id}/session`)).res.status).toBe(410);
+  });
+
   it("decommissions: credentials disabled, sockets closed, no more readings, audited with the reason", async () => {
     const dev = await register();
     const device = await connectDevice(dev.id);

@@ -119,6 +119,13 @@ describe("parseFrame", () => {
       expect(parseFrame(JSON.stringify({ ...good, code, unit: spec.unit === "%" ? "/min" : "%", value: spec.min })).ok).toBe(false);
     }
   });
+  it("limits frames in UTF-8 bytes, not characters", () => {
+    // 1,400 euro signs: about 1,450 characters, over 4,200 bytes.
+    const wide = JSON.stringify({ ...good, note: "\u20ac".repeat(1400) });
+    expect(wide.length).toBeLessThan(4096);
+    expect(parseFrame(wide)).toMatchObject({ ok: false, frame: { error: "frame_too_large" } });
+    expect(parseFrame(JSON.stringify({ ...good, note: "x".repeat(1400) }))).toMatchObject({ ok: false, frame: { error: "invalid_reading" } });
+  });
   it("never throws and never accepts malformed frames (property)", () => {
     fc.assert(
       fc.property(

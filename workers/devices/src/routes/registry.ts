@@ -108,7 +108,12 @@ app.openapi(decommission, async (c) => {
   const registry = new Registry(c.env.DB, c.get("principal").tenantId);
   const before = await registry.get(id);
   if (!before) throw new ApiError(404, "device_not_found", "No device has this id.");
-  if (before.status !== "active") throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
+  if (before.status !== "active") {
+    // A decommission whose push to the session object failed (its client got a 500) is completed by a retry: the
+    // push is idempotent, so the object stops taking readings and closes its sockets even then.
+    await sessionStub(c.env, c.get("principal").tenantId, id).decommission();
+    throw new ApiError(409, "device_decommissioned", "This device is already decommissioned.");
+  }
   // Credentials first: if a later step fails the device is locked out (fail closed), and a retry completes it.
   const disabled = await credentialsApi(c.env).disableDeviceClients(id);
   const now = new Date().toISOString();

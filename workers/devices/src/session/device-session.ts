@@ -2,6 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { IsolateTracer, parseTraceparent } from "../../../../shared/manual-spans";
 import { counter } from "../../../../shared/metrics";
+import { scheduleMetricsFlush } from "../../../../shared/metrics-export";
+import type { TelemetryEnv } from "../../../../shared/telemetry/target";
 import { devicesConfig } from "../config";
 import { breach, presenceStep, spendBadFrame, type FrameBudget } from "../policy";
 import type { Alarm, AlarmsQuery, IngestResult, Reading, ReadingInput, ReadingsQuery, Status } from "../schemas/reading";
@@ -35,6 +37,16 @@ const presenceChanges = counter("device_presence_changes_total", "Devices going 
 
 /** Hibernated handlers run outside otel-cf-workers: their spans are recorded here (shared/manual-spans.ts). */
 export const sessionTracer = new IsolateTracer("devices");
+
+/**
+ * After a hibernated handler: its spans, and this isolate's metrics when an export is due. The session's counters
+ * (readings, rejected frames, alarms, presence changes) live in the object's isolate, which may serve no Hono
+ * request at all; without this they would never leave it (and DevicesGoingOffline could never fire).
+ */
+function flushTelemetry(env: unknown, ctx: DurableObjectState): void {
+  sessionTracer.flush(env as TelemetryEnv, ctx);
+  scheduleMetricsFlush(env as TelemetryEnv, ctx, "devices");
+}
 
 /**
  * One SQLite-backed Durable Object per device: its readings, alarms, presence and
@@ -116,7 +128,7 @@ export class DeviceSession extends DurableObject<Env> {
         }
       },
     );
-    sessionTracer.flush(this.env, this.ctx);
+    flushTelemetry(this.env, this.ctx);
   }
 
   override webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): void {
@@ -125,7 +137,7 @@ export class DeviceSession extends DurableObject<Env> {
     if (att?.role !== "device") return;
     const others = this.ctx.getWebSockets("device").filter((s) => s !== ws);
     if (others.length === 0 && this.store.getMeta("online") === "1") this.setPresence(false, "disconnected");
-    sessionTracer.flush(this.env, this.ctx);
+    flushTelemetry(this.env, this.ctx);
   }
 
   override webSocketError(ws: WebSocket, _error: unknown): void {
@@ -139,7 +151,7 @@ export class DeviceSession extends DurableObject<Env> {
       await this.offlineCheck(span);
     } finally {
       span.end();
-      sessionTracer.flush(this.env, this.ctx);
+      flushTelemetry(this.env, this.ctx);
     }
   }
 

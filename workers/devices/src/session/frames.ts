@@ -1,7 +1,9 @@
 import { issueForClient } from "../../../../shared/issues";
 import { ReadingInput } from "../schemas/reading";
 
-/** Largest frame a device may send: one reading is well under 1 KiB. */
+const utf8 = new TextEncoder();
+
+/** Largest frame a device may send, in UTF-8 bytes: one reading is well under 1 KiB. */
 export const MAX_FRAME_BYTES = 4096;
 
 export interface ErrorFrame {
@@ -18,7 +20,8 @@ export function parseFrame(message: string | ArrayBuffer): FrameResult {
   if (typeof message !== "string") {
     return { ok: false, frame: { error: "unsupported_frame", detail: "Send readings as JSON text frames." } };
   }
-  if (message.length > MAX_FRAME_BYTES) {
+  // UTF-8 bytes, not UTF-16 units: a frame of multi-byte characters may hold up to three bytes per unit.
+  if (message.length > MAX_FRAME_BYTES || (message.length * 3 > MAX_FRAME_BYTES && utf8.encode(message).byteLength > MAX_FRAME_BYTES)) {
     return { ok: false, frame: { error: "frame_too_large", detail: `Frames are limited to ${MAX_FRAME_BYTES} bytes.` } };
   }
   let data: unknown;
