@@ -245,6 +245,74 @@ describe("readings over HTTP and history", () => {
   });
 });
 
+describe("device_time: an instant whose stored UTC form has a four-digit year", () => {
+  // With an offset, these two name instants in the years 10000 and -1, whose ISO forms (+010000-..., -000001-...) sort wrongly as text.
+  const late = "9999-12-31T23:00:00-05:00";
+  const early = "0000-01-01T00:00:00+05:00";
+
+  it("refuses a time outside 0000-01-01T00:00:00Z..9999-12-31T23:59:59.999Z over HTTP (400 naming the field, nothing of the batch stored) and on the socket (the error frame of any invalid reading)", async () => {
+    const dev = await register();
+    const path = `/v1/devices/${dev.id}/readings`;
+    for (const t of [late, early]) {
+      const res = await call(asDevice(dev.id), path, { method: "POST", body: { readings: [reading(1), reading(2, { device_time: t })] } });
+      expect(res.status).toBe(400);
+      const body = await res.json<{ code: string; errors: { location: string; path: string; message: string }[] }>();
+      expect(body.code).toBe("invalid_request");
+      expect(body.errors.map((e) => [e.location, e.path])).toEqual([["json", "readings.1.device_time"]]);
+      expect(body.errors[0]?.message).toContain("9999-12-31T23:59:59.999Z");
+    }
+    expect(await storedCount(dev.id)).toBe(0);
+
+    const { ws, inbox } = await connectDevice(dev.id);
+    ws.send(JSON.stringify(reading(3, { device_time: late })));
+    ws.send(JSON.stringify(reading(4, { device_time: early })));
+    const got = (await inbox.count(2)) as { error: string; seq: number; issues: { path: string }[] }[];
+    expect(got.map((m) => [m.error, m.seq, m.issues.map((i) => i.path)]).sort()).toEqual([
+      ["invalid_reading", 3, ["device_time"]],
+      ["invalid_reading", 4, ["device_time"]],
+    ]);
+    expect(await storedCount(dev.id)).toBe(0);
+    ws.close();
+  });
+
+  it("accepts the window's edges (a clock reset to 1970-01-01 in any offset included), stores them in UTC, and answers since/until ranges in time order", async () => {
+    const dev = await register();
+    const path = `/v1/devices/${dev.id}/readings`;
+    const times: [number, string][] = [
+      [1, "0000-01-01T00:00:00Z"],
+      [2, "1970-01-01T00:00:00Z"],
+      // A device whose clock reset to midnight 1970 local time, east of UTC: an instant before 1970.
+      [3, "1970-01-01T00:00:00+14:00"],
+      [4, "2026-11-25T12:00:00+01:00"],
+      [5, "9999-12-31T18:59:59.999-05:00"],
+    ];
+    const res = await call(asDevice(dev.id), path, { method: "POST", body: { readings: times.map(([seq, t]) => reading(seq, { device_time: t })) } });
+    expect(res.status).toBe(200);
+    const all = await (await call(CLINICIAN, path)).json<{ data: { seq: number; device_time: string }[] }>();
+    expect(all.data.map((r) => r.device_time)).toEqual([
+      "0000-01-01T00:00:00.000Z",
+      "1970-01-01T00:00:00.000Z",
+      "1969-12-31T10:00:00.000Z",
+      "2026-11-25T11:00:00.000Z",
+      "9999-12-31T23:59:59.999Z",
+    ]);
+    const range = async (q: string) => (await (await call(CLINICIAN, `${path}?${q}`)).json<{ data: { seq: number }[] }>()).data.map((r) => r.seq);
+    expect(await range(`since=${encodeURIComponent("1970-01-01T00:00:00+14:00")}`)).toEqual([2, 3, 4, 5]);
+    expect(await range(`until=${encodeURIComponent("1970-01-01T00:00:00Z")}`)).toEqual([1, 3]);
+    expect(await range(`since=${encodeURIComponent("2000-01-01T00:00:00-05:00")}&until=${encodeURIComponent("9999-12-31T23:59:59.999Z")}`)).toEqual([4]);
+    for (const [name, t] of [
+      ["since", late],
+      ["until", late],
+      ["since", early],
+      ["until", early],
+    ] as const) {
+      const bad = await call(CLINICIAN, `${path}?${name}=${encodeURIComponent(t)}`);
+      expect(bad.status, `${name}=${t}`).toBe(400);
+      expect((await bad.json<{ errors: { location: string; path: string }[] }>()).errors.map((e) => [e.location, e.path])).toEqual([["query", name]]);
+    }
+  });
+});
+
 /** The real auth worker (token service + gateway) in front of this one. */
 const GW = "https://gateway.test";
 

@@ -147,6 +147,39 @@ describe("parseFrame", () => {
       { numRuns: 300 },
     );
   });
+  it("accepts a device_time only when its instant in UTC has a four-digit year, so stored times sort as text (property)", () => {
+    const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+    const rfc3339 = fc
+      .record({
+        y: fc.constantFrom(0, 1, 1969, 1970, 2026, 9998, 9999),
+        mo: fc.integer({ min: 1, max: 12 }),
+        d: fc.integer({ min: 1, max: 28 }),
+        h: fc.integer({ min: 0, max: 23 }),
+        mi: fc.integer({ min: 0, max: 59 }),
+        off: fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 }),
+      })
+      .map(({ y, mo, d, h, mi, off }) => {
+        const o = Math.abs(off);
+        return `${pad(y, 4)}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}:00${off < 0 ? "-" : "+"}${pad(Math.floor(o / 60))}:${pad(o % 60)}`;
+      });
+    fc.assert(
+      fc.property(rfc3339, rfc3339, (a, b) => {
+        const ra = parseFrame(JSON.stringify({ ...good, device_time: a }));
+        const inWindow = (t: string) => /^\d{4}-/.test(new Date(t).toISOString());
+        expect(ra.ok).toBe(inWindow(a));
+        if (!ra.ok) expect(ra.frame.issues?.map((i) => i.path)).toEqual(["device_time"]);
+        if (ra.ok && inWindow(b)) {
+          // What the store keeps, compared as SQLite compares text (byte order): the text order is the time order.
+          const [sa, sb] = [new Date(a).toISOString(), new Date(b).toISOString()];
+          expect(sa < sb ? -1 : sa > sb ? 1 : 0).toBe(Math.sign(Date.parse(a) - Date.parse(b)));
+        }
+      }),
+      { numRuns: 500 },
+    );
+    expect(parseFrame(JSON.stringify({ ...good, device_time: "9999-12-31T23:59:59.9999Z" })).ok).toBe(true);
+    expect(parseFrame(JSON.stringify({ ...good, device_time: "9999-12-31T23:00:00-05:00" })).ok).toBe(false);
+    expect(parseFrame(JSON.stringify({ ...good, device_time: "0000-01-01T00:00:00+05:00" })).ok).toBe(false);
+  });
   it("rejects non-finite, fractional and unsafe sequence numbers, NaN values and prototype keys", () => {
     for (const seq of [1.5, -1, 2 ** 53, "1"]) expect(parseFrame(JSON.stringify({ ...good, seq })).ok).toBe(false);
     expect(parseFrame(JSON.stringify({ ...good, value: "97" })).ok).toBe(false);

@@ -6,8 +6,35 @@ export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 export const MAX_BATCH = 500;
 
 /**
+ * The instants a device time (and a history range's `since`/`until`) may name: those whose UTC form has a
+ * four-digit year (RFC 3339 5.6, `date-fullyear = 4DIGIT`). The store keeps and compares device times as
+ * UTC text (`toISOString()`), which writes any other year with six digits and a sign (`+010000-...`,
+ * `-000001-...`) that sort wrongly. The bound is what the text order needs, not a plausibility check: a
+ * device whose clock reset to 1970-01-01 local time east of UTC names an instant before 1970, and its
+ * vitals are still stored (beside the server's receive time).
+ */
+const EARLIEST_DEVICE_TIME = "0000-01-01T00:00:00.000Z";
+const LATEST_DEVICE_TIME = "9999-12-31T23:59:59.999Z";
+const earliest = Date.parse(EARLIEST_DEVICE_TIME);
+const latest = Date.parse(LATEST_DEVICE_TIME);
+
+/** An RFC 3339 date-time with offset naming an instant in the window above. */
+const instant = (description: string) =>
+  z.iso
+    .datetime({ offset: true })
+    .refine(
+      (s) => {
+        const t = Date.parse(s);
+        return t >= earliest && t <= latest;
+      },
+      // Only once the format holds: a malformed time gets the one format issue.
+      { message: `must be an instant from ${EARLIEST_DEVICE_TIME} to ${LATEST_DEVICE_TIME}`, when: (p) => p.issues.length === 0 },
+    )
+    .openapi({ description: `${description} RFC 3339 with offset, an instant from ${EARLIEST_DEVICE_TIME} to ${LATEST_DEVICE_TIME}; any other is refused.` });
+
+/**
  * One reading as a device sends it. `device_time` is the device's clock (RFC 3339
- * with offset); the server keeps its own receive time beside it.
+ * with offset, within the window above); the server keeps its own receive time beside it.
  */
 export const ReadingInput = z
   .object({
@@ -15,7 +42,7 @@ export const ReadingInput = z
     code: z.string().min(1).max(20),
     value: z.number().finite(),
     unit: z.string().min(1).max(20),
-    device_time: z.iso.datetime({ offset: true }),
+    device_time: instant("The device's clock when it measured; stored in UTC."),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -60,8 +87,8 @@ export const IngestResult = z
 export type IngestResult = z.infer<typeof IngestResult>;
 
 export const ReadingsQuery = z.object({
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
+  since: instant("Readings whose device time is at or after this.").optional(),
+  until: instant("Readings whose device time is before this.").optional(),
   code: z.string().max(20).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   /** Cursor: the last `seq` of the previous page. */

@@ -101,7 +101,8 @@ export class SessionStore {
 
   /** Stores a reading unless its seq is already stored; the stored reading, or null for a duplicate. */
   insertReading(r: ReadingInput, receivedAt: string): Reading | null {
-    // device_time is kept as an instant in UTC so range queries compare correctly.
+    // device_time is kept as an instant in UTC so range queries compare correctly as text: the schema
+    // (ReadingInput, as ReadingsQuery for since/until) admits only instants whose UTC form has a four-digit year.
     const deviceTime = new Date(r.device_time).toISOString();
     const cur = this.sql.exec(
       "INSERT INTO readings (seq, code, value, unit, device_time, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(seq) DO NOTHING",
