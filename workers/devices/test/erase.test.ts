@@ -16,6 +16,7 @@ import { BASE, call, DEVICE_CHAIN, deviceInput, openSocket, reading, sealAll, ty
  */
 const T = "ten_erasetenantone";
 const OTHER = "ten_erasetenanttwo";
+const RETRY = "ten_erasetenantretry";
 const admin: Who = { sub: "cli_platform", scopes: ["admin"], tenantId: PLATFORM_TENANT_ID };
 const writer = (tenantId: string): Who => ({ sub: `cli_w_${tenantId}`, tenantId, scopes: ["device:write", "device:read", "audit:read"] });
 const asDeviceOf = (tenantId: string, deviceId: string): Who => ({ sub: `cli_${deviceId}`, tenantId, roles: ["device"], scopes: ["device:connect"], deviceId });
@@ -62,6 +63,7 @@ describe("erasing a tenant's device sessions (offboarding)", () => {
     for (const [id, shard] of [
       [T, 1],
       [OTHER, 2],
+      [RETRY, 1],
     ] as const) {
       await env.AUTH_DB.prepare("INSERT OR IGNORE INTO tenants (id, name, name_key, shard, created_at, created_by) VALUES (?, ?, ?, ?, ?, 'test')")
         .bind(id, id, id, shard, new Date().toISOString())
@@ -110,10 +112,13 @@ describe("erasing a tenant's device sessions (offboarding)", () => {
     // Every device of the tenant (the first test's, with no readings, too).
     expect(out).toMatchObject({ service: "devices", tenant: T, devices_erased: tenantDevices, readings_erased: 4, alarms_erased: 1, complete: true });
 
-    // Inside the objects: nothing of the tenant's vitals; only the mark that refuses anything later.
-    for (const id of ids) {
-      expect(await stored(T, id)).toEqual({ readings: 0, alarms: 0, presence: 0, meta: 1 });
-      expect(await metaOf(T, id)).toEqual({ decommissioned: "1" });
+    // Inside the objects: nothing of the tenant's vitals; only the mark that refuses anything later, and what went.
+    for (const [id, erased] of [
+      [a, { readings: 3, alarms: 1 }],
+      [b, { readings: 1, alarms: 0 }],
+    ] as const) {
+      expect(await stored(T, id)).toEqual({ readings: 0, alarms: 0, presence: 0, meta: 2 });
+      expect(await metaOf(T, id)).toEqual({ decommissioned: "1", erased: JSON.stringify(erased) });
     }
     await device.inbox.until(() => device.inbox.closed !== undefined);
     expect(device.inbox.closed?.code).toBe(4010);
@@ -150,6 +155,29 @@ describe("erasing a tenant's device sessions (offboarding)", () => {
     expect(await erasures(T)).toHaveLength(tenantDevices);
   });
 
+  it("records the true counts when the objects erased but the batch recording them did not commit (the retry's erase answers the first erasure's counts)", async () => {
+    const id = await registerIn(RETRY);
+    const limits = { limits: { "150456": { low: 90 } }, reason: "ward default" };
+    expect((await call(writer(RETRY), `/v1/devices/${id}/thresholds`, { method: "PUT", body: limits, headers: { "if-match": '"0"' } })).status).toBe(200);
+    const readings = [reading(1), reading(2, { value: 80 }), reading(3), reading(4, { value: 85 }), reading(5)];
+    expect((await call(asDeviceOf(RETRY, id), `/v1/devices/${id}/readings`, { method: "POST", body: { readings } })).status).toBe(200);
+    // What a call cut short after the objects erased leaves: the object erased, no D1 batch (no record, the device not marked).
+    const session = env.SESSIONS.get(env.SESSIONS.idFromName(sessionName(RETRY, id)));
+    expect(await session.erase()).toEqual({ readings: 5, alarms: 2 });
+    expect(await stored(RETRY, id)).toMatchObject({ readings: 0, alarms: 0, presence: 0 });
+    expect(await erasures(RETRY)).toEqual([]);
+    // Erasing again erases nothing more and answers the same counts.
+    expect(await session.erase()).toEqual({ readings: 5, alarms: 2 });
+
+    const res = await shred(RETRY);
+    expect(await res.json()).toMatchObject({ devices_erased: 1, readings_erased: 5, alarms_erased: 2, complete: true });
+    const records = await erasures(RETRY);
+    expect(records).toHaveLength(1);
+    expect(JSON.parse(records[0]?.new_value ?? "")).toEqual({ status: "decommissioned", session_data: "erased", readings_erased: 5, alarms_erased: 2 });
+    expect(await shred(RETRY).then((r) => r.json())).toMatchObject({ devices_erased: 0, complete: true });
+    expect(await erasures(RETRY)).toHaveLength(1);
+  });
+
   it(`works in pages of ${ERASE_PAGE} and at most ${ERASE_MAX_PER_CALL} devices a call: complete is false until the last, and the next call resumes`, async () => {
     const tenant = "ten_erasetenantmany";
     const total = ERASE_MAX_PER_CALL + 7;
@@ -170,7 +198,7 @@ describe("erasing a tenant's device sessions (offboarding)", () => {
     const second = await (await shred(tenant)).json<{ devices_erased: number; complete: boolean }>();
     expect(second).toMatchObject({ devices_erased: 7, complete: true });
     expect(await erasures(tenant)).toHaveLength(total);
-    expect(await metaOf(tenant, ids.at(-1) ?? "")).toEqual({ decommissioned: "1" });
+    expect(await metaOf(tenant, ids.at(-1) ?? "")).toEqual({ decommissioned: "1", erased: JSON.stringify({ readings: 0, alarms: 0 }) });
   });
 });
 

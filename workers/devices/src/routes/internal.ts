@@ -24,7 +24,8 @@ interface Erased {
  * tenant's device objects deletes all it stored (DeviceSession.erase), then one D1 batch per page marks those
  * devices decommissioned and erased and appends one `device.erase` record per device to the chain, saying
  * what was erased. A device counts as erased only once its batch committed, so a call cut short resumes with
- * the devices not yet marked; each record is written once (the batch skips devices already marked). At most
+ * the devices not yet marked; each record is written once (the batch skips devices already marked), with the
+ * counts of the device's first erasure (its object answers them again when erased twice). At most
  * ERASE_MAX_PER_CALL devices per call: `complete: false` asks the caller to call again.
  */
 app.post(SHRED_PATH, async (c) => {

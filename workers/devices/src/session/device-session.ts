@@ -211,16 +211,23 @@ export class DeviceSession extends DurableObject<Env> {
   /**
    * Offboarding of the device's tenant: closes every socket, then deletes everything the object stored
    * (readings, alarms, presence, thresholds, its alarm), so no copy of the tenant's vitals stays here.
-   * What remains is the mark that refuses anything sent later (decommissioned). Returns what was erased; calling it
-   * again erases nothing more and answers zeros.
+   * What remains is the mark that refuses anything sent later (decommissioned) and what was erased, which this
+   * returns. Calling it again erases nothing more and answers the first erasure's counts: the caller records them
+   * only once its D1 batch commits, so its retry (or an overlapping call) must not record zeros.
    */
   async erase(): Promise<{ readings: number; alarms: number }> {
+    const kept = this.store.getMeta("erased");
+    if (kept) return JSON.parse(kept) as { readings: number; alarms: number };
     const erased = this.store.counts();
     for (const ws of this.ctx.getWebSockets()) this.closeQuietly(ws, CLOSE_DECOMMISSIONED, "device data erased");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.store.reset();
+    // deleteAll() wiped the meta table too, so the counts are kept only now, with the mark (two writes with no
+    // await between them commit together). What remains: a crash between the wipe and these writes leaves an
+    // empty object not yet marked, and the next call erases it again and answers zeros.
     this.store.setMeta("decommissioned", "1");
+    this.store.setMeta("erased", JSON.stringify(erased));
     return erased;
   }
 
