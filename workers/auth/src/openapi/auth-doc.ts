@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ProblemSchema } from "../../../../shared/openapi";
 import { CreateClient, EventsQuery, ListQuery } from "../routes/admin";
+import { SECURITY_EVENT_ROWS_PER_WINDOW, SECURITY_EVENT_WINDOW_MS } from "../security-events";
 import { registerTenantPaths } from "./tenants-doc";
 
 /**
@@ -186,6 +187,9 @@ export function authDocument(): Record<string, unknown> {
       method: "get",
       path: "/admin/security-events",
       summary: "Security events (newest first, cursor paged)",
+      description:
+        `The stored rows. Events a caller can cause at will (failed client authentication, lockouts, missing or bad tokens, scope denials, spoofed principal headers) are stored up to ${SECURITY_EVENT_ROWS_PER_WINDOW} per event type per ${SECURITY_EVENT_WINDOW_MS / 1000} s per gateway isolate: ` +
+        "the first row stored after a window that left some out says in its reason how many and since when. Tenant offboarding, data key destruction and shard moves are always stored. The logs and auth_security_events_total count every event.",
       security: bearer("audit:read"),
       request: { query: EventsQuery },
       responses: { 200: json("A page", Json), 400: problem("Invalid"), 401: problem("No token"), 403: problem("Needs audit:read") },
