@@ -256,6 +256,44 @@ describe("thresholds (If-Match, reason, Part 11 audit)", () => {
   });
 });
 
+describe("thresholds that committed but did not reach the session object", () => {
+  // What a change whose push to the session failed (503 thresholds_not_applied) leaves: version 1 in D1 and its audit
+  // record, the object still on version 0. Written here behind the object's back, as that failure would leave it.
+  async function committedNotPushed(limits: Record<string, { low?: number; high?: number }>, reason: string) {
+    const dev = await register();
+    await env.DB.prepare("INSERT INTO thresholds (device_id, tenant_id, version, limits, set_at, set_by, reason) VALUES (?, 'ten_default', 1, ?, ?, 'cli_maker', ?)")
+      .bind(dev.id, JSON.stringify(limits), new Date().toISOString(), reason)
+      .run();
+    const status = async () => (await (await call(CLINICIAN, `/v1/devices/${dev.id}/status`)).json<{ thresholds_version: number }>()).thresholds_version;
+    expect(await status()).toBe(0);
+    return { dev, status, path: `/v1/devices/${dev.id}/thresholds` };
+  }
+
+  it("the same request sent again applies the saved version and answers it, writing nothing more", async () => {
+    const limits = { "8867-4": { low: 40, high: 130 }, "150456": { low: 90 } };
+    const { dev, status, path } = await committedNotPushed(limits, "ICU protocol 7");
+    // The keys in another order: the same limits.
+    const again = await call(WRITER, path, { method: "PUT", body: { limits: { "150456": { low: 90 }, "8867-4": { high: 130, low: 40 } }, reason: "ICU protocol 7" }, headers: { "if-match": '"0"' } });
+    expect(again.status).toBe(200);
+    expect(again.headers.get("etag")).toBe('"1"');
+    expect(await again.json()).toMatchObject({ version: 1, limits, reason: "ICU protocol 7", set_by: "cli_maker" });
+    expect(await status()).toBe(1);
+    const versions = await env.DB.prepare("SELECT COUNT(*) AS n FROM thresholds WHERE device_id = ?").bind(dev.id).first<{ n: number }>();
+    expect(versions?.n).toBe(1);
+  });
+
+  it("another change from the old version is still a 412, and the session is given the saved version on the way", async () => {
+    const { status, path } = await committedNotPushed({ "150456": { low: 90 } }, "ICU protocol 7");
+    const put = (body: unknown, who = WRITER) => call(who, path, { method: "PUT", body, headers: { "if-match": '"0"' } });
+    // Same limits but another reason, or another actor: not the same change.
+    expect((await put({ limits: { "150456": { low: 90 } }, reason: "another reason" })).status).toBe(412);
+    expect(await status()).toBe(1);
+    const other = await put({ limits: { "150456": { low: 90 } }, reason: "ICU protocol 7" }, { sub: "cli_other", scopes: ["device:write", "device:read"] });
+    expect(other.status).toBe(412);
+    expect(other.headers.get("etag")).toBe('"1"');
+  });
+});
+
 describe("audit chain verification in segments (verify_after, verify_limit)", () => {
   type Chain = { ok: boolean; records: number; head?: string; broken_at?: number; reason?: string; from: number | null; to: number | null; next_after: number | null; complete: boolean };
   const chainOf = async (id: string, query: string) => {

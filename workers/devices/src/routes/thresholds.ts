@@ -8,7 +8,7 @@ import { checkIfMatch, versionEtag } from "../policy";
 import { Registry } from "../registry";
 import { DeviceIdParam } from "../schemas/device";
 import { json, problem } from "../schemas/problem";
-import { Thresholds, ThresholdsInput } from "../schemas/thresholds";
+import { Thresholds, ThresholdsInput, type Limits } from "../schemas/thresholds";
 import { sessionStub } from "../session/stub";
 import { ThresholdStore } from "../thresholds";
 
@@ -41,6 +41,7 @@ const update = createRoute({
     410: problem("Device decommissioned"),
     412: problem("If-Match does not name the current version"),
     428: problem("If-Match missing"),
+    503: problem("The new version is saved but the device's session could not be updated: send the same request again"),
   },
 });
 
@@ -52,10 +53,22 @@ app.openapi(update, async (c) => {
   const device = await new Registry(c.env.DB, c.get("principal").tenantId).get(id);
   if (!device) throw new ApiError(404, "device_not_found", "No device has this id.");
   if (device.status !== "active") throw new ApiError(410, "device_decommissioned", "This device is decommissioned.");
-  const store = new ThresholdStore(c.env.DB, c.get("principal").tenantId);
+  const tenantId = c.get("principal").tenantId;
+  const store = new ThresholdStore(c.env.DB, tenantId);
+  const session = sessionStub(c.env, tenantId, id);
   const before = await store.current(id);
   const pre = checkIfMatch(c.req.header("if-match"), before.version);
-  if (!pre.ok) throw new ApiError(pre.status, pre.code, pre.detail, { headers: { etag: versionEtag(before.version) } });
+  if (!pre.ok) {
+    // A repeat of the change that made the current version (its answer was lost, or its push to the session failed:
+    // 503 below) is answered as that change, once the session holds it; any other stale version is a 412. Either
+    // way the session is given the current version first (idempotent: it never goes back), so a retry repairs a
+    // connected device still alarming on older limits.
+    if (pre.status === 412 && before.version > 0) await applyToSession(session, before.version, before.limits);
+    if (pre.status === 412 && isRepeat(c.req.header("if-match"), before, { limits, reason, setBy: actor.sub })) {
+      return c.json(before, 200, { etag: versionEtag(before.version) });
+    }
+    throw new ApiError(pre.status, pre.code, pre.detail, { headers: { etag: versionEtag(before.version) } });
+  }
   const version = before.version + 1;
   const now = new Date().toISOString();
   try {
@@ -72,9 +85,45 @@ app.openapi(update, async (c) => {
     }
     throw err;
   }
-  await sessionStub(c.env, c.get("principal").tenantId, id).applyThresholds(version, limits);
+  await applyToSession(session, version, limits);
   logger.info("thresholds_updated", { request_id: c.get("requestId"), device_id: id, sub: actor.sub, version });
   return c.json({ device_id: id, version, limits, set_at: now, set_by: actor.sub, reason }, 200, { etag: versionEtag(version) });
 });
+
+
+/**
+ * Tells the device's session object which limits are in force. A failure after the change committed is a 503 that
+ * says so: the version is saved (and audited), a connected device alarms on the older limits until the session is
+ * told, which the same request sent again does (the repeat above), as does the device's next connection.
+ */
+async function applyToSession(session: ReturnType<typeof sessionStub>, version: number, limits: Limits): Promise<void> {
+  try {
+    await session.applyThresholds(version, limits);
+  } catch (err) {
+    logger.error("thresholds_push_failed", { version, error_class: err instanceof Error ? err.name : typeof err });
+    throw new ApiError(503, "thresholds_not_applied", `Version ${version} of the limits is saved, but the device's session could not be updated; send the same request again to apply it now (it also applies when the device reconnects).`, {
+      headers: { etag: versionEtag(version) },
+    });
+  }
+}
+
+/** Whether a change naming the version before `current` asks for exactly what `current` holds, by the same actor. */
+function isRepeat(ifMatch: string | undefined, current: Thresholds, asked: { limits: Limits; reason: string; setBy: string }): boolean {
+  return (
+    (ifMatch ?? "").split(",").some((t) => t.trim() === versionEtag(current.version - 1)) &&
+    current.set_by === asked.setBy &&
+    current.reason === asked.reason &&
+    canonicalLimits(current.limits) === canonicalLimits(asked.limits)
+  );
+}
+
+/** Limits as text independent of key order (codes, then low/high). */
+function canonicalLimits(limits: Limits): string {
+  return JSON.stringify(
+    Object.keys(limits)
+      .sort()
+      .map((code) => [code, limits[code]?.low ?? null, limits[code]?.high ?? null]),
+  );
+}
 
 export default app;
