@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { unstable_readConfig } from "wrangler";
 import { ensureDocsAssets } from "./docs-assets.mjs";
 import { databasesOf, ROOT, WORKERS, WRANGLER_BIN } from "./workers.mjs";
 
@@ -27,6 +28,39 @@ function run(label, args) {
     console.error(`\ndeploy stopped: "${label}" failed (exit ${r.status ?? r.signal}). Nothing after it was deployed.`);
     process.exit(1);
   }
+}
+
+/**
+ * The one-time setup this environment still lacks, read from the configs as wrangler reads them: every D1 database
+ * whose id is still a `REPLACE-WITH-...` placeholder (phi's shards included), with the command that creates it, and
+ * the R2 buckets the environment binds (which must exist; they cannot be checked offline). Found before anything
+ * runs, so a first deploy does not stop halfway at the first missing database.
+ */
+function missingSetup() {
+  const databases = [];
+  const buckets = [];
+  for (const w of WORKERS) {
+    const config = unstable_readConfig({ config: path.join(ROOT, w.config), env });
+    for (const d of config.d1_databases ?? []) {
+      if (String(d.database_id ?? "").startsWith("REPLACE-WITH")) databases.push({ name: d.database_name, config: w.config, placeholder: d.database_id });
+    }
+    for (const b of config.r2_buckets ?? []) buckets.push(b.bucket_name);
+  }
+  return { databases, buckets };
+}
+
+const setup = missingSetup();
+if (setup.databases.length > 0) {
+  const lines = [
+    `${env}: ${setup.databases.length} D1 database id(s) are still placeholders. Create each database and put its id in place of the placeholder:`,
+    ...setup.databases.map((d) => `  wrangler d1 create ${d.name}    # then ${d.config}: ${d.placeholder}`),
+    `and make sure these R2 buckets exist: ${setup.buckets.map((b) => `wrangler r2 bucket create ${b}`).join("; ")}.`,
+  ];
+  if (!dryRun) {
+    console.error(`${lines.join("\n")}\nNothing was deployed (README, "Deploying an environment").`);
+    process.exit(2);
+  }
+  console.warn(`${lines.join("\n")}\n(--dry-run: building anyway.)`);
 }
 
 // The gateway uploads Swagger UI's files for /docs as static assets.
