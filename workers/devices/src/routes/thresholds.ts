@@ -63,9 +63,9 @@ app.openapi(update, async (c) => {
     // 503 below) is answered as that change, once the session holds it; any other stale version is a 412. Either
     // way the session is given the current version first (idempotent: it never goes back), so a retry repairs a
     // connected device still alarming on older limits.
-    if (pre.status === 412 && before.version > 0) await applyToSession(session, before.version, before.limits);
-    if (pre.status === 412 && isRepeat(c.req.header("if-match"), before, { limits, reason, setBy: actor.sub })) {
-      return c.json(before, 200, { etag: versionEtag(before.version) });
+    if (pre.status === 412 && before.version > 0) {
+      await applyToSession(session, before.version, before.limits);
+      if (isRepeat(c.req.header("if-match"), before, { limits, reason, setBy: actor.sub })) return c.json(before, 200, { etag: versionEtag(before.version) });
     }
     throw new ApiError(pre.status, pre.code, pre.detail, { headers: { etag: versionEtag(before.version) } });
   }
@@ -90,7 +90,6 @@ app.openapi(update, async (c) => {
   return c.json({ device_id: id, version, limits, set_at: now, set_by: actor.sub, reason }, 200, { etag: versionEtag(version) });
 });
 
-
 /**
  * Tells the device's session object which limits are in force. A failure after the change committed is a 503 that
  * says so: the version is saved (and audited), a connected device alarms on the older limits until the session is
@@ -110,7 +109,7 @@ async function applyToSession(session: ReturnType<typeof sessionStub>, version: 
 /** Whether a change naming the version before `current` asks for exactly what `current` holds, by the same actor. */
 function isRepeat(ifMatch: string | undefined, current: Thresholds, asked: { limits: Limits; reason: string; setBy: string }): boolean {
   return (
-    (ifMatch ?? "").split(",").some((t) => t.trim() === versionEtag(current.version - 1)) &&
+    checkIfMatch(ifMatch, current.version - 1).ok &&
     current.set_by === asked.setBy &&
     current.reason === asked.reason &&
     canonicalLimits(current.limits) === canonicalLimits(asked.limits)
