@@ -178,6 +178,25 @@ describe("erasing a tenant's device sessions (offboarding)", () => {
     expect(await erasures(RETRY)).toHaveLength(1);
   });
 
+  it("keeps only the mark and the counts when a device connects or its limits change between the object's erasure and the batch marking it", async () => {
+    const tenant = RETRY;
+    const id = await registerIn(tenant);
+    const put = (ifMatch: string) =>
+      call(writer(tenant), `/v1/devices/${id}/thresholds`, { method: "PUT", body: { limits: { "150456": { low: 91 } }, reason: "ward default" }, headers: { "if-match": ifMatch } });
+    expect((await put('"0"')).status).toBe(200);
+    // The object erased, the registry not yet marked (the page's batch has not committed): the worker's checks still pass.
+    const session = env.SESSIONS.get(env.SESSIONS.idFromName(sessionName(tenant, id)));
+    expect(await session.erase()).toEqual({ readings: 0, alarms: 0 });
+    const mark = { decommissioned: "1", erased: JSON.stringify({ readings: 0, alarms: 0 }) };
+    expect(await metaOf(tenant, id)).toEqual(mark);
+    // A device connecting now is refused by the object, and brings none of its limits back into it.
+    expect((await openSocket(asDeviceOf(tenant, id), `/v1/devices/${id}/session`)).res.status).toBe(410);
+    expect(await metaOf(tenant, id)).toEqual(mark);
+    // Nor does a change of the limits pushed to it (the change itself is saved and audited in D1).
+    expect((await put('"1"')).status).toBe(200);
+    expect(await metaOf(tenant, id)).toEqual(mark);
+  });
+
   it(`works in pages of ${ERASE_PAGE} and at most ${ERASE_MAX_PER_CALL} devices a call: complete is false until the last, and the next call resumes`, async () => {
     const tenant = "ten_erasetenantmany";
     const total = ERASE_MAX_PER_CALL + 7;

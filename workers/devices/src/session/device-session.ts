@@ -194,10 +194,14 @@ export class DeviceSession extends DurableObject<Env> {
     return this.store.presenceLog(limit);
   }
 
-  /** Activates thresholds committed in D1; an older version never replaces a newer one. */
+  /**
+   * Activates thresholds committed in D1; an older version never replaces a newer one. A decommissioned object
+   * takes none: it refuses every reading, and an erased one keeps only its mark (a connect or a push that passed
+   * the registry before the erasure was recorded there must not bring limits back).
+   */
   applyThresholds(version: number, limits: Limits): number {
     const current = this.store.thresholds();
-    if (version > current.version) this.store.setMeta("thresholds", JSON.stringify({ version, limits }));
+    if (version > current.version && this.store.getMeta("decommissioned") !== "1") this.store.setMeta("thresholds", JSON.stringify({ version, limits }));
     return Math.max(version, current.version);
   }
 
