@@ -1,6 +1,6 @@
 import { abortAllDurableObjects, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { DeviceSession } from "../src/session/device-session";
+import { MAX_VIEWERS, type DeviceSession } from "../src/session/device-session";
 import type { SessionStore } from "../src/session/store";
 import { asDevice, call, CLINICIAN, connectDevice, connectViewer, Inbox, openSocket, reading, register, WRITER } from "./helpers";
 
@@ -138,6 +138,28 @@ describe("device session over WebSocket", () => {
     expect(status).toMatchObject({ online: true, connected: true, thresholds_version: 1 });
     expect((status.last_readings as { code: string; seq: number }[]).map((r) => [r.code, r.seq])).toEqual([["150456", 2], ["8867-4", 3]]);
     for (const s of [ws, viewer.ws, other.ws]) s.close();
+  });
+
+  it(`takes at most ${MAX_VIEWERS} live viewers per device (each reading is sent to every one): one more is refused with 429 until one leaves`, async () => {
+    const dev = await register();
+    const viewers = await Promise.all(Array.from({ length: MAX_VIEWERS }, () => connectViewer(dev.id)));
+    const extra = await openSocket(CLINICIAN, `/v1/devices/${dev.id}/live`);
+    expect(extra.res.status).toBe(429);
+    expect(extra.res.headers.get("content-type")).toContain("application/problem+json");
+    expect(await extra.res.json()).toMatchObject({ status: 429, code: "too_many_viewers" });
+    // The device itself is never refused for its viewers, and each of them gets its readings.
+    const { ws, inbox } = await connectDevice(dev.id);
+    ws.send(JSON.stringify(reading(1)));
+    await inbox.count(1);
+    await Promise.all(viewers.map((v) => v.inbox.until(() => v.inbox.messages.some((m) => (m as { type?: string }).type === "reading"))));
+    // A viewer that leaves frees its place.
+    const first = viewers[0];
+    if (!first) throw new Error("no viewer");
+    first.ws.close(1000, "bye");
+    await first.inbox.until(() => first.inbox.closed !== undefined);
+    const again = await connectViewer(dev.id);
+    for (const v of [...viewers.slice(1), again]) v.ws.close();
+    ws.close();
   });
 
   it("marks a silent device offline by the object's alarm and back online when it is heard from", async () => {

@@ -8,7 +8,7 @@ import { Registry } from "../registry";
 import { DeviceIdParam } from "../schemas/device";
 import { json, problem } from "../schemas/problem";
 import { AlarmPage, AlarmsQuery, IngestResult, ReadingBatch, ReadingPage, ReadingsQuery, Status } from "../schemas/reading";
-import { DEVICE_HEADER, ROLE_HEADER, TENANT_HEADER } from "../session/device-session";
+import { DEVICE_HEADER, MAX_VIEWERS, ROLE_HEADER, TENANT_HEADER } from "../session/device-session";
 import { sessionStub } from "../session/stub";
 
 type Ctx = Context<{ Bindings: Env; Variables: AppVariables }>;
@@ -35,6 +35,7 @@ async function upgrade(c: Ctx, id: string, role: "device" | "viewer"): Promise<R
   headers.set(TENANT_HEADER, c.get("principal").tenantId);
   const res = await sessionStub(c.env, c.get("principal").tenantId, id).fetch(c.req.url, { headers });
   if (res.status === 410) throw new ApiError(410, "device_decommissioned", "This device is decommissioned.");
+  if (res.status === 429) throw new ApiError(429, "too_many_viewers", `This device already has ${MAX_VIEWERS} live viewers; try again when one has left.`);
   // Re-wrapped: a Durable Object's response has immutable headers, and the shared middleware sets some.
   return new Response(null, { status: res.status, webSocket: res.webSocket, headers: res.headers });
 }
@@ -68,7 +69,7 @@ const live = createRoute({
   path: "/v1/devices/{id}/live",
   summary: "Clinicians' live feed: each stored reading, alarm and presence change",
   request: { params: DeviceIdParam },
-  responses: wsResponses,
+  responses: { ...wsResponses, 429: problem(`The device already has ${MAX_VIEWERS} live viewers`) },
 });
 
 app.openapi(live, async (c) => {

@@ -30,6 +30,9 @@ export const TENANT_HEADER = "x-session-tenant";
 export const CLOSE_DECOMMISSIONED = 4010;
 export const CLOSE_REPLACED = 4001;
 
+/** Live viewers one device takes at once: every stored reading, alarm and presence change is sent to each. */
+export const MAX_VIEWERS = 100;
+
 const readingsStored = counter("devices_readings_total", "Readings received, by outcome");
 const framesRejected = counter("devices_frames_rejected_total", "Device frames refused, by error");
 const alarmsRaised = counter("devices_alarms_total", "Threshold alarms raised, by kind");
@@ -82,6 +85,7 @@ export class DeviceSession extends DurableObject<Env> {
     }
     // Checked after the await: a decommission that landed meanwhile still wins.
     if (this.store.getMeta("decommissioned") === "1") return new Response("decommissioned", { status: 410 });
+    if (role === "viewer" && this.ctx.getWebSockets("viewer").length >= MAX_VIEWERS) return new Response("too many viewers", { status: 429 });
     this.store.setMeta("device_id", deviceId);
     const { 0: client, 1: server } = new WebSocketPair();
     if (role === "device") {
