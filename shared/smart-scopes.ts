@@ -34,7 +34,8 @@ const PREFIX = /^(patient|user|system)\/(.*)$/s;
 const V1: Record<string, readonly Interaction[]> = { read: ["r", "s"], write: ["c", "u", "d"], "*": INTERACTIONS };
 
 function perms(p: string): readonly Interaction[] | undefined {
-  const v1 = V1[p];
+  // Own keys only: `constructor`, `toString` or `__proto__` are not permissions (they came back as functions).
+  const v1 = Object.hasOwn(V1, p) ? V1[p] : undefined;
   if (v1) return v1;
   // v2: letters in the order c r u d s, each at most once, at least one.
   if (!/^c?r?u?d?s?$/.test(p) || p.length === 0) return undefined;

@@ -338,17 +338,27 @@ describe("device_time: an instant whose stored UTC form has a four-digit year", 
 /** The real auth worker (token service + gateway) in front of this one. */
 const GW = "https://gateway.test";
 
-async function deviceToken(clientId: string, secret: string): Promise<{ status: number; token?: string; scope?: string }> {
+async function deviceToken(clientId: string, secret: string, scope?: string): Promise<{ status: number; token?: string; scope?: string; error?: string }> {
   const res = await env.GATEWAY.fetch(`${GW}/oauth/token`, {
     method: "POST",
     headers: { authorization: `Basic ${btoa(`${clientId}:${secret}`)}`, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ grant_type: "client_credentials" }),
+    body: new URLSearchParams({ grant_type: "client_credentials", ...(scope === undefined ? {} : { scope }) }),
   });
-  const body = await res.json<{ access_token?: string; scope?: string }>();
-  return { status: res.status, token: body.access_token, scope: body.scope };
+  const body = await res.json<{ access_token?: string; scope?: string; error?: string }>();
+  return { status: res.status, token: body.access_token, scope: body.scope, error: body.error };
 }
 
 describe("device credentials through the real gateway", () => {
+  it("refuses a SMART scope whose permissions are named like an object's built-in property with 400 invalid_scope, not a 500", async () => {
+    const a = await register();
+    for (const perms of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
+      const tok = await deviceToken(a.credentials.client_id, a.credentials.client_secret, `system/Patient.${perms}`);
+      expect([perms, tok.status, tok.error]).toEqual([perms, 400, "invalid_scope"]);
+    }
+    // The device's own scope is still granted.
+    expect(await deviceToken(a.credentials.client_id, a.credentials.client_secret, "device:connect")).toMatchObject({ status: 200, scope: "device:connect" });
+  });
+
   it("a device's own token opens its session and posts its readings, never another device's", async () => {
     const a = await register();
     const b = await register();
