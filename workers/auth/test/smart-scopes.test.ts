@@ -48,6 +48,11 @@ describe("parseSmartScope", () => {
     ["system/Patient.READ", "bad_permissions"],
     ["system/Patient.rs.rs", "bad_permissions"],
     ["system/Patient.crudsx", "bad_permissions"],
+    // Names of Object.prototype's members are not permissions (they once parsed as granted, with a function).
+    ["system/Patient.constructor", "bad_permissions"],
+    ["system/Patient.toString", "bad_permissions"],
+    ["system/*.__proto__", "bad_permissions"],
+    ["system/Observation.hasOwnProperty", "bad_permissions"],
     ["system/Condition.rs", "unknown_resource_type"],
     ["system/patient.rs", "unknown_resource_type"],
     ["system/.rs", "unknown_resource_type"],
